@@ -1,0 +1,31 @@
+# `make serve` and `make test` do all set-up on a fresh machine (see README).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.loragate-installed
+INSTALL_INPUTS := pyproject.toml requirements/constraints-cpu.txt scripts/install.sh
+PYTEST_ARGS ?=
+ARGS ?=
+
+.PHONY: install prepare-model serve test unit-test lint clean
+
+install: $(STAMP)
+
+# Reinstall only when the install inputs change.
+$(STAMP): $(INSTALL_INPUTS)
+	VENV=$(VENV) bash scripts/install.sh
+	touch $@
+
+prepare-model: install
+	$(VENV)/bin/loragate prepare-model
+
+serve: prepare-model
+	$(VENV)/bin/loragate serve $(ARGS)
+
+test: prepare-model
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit-test: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,82 @@
+"""Every error leaves the service in OpenAI's shape: {"error": {message, type, param, code}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.api.protocol import ErrorDetail, ErrorResponse
+from service.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+_HTTP_ERROR_TYPES = {
+    400: ("invalid_request_error", "invalid_value"),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "forbidden"),
+    404: ("invalid_request_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "payload_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def error_response(
+    status: int, message: str, type_: str, param: str | None = None, code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorDetail(message=message, type=type_, param=param, code=code))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _validation_param(loc: tuple[int | str, ...]) -> str | None:
+    # Drop the "body" prefix and pydantic's union-branch names so `param` reads like OpenAI's.
+    parts = [str(part) for part in loc if part != "body" and not str(part).startswith(("function-", "list[", "str", "constrained"))]
+    return ".".join(parts) or None
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "Invalid request.", None
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return "We could not parse the JSON body of your request: it is not valid JSON.", None
+    param = _validation_param(tuple(first.get("loc", ())))
+    if first.get("type") in ("model_attributes_type", "dict_type") and param is None:
+        return "The request body must be a JSON object.", None
+    message = first.get("msg", "Invalid value")
+    if param:
+        message = f"Invalid value for '{param}': {message}"
+    extra = len(errors) - 1
+    if extra > 0:
+        message += f" (and {extra} more problem{'s' if extra > 1 else ''})"
+    return message, param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        if exc.status >= 500:
+            logger.warning("request failed: %s", exc.message)
+        return error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return error_response(400, message, "invalid_request_error", param, "invalid_value")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_, code = _HTTP_ERROR_TYPES.get(exc.status_code, ("server_error", None))
+        return error_response(exc.status_code, str(exc.detail), type_, None, code, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return error_response(500, "The server had an error while processing your request.", "server_error")

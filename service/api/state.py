@@ -1,0 +1,26 @@
+"""The plain objects the HTTP layer talks to, built once per process in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from service.completions import CompletionService
+from service.config import Settings
+from service.engine import Engine
+from service.metrics import Metrics
+from service.routing import ModelRouter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    router: ModelRouter
+    metrics: Metrics
+    completions: CompletionService
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services

@@ -1,0 +1,116 @@
+"""Service configuration: defaults < config file < `LORAGATE_*` environment < CLI flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+CONFIG_FILE_ENV = "LORAGATE_CONFIG_FILE"
+
+StructuredOutputBackend = Literal["xgrammar", "outlines", "guidance"]
+
+
+def default_cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "loragate"
+
+
+class Settings(BaseSettings):
+    """Everything `loragate serve` can be told. Defaults run on a 2-core CPU machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LORAGATE_",
+        extra="ignore",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        protected_namespaces=(),
+    )
+
+    # HTTP
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    # Model
+    model: Path | None = Field(
+        None,
+        description="Local Hugging Face-format model folder to serve. Default: the SmolLM2-135M-Instruct "
+        "folder made by `loragate prepare-model` in the cache directory.",
+    )
+    served_model_name: str | None = Field(
+        None, description="Name clients use in `model`. Default: the model folder's name."
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Where prepared models are kept.",
+    )
+
+    # Engine
+    max_model_len: int = Field(2048, ge=64, description="Context length (prompt + completion tokens).")
+    max_tokens_limit: int = Field(
+        1024, ge=1, description="Largest `max_tokens` a request may ask for; also the default."
+    )
+    max_n: int = Field(4, ge=1, description="Largest `n` (choices per request).")
+    max_num_seqs: int = Field(16, ge=1, description="Sequences the engine runs at once.")
+    kv_cache_space_gib: float = Field(1.0, gt=0, description="KV cache memory in GiB.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("bfloat16", description="Weights dtype.")
+    tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size.")
+    structured_output_backend: StructuredOutputBackend = Field(
+        "xgrammar", description="Default constrained-decoding backend."
+    )
+    enforce_eager: bool = Field(True, description="Skip graph capture/compilation (faster start on CPU).")
+
+    # LoRA adapters
+    max_loras: int = Field(4, ge=1, description="Adapters resident in one engine batch.")
+    max_cpu_loras: int = Field(8, ge=1, description="Adapters kept loaded in the engine's cache.")
+    max_lora_rank: int = Field(64, ge=1, description="Largest adapter rank accepted.")
+
+    @field_validator("model", "cache_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def default_model_dir(self) -> Path:
+        return self.cache_dir / "models" / DEFAULT_MODEL_NAME
+
+    @property
+    def model_dir(self) -> Path:
+        return self.model if self.model is not None else self.default_model_dir
+
+    @property
+    def model_name(self) -> str:
+        return self.served_model_name or self.model_dir.name
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(cli_args: list[str] | None = None, **overrides: Any) -> Settings:
+    """Build settings; `cli_args` (without the subcommand) are parsed as flags, with `--help`."""
+    if cli_args is None:
+        return Settings(**overrides)
+    return Settings(_cli_parse_args=cli_args, _cli_prog_name="loragate serve", **overrides)
