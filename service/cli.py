@@ -47,9 +47,16 @@ def _prepare_model(argv: list[str]) -> int:
     return 0
 
 
+def _adapters(argv: list[str]) -> int:
+    from service.admin_client import run_adapters_command
+
+    return run_adapters_command(argv)
+
+
 COMMANDS = {
     "serve": (_serve, "Start the HTTP service (`loragate serve --help` lists every setting)."),
     "prepare-model": (_prepare_model, "Prepare the default model folder."),
+    "adapters": (_adapters, "Manage adapters on a running server: list, add, push, remove."),
 }
 
 

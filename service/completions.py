@@ -29,6 +29,7 @@ from service.errors import (
     ServiceError,
 )
 from service.metrics import Metrics
+from service.registry import NO_LEASE, Lease
 from service.routing import ModelRouter, ServingTarget
 from service.structured import StructuredRequest, structured_request_from
 
@@ -48,7 +49,11 @@ class PreparedGeneration:
     prompt_token_ids: list[int]
     sampling: SamplingOptions
     structured: StructuredRequest | None
+    lease: Lease = NO_LEASE
     echo_text: str = ""
+
+    def release(self) -> None:
+        self.lease.release()
 
 
 @dataclass
@@ -178,7 +183,9 @@ class CompletionService:
             stop=request.stop_sequences,
             structured=structured.constraint if structured is not None else None,
         )
-        return PreparedGeneration(endpoint, target, prompt_ids, sampling, structured)
+        # Last step, with no await since resolving: the adapter version cannot be retired between.
+        return PreparedGeneration(endpoint, target, prompt_ids, sampling, structured,
+                                  lease=self.router.lease(target))
 
     def _record_rejection(self, target: ServingTarget, endpoint: str, exc: ServiceError, reason: str) -> None:
         self.metrics.rejected.labels(reason).inc()
@@ -231,6 +238,7 @@ class CompletionService:
             raise
         finally:
             in_flight.dec()
+            prepared.release()
             self._record_finished(prepared, observation, status)
 
     def _record_finished(self, prepared: PreparedGeneration, obs: _Observation, status: str) -> None:

@@ -75,11 +75,31 @@ class Settings(BaseSettings):
     max_loras: int = Field(4, ge=1, description="Adapters resident in one engine batch.")
     max_cpu_loras: int = Field(8, ge=1, description="Adapters kept loaded in the engine's cache.")
     max_lora_rank: int = Field(64, ge=1, description="Largest adapter rank accepted.")
+    adapter_store: Path = Field(
+        PROJECT_ROOT / "adapters" / "store",
+        description="Adapter store folder (manifest, versions, audit log); share it between replicas.",
+    )
+    adapter_roots: list[Path] = Field(
+        default_factory=lambda: [PROJECT_ROOT / "adapters"],
+        description="Folders adapters may be registered from by path (JSON list in the env var).",
+    )
+    adapter_max_bytes: int = Field(256 * 2**20, ge=1, description="Largest adapter (folder or upload), bytes.")
+    adapter_drain_timeout_s: float = Field(
+        60.0, gt=0, description="How long a swap or removal waits for the old version's requests."
+    )
+    registry_sync_interval_s: float = Field(
+        5.0, gt=0, description="How often to pick up adapter changes made by other replicas."
+    )
 
-    @field_validator("model", "cache_dir", mode="after")
+    @field_validator("model", "cache_dir", "adapter_store", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @field_validator("adapter_roots", mode="after")
+    @classmethod
+    def _expand_roots(cls, value: list[Path]) -> list[Path]:
+        return [root.expanduser() for root in value]
 
     @property
     def default_model_dir(self) -> Path:

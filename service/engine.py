@@ -72,6 +72,7 @@ class AdapterHandle(BaseModel):
     """A LoRA adapter as the engine knows it: a unique integer id and a local folder."""
 
     name: str
+    version: int = Field(1, ge=1)
     engine_id: int = Field(ge=1)
     path: Path
 
@@ -132,8 +133,12 @@ class Engine:
             raise
         self.start_seconds = time.monotonic() - started
         self.started_at = time.time()
-        self.state = EngineState.READY
-        logger.info("engine ready in %.1f s", self.start_seconds)
+        logger.info("engine started in %.1f s", self.start_seconds)
+
+    def mark_ready(self) -> None:
+        """Open for traffic; the app calls this once what depends on the engine is set up too."""
+        if self.state == EngineState.STARTING and self._llm is not None:
+            self.state = EngineState.READY
 
     def _build(self) -> Any:
         opts = self.options

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from service.engine import AdapterHandle
 from service.errors import ModelNotFoundError
 from service.metrics import NO_ROUTE
+from service.registry import NO_LEASE, Lease
 
 
 class AdapterCatalog(Protocol):
@@ -21,6 +22,8 @@ class AdapterCatalog(Protocol):
     def handle(self, name: str) -> AdapterHandle | None: ...
 
     def names(self) -> list[str]: ...
+
+    def lease(self, adapter: AdapterHandle) -> Lease: ...
 
 
 class ServingTarget(BaseModel):
@@ -47,6 +50,16 @@ class ModelRouter:
         if handle is None:
             raise ModelNotFoundError(name)
         return ServingTarget(base_model=self.base_model, model=name, adapter=handle)
+
+    def lease(self, target: ServingTarget) -> Lease:
+        """Hold the target's adapter version until the request is done (see AdapterRegistry)."""
+        if target.adapter is None or self.adapters is None:
+            return NO_LEASE
+        return self.adapters.lease(target.adapter)
+
+    def reserved_names(self) -> set[str]:
+        """Names an adapter may not take: the base model (and, later, routes)."""
+        return {self.base_model}
 
     def adapter_names(self) -> list[str]:
         return self.adapters.names() if self.adapters is not None else []

@@ -11,11 +11,14 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api.errors import install_error_handlers
-from service.api.routes import health, metrics, openai_compat
+from service.api.routes import admin, health, metrics, openai_compat
 from service.api.state import Services
 from service.completions import CompletionService, GenerationLimits
 from service.config import Settings
-from service.engine import Engine, EngineOptions
+from service.adapter_store import AdapterStore
+from service.adapter_validation import BaseModelShape
+from service.engine import Engine, EngineOptions, EngineState
+from service.registry import AdapterRegistry, RegistryLimits
 from service.metrics import Metrics
 from service.routing import ModelRouter
 
@@ -43,21 +46,47 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
     )
     metrics.engine_unfinished.set_function(engine.unfinished_requests)
     router = ModelRouter(settings.model_name)
+    registry = AdapterRegistry(
+        AdapterStore(settings.adapter_store),
+        engine,
+        BaseModelShape.from_model_dir(settings.model_dir),
+        RegistryLimits(
+            max_rank=settings.max_lora_rank,
+            max_adapter_bytes=settings.adapter_max_bytes,
+            allowed_roots=settings.adapter_roots,
+            drain_timeout_s=settings.adapter_drain_timeout_s,
+            preload=settings.max_cpu_loras,
+        ),
+        metrics,
+        reserved_names=router.reserved_names,
+    )
+    router.adapters = registry
     limits = GenerationLimits(
         max_model_len=settings.max_model_len,
         max_tokens_limit=settings.max_tokens_limit,
         max_n=settings.max_n,
     )
     completions = CompletionService(engine, router, metrics, limits)
-    return Services(settings=settings, engine=engine, router=router, metrics=metrics, completions=completions)
+    return Services(settings=settings, engine=engine, registry=registry, router=router, metrics=metrics,
+                    completions=completions)
 
 
-async def _start_engine(svc: Services) -> None:
+async def _start(svc: Services) -> None:
+    """Engine first, then the registry (it loads adapters into the engine), then traffic."""
     try:
         await svc.engine.start()
+        await svc.registry.start()
+        svc.engine.mark_ready()
     except Exception:
-        logger.exception("the engine failed to start; /health/ready will answer 503")
+        logger.exception("start-up failed; /health/ready will answer 503")
+        svc.engine.state = EngineState.DEAD
     svc.metrics.engine_ready.set(1 if svc.engine.is_ready else 0)
+    while svc.engine.is_ready:
+        await asyncio.sleep(svc.settings.registry_sync_interval_s)
+        try:
+            await svc.registry.refresh()
+        except Exception:
+            logger.exception("could not refresh the adapter registry from the store")
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -71,7 +100,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         svc.metrics.engine_ready.set(0)
         # The engine starts in the background so /health/live answers (and /health/ready says
         # 503) during the half-minute start.
-        starting = asyncio.create_task(_start_engine(svc)) if services is None else None
+        starting = asyncio.create_task(_start(svc)) if services is None else None
         try:
             yield
         finally:
@@ -91,4 +120,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(health.router)
     app.include_router(openai_compat.router)
     app.include_router(metrics.router)
+    app.include_router(admin.router)
     return app

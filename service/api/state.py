@@ -10,6 +10,7 @@ from service.completions import CompletionService
 from service.config import Settings
 from service.engine import Engine
 from service.metrics import Metrics
+from service.registry import AdapterRegistry
 from service.routing import ModelRouter
 
 
@@ -17,6 +18,7 @@ from service.routing import ModelRouter
 class Services:
     settings: Settings
     engine: Engine
+    registry: AdapterRegistry
     router: ModelRouter
     metrics: Metrics
     completions: CompletionService

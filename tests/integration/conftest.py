@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.config import Settings
 from tests.integration.service_process import ServiceProcess
 
 MODEL = os.environ.get("LORAGATE_TEST_MODEL_NAME", "SmolLM2-135M-Instruct")
@@ -24,9 +26,25 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def service(logs_dir: Path) -> Iterator[ServiceProcess]:
+def adapter_source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The allowed root that tests register adapters from."""
+    return tmp_path_factory.mktemp("adapter-sources")
+
+
+def service_env(store: Path, roots: list[Path]) -> dict[str, str]:
+    return {
+        "LORAGATE_ADAPTER_STORE": str(store),
+        "LORAGATE_ADAPTER_ROOTS": json.dumps([str(root) for root in roots]),
+        "LORAGATE_ADAPTER_MAX_BYTES": str(100 * 2**20),
+        "LORAGATE_MAX_LORA_RANK": "64",
+    }
+
+
+@pytest.fixture(scope="session")
+def service(logs_dir: Path, adapter_source_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """The shared service process: started once per test session."""
-    proc = ServiceProcess(logs_dir / "service.log").start()
+    store = tmp_path_factory.mktemp("adapter-store")
+    proc = ServiceProcess(logs_dir / "service.log", env=service_env(store, [adapter_source_dir])).start()
     try:
         proc.wait_ready()
         yield proc
@@ -48,3 +66,9 @@ def client(base_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def model() -> str:
     return MODEL
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The served model folder (the same settings the service process reads)."""
+    return Settings().model_dir

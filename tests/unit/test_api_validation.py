@@ -67,7 +67,10 @@ def client(engine: StubEngine, tmp_path: Path) -> Iterator[TestClient]:
     metrics = Metrics(CollectorRegistry())
     router = ModelRouter(MODEL)
     limits = GenerationLimits(max_model_len=256, max_tokens_limit=64, max_n=2)
-    services = Services(settings, engine, router, metrics, CompletionService(engine, router, metrics, limits))  # type: ignore[arg-type]
+    services = Services(  # type: ignore[arg-type]
+        settings=settings, engine=engine, registry=None, router=router, metrics=metrics,
+        completions=CompletionService(engine, router, metrics, limits),
+    )
     with TestClient(create_app(settings, services)) as http:
         yield http
 

@@ -52,7 +52,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, servic
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _sse(prepared, services, _chat_chunks(prepared, services, include_usage))
-    result = await _cancel_on_disconnect(request, services.completions.run(prepared))
+    result = await _run(request, services, prepared)
     response = ChatCompletionResponse(
         model=body.model,
         choices=[
@@ -70,7 +70,7 @@ async def completions(body: CompletionRequest, request: Request, services: Servi
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _sse(prepared, services, _completion_chunks(prepared, services, include_usage))
-    result = await _cancel_on_disconnect(request, services.completions.run(prepared))
+    result = await _run(request, services, prepared)
     response = CompletionResponse(
         model=body.model,
         choices=[
@@ -98,12 +98,15 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> Usage:
 
 
 def _target_headers(target: ServingTarget) -> dict[str, str]:
-    return {
+    headers = {
         "x-loragate-model": target.model,
         "x-loragate-base-model": target.base_model,
         "x-loragate-route": target.route,
         "x-loragate-variant": target.variant,
     }
+    if target.adapter is not None:
+        headers["x-loragate-adapter-version"] = str(target.adapter.version)
+    return headers
 
 
 def _result_headers(result: GenerationResult) -> dict[str, str]:
@@ -114,6 +117,13 @@ def _result_headers(result: GenerationResult) -> dict[str, str]:
     if result.structured_result is not None:
         headers["x-loragate-structured-output"] = result.structured_result
     return headers
+
+
+async def _run(request: Request, services: Services, prepared: PreparedGeneration) -> GenerationResult:
+    try:
+        return await _cancel_on_disconnect(request, services.completions.run(prepared))
+    finally:
+        prepared.release()
 
 
 async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -148,15 +158,18 @@ async def _sse(prepared: PreparedGeneration, services: Services, events: AsyncIt
     try:
         first = await anext(events)
     except ServiceError as exc:
+        prepared.release()
         return error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
 
     async def body() -> AsyncIterator[str]:
-        yield first
         try:
+            yield first
             async for event in events:
                 yield event
         except ServiceError as exc:
             yield _sse_event({"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}})
+        finally:
+            prepared.release()
         yield "data: [DONE]\n\n"
 
     headers = _target_headers(prepared.target) | {"cache-control": "no-cache", "x-accel-buffering": "no"}

@@ -1,0 +1,199 @@
+"""The adapter store on disk: versioned adapter folders, a manifest and an audit log.
+
+Layout (`root` is shared by every replica that serves the same adapters):
+
+    root/manifest.json             current version of every adapter (replaced atomically)
+    root/audit.log                 one JSON line per change
+    root/.lock                     advisory lock serializing writers across processes
+    root/adapters/NAME/vN/         adapter_config.json + adapter_model.safetensors
+    root/.staging/                 copies in progress (removed at start-up)
+
+A crash at any moment leaves the previous manifest intact: folders are complete before the
+manifest names them, and the manifest is written to a temporary file, fsynced and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+class AdapterRecord(BaseModel):
+    """One registered adapter version, as the manifest keeps it."""
+
+    name: str
+    version: int = Field(ge=1)
+    sha256: str
+    rank: int
+    alpha: float
+    target_modules: list[str]
+    base_model: str | None  # what the adapter's config declares (informational)
+    size_bytes: int
+    registered_at: datetime
+    source: str
+    engine_id: int = Field(ge=1)  # vLLM's LoRA id: unique per (name, version), never reused
+    path: str  # relative to the store root
+
+
+class Manifest(BaseModel):
+    format_version: int = 1
+    next_engine_id: int = 1
+    # Highest version ever given per name, so a removed and re-added name never reuses a version.
+    last_versions: dict[str, int] = Field(default_factory=dict)
+    adapters: dict[str, AdapterRecord] = Field(default_factory=dict)
+
+
+class AuditEvent(BaseModel):
+    time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    action: str  # register | remove | ...
+    adapter: str
+    version: int | None = None
+    caller: str | None = None  # the authenticated identity, once API keys exist
+    source: str | None = None
+    sha256: str | None = None
+
+
+class StoreCorruptError(RuntimeError):
+    """The manifest exists but cannot be read: refuse to start rather than lose registrations."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_file_synced(source: Path, target: Path) -> None:
+    with source.open("rb") as src, target.open("xb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
+class AdapterStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.manifest_path = root / "manifest.json"
+        self.audit_path = root / "audit.log"
+        self.staging_dir = root / ".staging"
+        self.adapters_dir = root / "adapters"
+        root.mkdir(parents=True, exist_ok=True)
+        self.staging_dir.mkdir(exist_ok=True)
+        self.adapters_dir.mkdir(exist_ok=True)
+
+    # -------------------------------------------------------------- manifest
+    def load(self) -> Manifest:
+        try:
+            raw = self.manifest_path.read_text()
+        except FileNotFoundError:
+            return Manifest()
+        try:
+            return Manifest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise StoreCorruptError(f"{self.manifest_path} is unreadable: {exc}") from exc
+
+    def manifest_mtime_ns(self) -> int:
+        try:
+            return self.manifest_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def save(self, manifest: Manifest) -> None:
+        temporary = self.manifest_path.with_name(f".manifest.{uuid.uuid4().hex}.tmp")
+        with temporary.open("w") as handle:
+            handle.write(manifest.model_dump_json(indent=2))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.manifest_path)
+        _fsync_dir(self.root)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive across processes and replicas on the same filesystem (flock)."""
+        with (self.root / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -------------------------------------------------------------- folders
+    def stage(self, source: Path) -> Path:
+        """Copy the adapter's files into a fresh staging folder (fsynced)."""
+        staging = self.staging_dir / uuid.uuid4().hex
+        staging.mkdir()
+        for name in ADAPTER_FILES:
+            _copy_file_synced(source / name, staging / name)
+        _fsync_dir(staging)
+        return staging
+
+    def new_upload_dir(self) -> Path:
+        return self.staging_dir / f"upload-{uuid.uuid4().hex}"
+
+    def commit(self, staging: Path, name: str, version: int) -> str:
+        """Move a staged folder to its final place; return its store-relative path."""
+        parent = self.adapters_dir / name
+        parent.mkdir(exist_ok=True)
+        target = parent / f"v{version}"
+        if target.exists():  # left by a crash before the manifest named it
+            shutil.rmtree(target)
+        os.rename(staging, target)
+        _fsync_dir(parent)
+        return str(target.relative_to(self.root))
+
+    def folder(self, record: AdapterRecord) -> Path:
+        return self.root / record.path
+
+    def delete_folder(self, relative: str) -> None:
+        target = self.root / relative
+        shutil.rmtree(target, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            target.parent.rmdir()  # only when it was the name's last version
+
+    def remove_orphans(self, manifest: Manifest) -> list[str]:
+        """Delete staging leftovers and version folders the manifest does not name."""
+        removed = []
+        for leftover in self.staging_dir.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+            removed.append(str(leftover.relative_to(self.root)))
+        for stray in self.root.glob(".manifest.*.tmp"):
+            stray.unlink(missing_ok=True)
+        named = {record.path for record in manifest.adapters.values()}
+        for version_dir in sorted(self.adapters_dir.glob("*/v*")):
+            relative = str(version_dir.relative_to(self.root))
+            if relative not in named:
+                self.delete_folder(relative)
+                removed.append(relative)
+        return removed
+
+    # ---------------------------------------------------------------- audit
+    def audit(self, event: AuditEvent) -> None:
+        line = event.model_dump_json(exclude_none=True) + "\n"
+        with self.audit_path.open("a") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def audit_events(self) -> list[AuditEvent]:
+        try:
+            lines = self.audit_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                events.append(AuditEvent.model_validate(json.loads(line)))
+        return events
