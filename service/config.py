@@ -69,6 +69,23 @@ class Settings(BaseSettings):
     structured_output_backend: StructuredOutputBackend = Field(
         "xgrammar", description="Default constrained-decoding backend."
     )
+    structured_output_fallbacks: list[StructuredOutputBackend] = Field(
+        default_factory=lambda: ["guidance", "outlines"],
+        description="Backends tried, in order, when the default cannot compile a constraint or its "
+        "output fails validation.",
+    )
+    schema_max_bytes: int = Field(64 * 1024, ge=1, description="Largest JSON schema accepted (bytes).")
+    schema_max_depth: int = Field(32, ge=1, description="Deepest JSON schema nesting accepted.")
+    schema_max_enum_values: int = Field(1024, ge=1, description="Most values in one schema enum.")
+    schema_max_properties: int = Field(512, ge=1, description="Most properties declared in one schema.")
+    regex_max_length: int = Field(2048, ge=1, description="Longest regex constraint accepted.")
+    grammar_max_bytes: int = Field(64 * 1024, ge=1, description="Largest EBNF grammar accepted (bytes).")
+    structured_compile_timeout_s: float = Field(
+        5.0, gt=0, description="A constraint that takes longer to compile is refused (400)."
+    )
+    triage_batch_max: int = Field(32, ge=1, description="Most tickets in one /v1/tickets/triage/batch call.")
+    triage_batch_concurrency: int = Field(8, ge=1, description="Tickets of one batch generated at once.")
+    grammar_cache_mib: int = Field(64, ge=1, description="Memory for cached compiled grammars (MiB).")
     enforce_eager: bool = Field(True, description="Skip graph capture/compilation (faster start on CPU).")
 
     # LoRA adapters
@@ -89,6 +106,11 @@ class Settings(BaseSettings):
     )
     registry_sync_interval_s: float = Field(
         5.0, gt=0, description="How often to pick up adapter changes made by other replicas."
+    )
+
+    # Observability
+    stats_window_s: float = Field(
+        900.0, ge=1, description="Longest window GET /v1/stats can report on (seconds of requests kept)."
     )
 
     @field_validator("model", "cache_dir", "adapter_store", mode="after")

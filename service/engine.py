@@ -44,6 +44,7 @@ class EngineOptions(BaseModel):
     max_loras: int = 4
     max_cpu_loras: int = 8
     max_lora_rank: int = 64
+    grammar_cache_mib: int = 64
     seed: int = 0
 
 
@@ -65,6 +66,9 @@ class SamplingOptions(BaseModel):
     n: int = 1
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    repetition_penalty: float = 1.0
     structured: StructuredConstraint | None = None
 
 
@@ -109,6 +113,14 @@ class EngineRequestError(ValueError):
     """vLLM refused the request's parameters (a client error)."""
 
 
+class GenerationFailedError(RuntimeError):
+    """The engine failed this one request (for example, its grammar did not compile)."""
+
+
+STRUCTURED_OUTPUT_BACKENDS = ("xgrammar", "guidance", "outlines")
+WHITESPACE_FREE_BACKENDS = ("xgrammar", "guidance")
+
+
 class Engine:
     """Owns one vLLM `AsyncLLM`: start, generate, adapters, health, shutdown."""
 
@@ -145,6 +157,8 @@ class Engine:
         # Read by vLLM's CPU backend when it sizes the KV cache (GiB, whole numbers).
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(opts.kv_cache_space_gib))))
         os.environ.setdefault("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "True")
+        # Bounds xgrammar's cache of compiled grammars (vLLM's default is 512 MiB).
+        os.environ.setdefault("VLLM_XGRAMMAR_CACHE_MB", str(opts.grammar_cache_mib))
 
         from vllm.config import StructuredOutputsConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -166,7 +180,11 @@ class Engine:
             max_loras=opts.max_loras,
             max_cpu_loras=opts.max_cpu_loras,
             max_lora_rank=opts.max_lora_rank,
-            structured_outputs_config=StructuredOutputsConfig(backend=opts.structured_output_backend),
+            structured_outputs_config=StructuredOutputsConfig(
+                backend=opts.structured_output_backend,
+                # Compact JSON: a small model can otherwise emit whitespace until max_tokens.
+                disable_any_whitespace=opts.structured_output_backend in WHITESPACE_FREE_BACKENDS,
+            ),
             seed=opts.seed,
             disable_log_stats=False,
         )
@@ -239,6 +257,12 @@ class Engine:
                 request_id,
                 lora_request=self._lora_request(adapter) if adapter else None,
             ):
+                if getattr(output, "error", None) is not None or any(
+                    choice.finish_reason == "error" for choice in output.outputs
+                ):
+                    # e.g. a grammar the backend failed to compile: this request only.
+                    error = getattr(output, "error", None)
+                    raise GenerationFailedError(error.message if error is not None else "generation failed")
                 deltas = [
                     GenerationDelta(
                         index=choice.index,
@@ -272,6 +296,9 @@ class Engine:
             top_p=options.top_p,
             seed=options.seed,
             stop=options.stop or None,
+            frequency_penalty=options.frequency_penalty,
+            presence_penalty=options.presence_penalty,
+            repetition_penalty=options.repetition_penalty,
             structured_outputs=self._structured_params(options.structured),
             output_kind=RequestOutputKind.DELTA,
         )
@@ -287,9 +314,11 @@ class Engine:
             regex=constraint.regex,
             choice=constraint.choice,
             grammar=constraint.grammar,
-            # Compact JSON: a small model can otherwise emit whitespace until max_tokens.
             disable_any_whitespace=True,
         )
+        if constraint.backend and constraint.backend != self.options.structured_output_backend:
+            # Read by the loragate vLLM plugin (register_vllm_plugin) to pick this backend.
+            params._backend = constraint.backend
         return params
 
     def _lora_request(self, adapter: AdapterHandle) -> Any:
@@ -360,3 +389,82 @@ def _queue_seconds(output: Any) -> float | None:
     if queued and scheduled and scheduled >= queued:
         return scheduled - queued
     return None
+
+
+# ------------------------------------------------------------------ vLLM plugin
+def register_vllm_plugin() -> None:
+    """vLLM general plugin (entry point `vllm.general_plugins`), loaded in every vLLM process.
+
+    vLLM 0.32 gives one engine one structured-output backend, fixed by the first structured
+    request. loragate needs to retry a schema on another backend when the first fails to compile
+    it or its output fails validation, so this lets each request name its backend: the frontend
+    validates the request for that backend, and the engine core keeps one backend instance per
+    name. Backends share vLLM's packed int32 token bitmask format.
+    """
+    import dataclasses
+    from concurrent.futures import Future
+
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.structured_output import StructuredOutputManager
+
+    if getattr(StructuredOutputManager, "_loragate_multi_backend", False):
+        return
+
+    original_validate = SamplingParams._validate_structured_outputs
+
+    def validate(self: Any, model_config: Any, so_config: Any, tokenizer: Any) -> None:
+        params = self.structured_outputs
+        wanted = getattr(params, "_backend", None) if params is not None else None
+        if so_config is not None and wanted and wanted != so_config.backend and not params._backend_was_auto:
+            params._backend = None
+            so_config = dataclasses.replace(
+                so_config, backend=wanted,
+                disable_any_whitespace=so_config.disable_any_whitespace and wanted in WHITESPACE_FREE_BACKENDS,
+            )
+        original_validate(self, model_config, so_config, tokenizer)
+
+    def backend_for(manager: Any, name: str) -> Any:
+        backends = manager.__dict__.setdefault("_loragate_backends", {})
+        if name not in backends:
+            vocab_size = manager.vllm_config.model_config.get_vocab_size()
+            backends[name] = _make_structured_backend(name, manager.vllm_config, manager.tokenizer, vocab_size)
+            if manager.backend is None:
+                manager.backend = backends[name]  # allocates the shared bitmask
+        return backends[name]
+
+    def grammar_init(self: Any, request: Any) -> None:
+        if request.structured_output_request is None:
+            return
+        backend_for(self, request.sampling_params.structured_outputs._backend)
+        if self._use_async_grammar_compilation:
+            grammar: Any = self.executor.submit(self._create_grammar, request)
+        else:
+            try:
+                grammar = self._create_grammar(request)
+            except Exception as exc:
+                grammar = Future()
+                grammar.set_exception(exc)
+        request.structured_output_request.grammar = grammar
+
+    def create_grammar(self: Any, request: Any) -> Any:
+        backend = backend_for(self, request.sampling_params.structured_outputs._backend)
+        request_type, grammar_spec = request.structured_output_request.structured_output_key
+        stop_token_ids = request.sampling_params.all_stop_token_ids
+        return backend.compile_grammar(request_type, grammar_spec, stop_token_ids=stop_token_ids)
+
+    SamplingParams._validate_structured_outputs = validate
+    StructuredOutputManager.grammar_init = grammar_init
+    StructuredOutputManager._create_grammar = create_grammar
+    StructuredOutputManager._loragate_multi_backend = True
+
+
+def _make_structured_backend(name: str, vllm_config: Any, tokenizer: Any, vocab_size: int) -> Any:
+    if name == "xgrammar":
+        from vllm.v1.structured_output.backend_xgrammar import XgrammarBackend as backend_class
+    elif name == "guidance":
+        from vllm.v1.structured_output.backend_guidance import GuidanceBackend as backend_class
+    elif name == "outlines":
+        from vllm.v1.structured_output.backend_outlines import OutlinesBackend as backend_class
+    else:
+        raise ValueError(f"unsupported structured output backend: {name}")
+    return backend_class(vllm_config, tokenizer=tokenizer, vocab_size=vocab_size)

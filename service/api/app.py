@@ -11,9 +11,9 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api.errors import install_error_handlers
-from service.api.routes import admin, health, metrics, openai_compat
+from service.api.routes import admin, health, metrics, openai_compat, stats, triage
 from service.api.state import Services
-from service.completions import CompletionService, GenerationLimits
+from service.completions import CompletionService, GenerationLimits, StructuredPolicy
 from service.config import Settings
 from service.adapter_store import AdapterStore
 from service.adapter_validation import BaseModelShape
@@ -21,6 +21,9 @@ from service.engine import Engine, EngineOptions, EngineState
 from service.registry import AdapterRegistry, RegistryLimits
 from service.metrics import Metrics
 from service.routing import ModelRouter
+from service.stats import RequestStats
+from service.structured import StructuredGuard, StructuredLimits
+from service.triage import TriageService
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
             max_loras=settings.max_loras,
             max_cpu_loras=settings.max_cpu_loras,
             max_lora_rank=settings.max_lora_rank,
+            grammar_cache_mib=settings.grammar_cache_mib,
         ),
         on_stats=metrics.record_engine_stats,
     )
@@ -66,15 +70,31 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
         max_tokens_limit=settings.max_tokens_limit,
         max_n=settings.max_n,
     )
-    completions = CompletionService(engine, router, metrics, limits)
+    request_stats = RequestStats(window_s=settings.stats_window_s)
+    guard = StructuredGuard(StructuredLimits(
+        max_schema_bytes=settings.schema_max_bytes,
+        max_depth=settings.schema_max_depth,
+        max_enum_values=settings.schema_max_enum_values,
+        max_properties=settings.schema_max_properties,
+        max_regex_length=settings.regex_max_length,
+        max_grammar_bytes=settings.grammar_max_bytes,
+        compile_timeout_s=settings.structured_compile_timeout_s,
+    ))
+    policy = StructuredPolicy(
+        default_backend=settings.structured_output_backend,
+        fallback_backends=settings.structured_output_fallbacks,
+    )
+    completions = CompletionService(engine, router, metrics, limits, guard=guard, policy=policy,
+                                    stats=request_stats)
+    triage = TriageService(completions, settings.model_name, batch_concurrency=settings.triage_batch_concurrency)
     return Services(settings=settings, engine=engine, registry=registry, router=router, metrics=metrics,
-                    completions=completions)
+                    completions=completions, stats=request_stats, guard=guard, triage=triage)
 
 
 async def _start(svc: Services) -> None:
     """Engine first, then the registry (it loads adapters into the engine), then traffic."""
     try:
-        await svc.engine.start()
+        await asyncio.gather(svc.engine.start(), *([svc.guard.warm_up()] if svc.guard else []))
         await svc.registry.start()
         svc.engine.mark_ready()
     except Exception:
@@ -109,6 +129,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             svc.engine.begin_drain()
             svc.metrics.engine_ready.set(0)
             await svc.engine.shutdown()
+            if svc.guard is not None:
+                svc.guard.close()
 
     app = FastAPI(
         title="loragate",
@@ -120,5 +142,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(health.router)
     app.include_router(openai_compat.router)
     app.include_router(metrics.router)
+    app.include_router(stats.router)
+    app.include_router(triage.router)
     app.include_router(admin.router)
     return app

@@ -51,6 +51,9 @@ class SamplingFields(BaseModel):
     n: int = Field(1, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)  # vLLM extra
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None

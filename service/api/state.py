@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -12,6 +12,9 @@ from service.engine import Engine
 from service.metrics import Metrics
 from service.registry import AdapterRegistry
 from service.routing import ModelRouter
+from service.stats import RequestStats
+from service.structured import StructuredGuard
+from service.triage import TriageService
 
 
 @dataclass
@@ -22,6 +25,10 @@ class Services:
     router: ModelRouter
     metrics: Metrics
     completions: CompletionService
+    # Defaulted so that Services built by hand (unit tests) need not name it.
+    stats: RequestStats = field(default_factory=RequestStats)
+    guard: StructuredGuard | None = None
+    triage: TriageService | None = None
 
 
 def get_services(request: Request) -> Services:

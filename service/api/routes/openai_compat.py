@@ -48,7 +48,7 @@ ERROR_RESPONSES = {
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=ERROR_RESPONSES)
 async def chat_completions(body: ChatCompletionRequest, request: Request, services: ServicesDep):
-    prepared = services.completions.prepare_chat(body)
+    prepared = await services.completions.prepare_chat(body)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _sse(prepared, services, _chat_chunks(prepared, services, include_usage))
@@ -66,7 +66,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, servic
 
 @router.post("/completions", response_model=CompletionResponse, responses=ERROR_RESPONSES)
 async def completions(body: CompletionRequest, request: Request, services: ServicesDep):
-    prepared = services.completions.prepare_completion(body)
+    prepared = await services.completions.prepare_completion(body)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _sse(prepared, services, _completion_chunks(prepared, services, include_usage))
@@ -116,6 +116,7 @@ def _result_headers(result: GenerationResult) -> dict[str, str]:
         headers["x-loragate-ttft-ms"] = f"{result.time_to_first_token_seconds * 1000:.1f}"
     if result.structured_result is not None:
         headers["x-loragate-structured-output"] = result.structured_result
+        headers["x-loragate-structured-backend"] = result.structured_backend or ""
     return headers
 
 
