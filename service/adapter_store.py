@@ -5,6 +5,7 @@ Layout (`root` is shared by every replica that serves the same adapters):
     root/manifest.json             current version of every adapter (replaced atomically)
     root/audit.log                 one JSON line per change
     root/.lock                     advisory lock serializing writers across processes
+    root/.writers                  shared lock held by every registration in progress
     root/adapters/NAME/vN/         adapter_config.json + adapter_model.safetensors
     root/.staging/                 copies in progress (removed at start-up)
 
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -97,7 +99,8 @@ class AdapterStore:
     # -------------------------------------------------------------- manifest
     def load(self) -> Manifest:
         try:
-            raw = self.manifest_path.read_text()
+            # Bytes, not text: invalid UTF-8 must surface as StoreCorruptError too.
+            raw = self.manifest_path.read_bytes()
         except FileNotFoundError:
             return Manifest()
         try:
@@ -130,14 +133,29 @@ class AdapterStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def writer_lock(self) -> IO[str]:
+        """Hold (shared) while a registration has files in .staging or unnamed version folders.
+
+        Start-up clean-up takes it exclusively, so a replica (re)starting never deletes another
+        live process's half-made registration; the kernel drops it when a process dies, so a
+        crashed writer's leftovers are still cleaned. Close the returned file to release it.
+        """
+        handle = (self.root / ".writers").open("a")
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        return handle
+
     # -------------------------------------------------------------- folders
     def stage(self, source: Path) -> Path:
         """Copy the adapter's files into a fresh staging folder (fsynced)."""
         staging = self.staging_dir / uuid.uuid4().hex
         staging.mkdir()
-        for name in ADAPTER_FILES:
-            _copy_file_synced(source / name, staging / name)
-        _fsync_dir(staging)
+        try:
+            for name in ADAPTER_FILES:
+                _copy_file_synced(source / name, staging / name)
+            _fsync_dir(staging)
+        except BaseException:  # e.g. the source vanished or the disk filled: no stray folder
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return staging
 
     def new_upload_dir(self) -> Path:
@@ -146,7 +164,9 @@ class AdapterStore:
     def commit(self, staging: Path, name: str, version: int) -> str:
         """Move a staged folder to its final place; return its store-relative path."""
         parent = self.adapters_dir / name
-        parent.mkdir(exist_ok=True)
+        if not parent.exists():
+            parent.mkdir()
+            _fsync_dir(self.adapters_dir)  # the new name folder must survive a power loss too
         target = parent / f"v{version}"
         if target.exists():  # left by a crash before the manifest named it
             shutil.rmtree(target)
@@ -164,7 +184,18 @@ class AdapterStore:
             target.parent.rmdir()  # only when it was the name's last version
 
     def remove_orphans(self, manifest: Manifest) -> list[str]:
-        """Delete staging leftovers and version folders the manifest does not name."""
+        """Delete staging leftovers and version folders the manifest does not name.
+
+        Skipped (returns []) while another process is registering: its files are not leftovers.
+        """
+        with (self.root / ".writers").open("a") as writers:
+            try:
+                fcntl.flock(writers, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return []
+            return self._remove_orphans(manifest)
+
+    def _remove_orphans(self, manifest: Manifest) -> list[str]:
         removed = []
         for leftover in self.staging_dir.iterdir():
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
@@ -177,6 +208,11 @@ class AdapterStore:
             if relative not in named:
                 self.delete_folder(relative)
                 removed.append(relative)
+        for name_dir in sorted(self.adapters_dir.iterdir()):
+            # A crash between creating a name folder and moving its first version in.
+            if name_dir.is_dir() and not any(name_dir.iterdir()):
+                name_dir.rmdir()
+                removed.append(str(name_dir.relative_to(self.root)))
         return removed
 
     # ---------------------------------------------------------------- audit

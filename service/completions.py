@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from service.api.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields
+from service.api.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
 from service.engine import (
     Engine,
     EngineRequestError,
@@ -39,6 +39,7 @@ from service.structured import (
     StructuredGuard,
     StructuredRequest,
     ValidationResult,
+    relaxed_schema,
     structured_request_from,
     validate_output,
 )
@@ -74,11 +75,25 @@ class PreparedGeneration:
     def release(self) -> None:
         self.lease.release()
 
-    def sampling_for(self, backend: str | None) -> SamplingOptions:
-        if backend is None or self.sampling.structured is None:
+    def sampling_for(self, attempt: DecodingAttempt | None) -> SamplingOptions:
+        if attempt is None or self.sampling.structured is None:
             return self.sampling
-        constraint = self.sampling.structured.model_copy(update={"backend": backend})
+        update: dict = {"backend": attempt.backend}
+        if attempt.relaxed_schema is not None:
+            update["json_schema"] = attempt.relaxed_schema
+        constraint = self.sampling.structured.model_copy(update=update)
         return self.sampling.model_copy(update={"structured": constraint})
+
+
+@dataclass(frozen=True)
+class DecodingAttempt:
+    """One way to decode a structured request: a backend, with the full or a relaxed schema."""
+
+    backend: str
+    relaxed_schema: dict | None = None
+
+    def __str__(self) -> str:
+        return f"{self.backend} (relaxed schema)" if self.relaxed_schema is not None else self.backend
 
 
 @dataclass
@@ -149,7 +164,7 @@ class CompletionService:
     async def prepare_chat(self, request: ChatCompletionRequest, endpoint: str = "chat") -> PreparedGeneration:
         structured = await self._structured(request)
         target = self._resolve(request.model)
-        messages = [{"role": _template_role(m.role), "content": m.text} for m in request.messages]
+        messages = _template_messages(request.messages)
         prompt_ids = self._render(target, endpoint, lambda: self.engine.render_chat(messages))
         return self._prepared(endpoint, request, request.requested_max_tokens, target, prompt_ids, structured)
 
@@ -160,6 +175,10 @@ class CompletionService:
         prepared = self._prepared("completions", request, request.max_tokens, target, prompt_ids, structured)
         prepared.echo_text = request.prompt if request.echo else ""
         return prepared
+
+    def count_chat_tokens(self, messages: list[ChatMessage]) -> int:
+        """Prompt tokens of these messages after the chat template."""
+        return len(self.engine.render_chat(_template_messages(messages)))
 
     async def _structured(self, request: SamplingFields) -> StructuredRequest | None:
         # Checked before the model is resolved: the guard may await, and nothing may await
@@ -247,17 +266,17 @@ class CompletionService:
         refusals: list[str] = []
         fallback_result: GenerationResult | None = None
         with self._tracked(prepared, observation):
-            for backend in self._backends(prepared):
+            for attempt in self._backends(prepared):
                 choices = {i: ChoiceResult(index=i) for i in range(prepared.sampling.n)}
                 try:
-                    async for deltas in self._attempt(prepared, observation, backend):
+                    async for deltas in self._attempt(prepared, observation, attempt):
                         for delta in deltas:
                             choice = choices[delta.index]
                             choice.text += delta.text
                             choice.token_count += delta.token_count
                             choice.finish_reason = delta.finish_reason or choice.finish_reason
                 except _ConstraintRefused as exc:
-                    refusals.append(f"{backend}: {exc}")
+                    refusals.append(f"{attempt}: {exc}")
                     continue
                 result = GenerationResult(
                     target=prepared.target,
@@ -266,7 +285,7 @@ class CompletionService:
                     completion_tokens=sum(c.token_count for c in choices.values()),
                     duration_seconds=time.monotonic() - observation.started,
                     time_to_first_token_seconds=observation.time_to_first_token,
-                    structured_backend=backend,
+                    structured_backend=str(attempt) if attempt else None,
                 )
                 if prepared.structured is None:
                     return result
@@ -275,7 +294,7 @@ class CompletionService:
                 )
                 if result.structured_result != "invalid":
                     return result
-                refusals.append(f"{backend}: the output did not validate against the schema")
+                refusals.append(f"{attempt}: the output did not validate against the schema")
                 fallback_result = result
             return self._give_up(prepared, observation, refusals, fallback_result)
 
@@ -307,10 +326,10 @@ class CompletionService:
         finishes: dict[int, FinishReason | None] = {}
         refusals: list[str] = []
         with self._tracked(prepared, observation):
-            for backend in self._backends(prepared):
+            for attempt in self._backends(prepared):
                 sent = False
                 try:
-                    async for deltas in self._attempt(prepared, observation, backend):
+                    async for deltas in self._attempt(prepared, observation, attempt):
                         for delta in deltas:
                             texts[delta.index] = texts.get(delta.index, "") + delta.text
                             finishes[delta.index] = delta.finish_reason or finishes.get(delta.index)
@@ -320,7 +339,7 @@ class CompletionService:
                 except _ConstraintRefused as exc:
                     if sent:
                         raise UpstreamGenerationError(f"Structured generation failed mid-stream: {exc}") from exc
-                    refusals.append(f"{backend}: {exc}")
+                    refusals.append(f"{attempt}: {exc}")
             else:
                 if prepared.structured is not None:
                     self._give_up(prepared, observation, refusals, None)
@@ -329,18 +348,23 @@ class CompletionService:
                     validate_output(prepared.structured, texts.get(i, ""), finishes.get(i)) for i in sorted(texts)
                 )
 
-    def _backends(self, prepared: PreparedGeneration) -> list[str | None]:
+    def _backends(self, prepared: PreparedGeneration) -> list[DecodingAttempt | None]:
         constraint = prepared.sampling.structured
         if constraint is None:
             return [None]
-        return list(self.policy.chain(constraint.backend))
+        chain = self.policy.chain(constraint.backend)
+        attempts = [DecodingAttempt(backend) for backend in chain]
+        relaxed = relaxed_schema(constraint.json_schema) if constraint.json_schema is not None else None
+        if relaxed is not None:
+            attempts += [DecodingAttempt(backend, relaxed) for backend in chain]
+        return attempts
 
     async def _attempt(
-        self, prepared: PreparedGeneration, observation: _Observation, backend: str | None
+        self, prepared: PreparedGeneration, observation: _Observation, attempt: DecodingAttempt | None
     ) -> AsyncIterator[list[GenerationDelta]]:
         try:
             async for update in self.engine.generate(
-                prepared.prompt_token_ids, prepared.sampling_for(backend), prepared.target.adapter
+                prepared.prompt_token_ids, prepared.sampling_for(attempt), prepared.target.adapter
             ):
                 if update.queue_seconds is not None and observation.queue_seconds is None:
                     observation.queue_seconds = update.queue_seconds
@@ -427,6 +451,6 @@ def _combined(results) -> ValidationResult:  # noqa: ANN001 - an iterable of Val
     return "valid"
 
 
-def _template_role(role: str) -> str:
+def _template_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
     # OpenAI's newer "developer" role plays the part of "system" for chat templates.
-    return "system" if role == "developer" else role
+    return [{"role": "system" if m.role == "developer" else m.role, "content": m.text} for m in messages]

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
     max_n: int = Field(4, ge=1, description="Largest `n` (choices per request).")
     max_num_seqs: int = Field(16, ge=1, description="Sequences the engine runs at once.")
+    max_num_batched_tokens: int = Field(
+        1024, ge=64, description="Tokens per engine step (long prompts are prefilled in chunks)."
+    )
     kv_cache_space_gib: float = Field(1.0, gt=0, description="KV cache memory in GiB.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("bfloat16", description="Weights dtype.")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size.")

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Protocol
@@ -30,7 +30,7 @@ from service.adapter_validation import (
     validate_adapter_name,
 )
 from service.engine import AdapterHandle
-from service.errors import InvalidRequestError, NotFoundError, ServiceError
+from service.errors import ConflictError, InvalidRequestError, NotFoundError, ServiceError
 from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -150,19 +150,20 @@ class AdapterRegistry:
     # ----------------------------------------------------------- start-up
     async def start(self) -> None:
         """Load the manifest, drop leftovers of interrupted writes, preload adapters."""
-        manifest, removed = await asyncio.to_thread(self._load_and_clean)
+        manifest, mtime, removed = await asyncio.to_thread(self._load_and_clean)
         if removed:
             logger.warning("removed leftovers of interrupted registrations: %s", ", ".join(removed))
         self._current = dict(manifest.adapters)
-        self._manifest_mtime = self.store.manifest_mtime_ns()
+        self._manifest_mtime = mtime
         for record in list(self._current.values())[: self.limits.preload]:
             await self._load(record)
         await self._update_gauges()
 
-    def _load_and_clean(self) -> tuple[Manifest, list[str]]:
+    def _load_and_clean(self) -> tuple[Manifest, int, list[str]]:
         with self.store.locked():
-            manifest = self.store.load()
-            return manifest, self.store.remove_orphans(manifest)
+            # mtime under the lock: it then describes exactly the manifest loaded.
+            manifest, mtime = self.store.load(), self.store.manifest_mtime_ns()
+            return manifest, mtime, self.store.remove_orphans(manifest)
 
     async def refresh(self) -> None:
         """Pick up changes other replicas made to the shared store."""
@@ -180,15 +181,29 @@ class AdapterRegistry:
         await self._update_gauges()
 
     # ------------------------------------------------------- registration
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """Mark this process as having files in flight (see AdapterStore.writer_lock)."""
+        handle = await asyncio.to_thread(self.store.writer_lock)
+        try:
+            yield
+        finally:
+            handle.close()
+
     async def register_path(self, name: str, path: str, caller: str | None = None) -> AdapterRecord:
         try:
             folder = resolve_source_path(path, self.limits.allowed_roots)
         except AdapterValidationError as exc:
             self.metrics.adapter_registrations.labels("invalid").inc()
             raise _client_error(exc) from exc
-        return await self._register(name, folder, source=str(folder), caller=caller)
+        async with self._writing():
+            return await self._register(name, folder, source=str(folder), caller=caller)
 
     async def register_archive(self, name: str, archive: IO[bytes], caller: str | None = None) -> AdapterRecord:
+        async with self._writing():
+            return await self._register_archive(name, archive, caller)
+
+    async def _register_archive(self, name: str, archive: IO[bytes], caller: str | None) -> AdapterRecord:
         upload_dir = self.store.new_upload_dir()
         try:
             try:
@@ -230,7 +245,8 @@ class AdapterRegistry:
                 shutil.rmtree(staging, ignore_errors=True)
             previous = self._current.get(name)
             self._current[name] = record  # the swap: new requests now resolve to this version
-            self._manifest_mtime = self.store.manifest_mtime_ns()
+            # _manifest_mtime stays as it was: the next refresh() then also picks up changes
+            # other replicas made before ours (the new mtime would hide them).
         self.metrics.adapter_registrations.labels("success").inc()
         self.store.audit(AuditEvent(action="register", adapter=name, version=record.version, caller=caller,
                                     source=source, sha256=record.sha256))
@@ -255,7 +271,15 @@ class AdapterRegistry:
         except Exception:
             await asyncio.to_thread(self._delete_unnamed, record.path)
             raise
-        await asyncio.to_thread(self._publish, record)
+        newer = await asyncio.to_thread(self._publish, record)
+        if newer is not None:
+            with contextlib.suppress(Exception):
+                await self.engine.unload_adapter(record.engine_id)
+            await asyncio.to_thread(self._delete_unnamed, record.path)
+            raise ConflictError(
+                f"Adapter `{name}` v{newer.version} was registered (by another replica) while v{record.version} "
+                "was loading; this registration was superseded.", param="name", code="adapter_superseded",
+            )
         return record
 
     def _reserve(self, name: str, staging: Path, inspection: AdapterInspection, source: str) -> AdapterRecord:
@@ -277,11 +301,17 @@ class AdapterRegistry:
             self.store.save(manifest)
         return record
 
-    def _publish(self, record: AdapterRecord) -> None:
+    def _publish(self, record: AdapterRecord) -> AdapterRecord | None:
+        """Name `record` in the manifest; return the newer version instead if one was published
+        meanwhile (versions are claimed in order but may finish loading out of order)."""
         with self.store.locked():
             manifest = self.store.load()
+            current = manifest.adapters.get(record.name)
+            if current is not None and current.version > record.version:
+                return current
             manifest.adapters[record.name] = record
             self.store.save(manifest)
+        return None
 
     def _delete_unnamed(self, relative: str) -> None:
         with self.store.locked():
@@ -310,8 +340,7 @@ class AdapterRegistry:
             if record is None:
                 raise NotFoundError(f"No adapter named `{name}` is registered.", param="name",
                                     code="adapter_not_found")
-            self._current.pop(name, None)
-            self._manifest_mtime = self.store.manifest_mtime_ns()
+            self._current.pop(name, None)  # _manifest_mtime unchanged: see _register
         self.store.audit(AuditEvent(action="remove", adapter=name, version=record.version, caller=caller))
         await self._retire(record)
         await self._update_gauges()

@@ -68,6 +68,7 @@ class TriageMeta(BaseModel):
     completion_tokens: int
     attempts: int
     structured_backend: str | None
+    input_truncated: bool = False  # the body was shortened to fit the model's context
 
 
 class TriageResponse(BaseModel):
@@ -129,17 +130,37 @@ class TriageService:
     async def triage(self, ticket: Ticket, model: str | None = None, max_tokens: int | None = None) -> TriageResponse:
         started = time.monotonic()
         budget = max_tokens or self.default_max_tokens
+        # Room for the retry's doubled budget is kept from the start.
+        ticket, shortened = self._fit(ticket, 2 * budget)
         # A reply cut off by the token budget gets one more try with twice the budget.
         for attempt in (1, 2):
             result = await self._generate(ticket, model or self.base_model, budget)
             triage = _parse(result)
             if triage is not None:
-                return TriageResponse(triage=triage, meta=_meta(result, started, attempt))
+                meta = _meta(result, started, attempt)
+                meta.input_truncated = shortened
+                return TriageResponse(triage=triage, meta=meta)
             budget *= 2
         raise UpstreamGenerationError(
             f"The model did not produce a complete, schema-valid triage within {budget // 2} tokens "
             f"(two attempts); the ticket may be too long for this model."
         )
+
+    def _fit(self, ticket: Ticket, reply_budget: int) -> tuple[Ticket, bool]:
+        """Shorten an over-long body (keeping its start and end) so prompt and reply fit the
+        context; a ticket is still triaged from what it says first and last."""
+        limit = self.completions.limits.max_model_len - reply_budget
+        for _ in range(4):
+            used = self.completions.count_chat_tokens(self.prompt.messages(ticket))
+            if used <= limit:
+                return ticket, _ != 0
+            body = ticket.body
+            keep = max(200, int(len(body) * (1 - (used - limit) / max(used, 1)) * 0.9))
+            if keep >= len(body):
+                keep = len(body) // 2
+            head, tail = body[: keep * 2 // 3], body[len(body) - keep // 3:]
+            ticket = ticket.model_copy(update={"body": f"{head}\n[...]\n{tail}"})
+        return ticket, True
 
     async def triage_batch(self, request: BatchTriageRequest) -> BatchTriageResponse:
         async def one(index: int, ticket: Ticket) -> BatchItem:

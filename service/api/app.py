@@ -36,6 +36,7 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
             served_model_name=settings.model_name,
             max_model_len=settings.max_model_len,
             max_num_seqs=settings.max_num_seqs,
+            max_num_batched_tokens=settings.max_num_batched_tokens,
             kv_cache_space_gib=settings.kv_cache_space_gib,
             dtype=settings.dtype,
             tensor_parallel_size=settings.tensor_parallel_size,

@@ -36,7 +36,8 @@ def error_response(
 
 def _validation_param(loc: tuple[int | str, ...]) -> str | None:
     # Drop the "body" prefix and pydantic's union-branch names so `param` reads like OpenAI's.
-    parts = [str(part) for part in loc if part != "body" and not str(part).startswith(("function-", "list[", "str", "constrained"))]
+    location = loc[1:] if loc and loc[0] == "body" else loc
+    parts = [str(part) for part in location if not str(part).startswith(("function-", "list[", "str", "constrained"))]
     return ".".join(parts) or None
 
 

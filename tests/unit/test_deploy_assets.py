@@ -59,6 +59,7 @@ EXPECTED_METRICS = {
     "loragate_engine_ready",
     "loragate_engine_requests_running",
     "loragate_engine_requests_waiting",
+    "loragate_engine_requests_unfinished",
     "loragate_engine_kv_cache_usage_ratio",
 }
 HISTOGRAMS = {

@@ -17,7 +17,7 @@ from service.registry import AdapterStatus
 router = APIRouter(prefix="/admin/adapters", tags=["admin"])
 ServicesDep = Annotated[Services, Depends(get_services)]
 GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 413, 415)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415)}
 
 
 class RegisterAdapterRequest(BaseModel):

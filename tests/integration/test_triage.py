@@ -1,0 +1,99 @@
+"""The ticket triage endpoint on 60 hand-written tickets, base model and an adapter."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.triage import TicketTriage
+from tests.integration.test_gateway import assert_openai_error
+from tests.support.adapters import make_peft_adapter
+
+TICKETS = [json.loads(line) for line in (Path(__file__).resolve().parents[1] / "data" / "tickets.jsonl").read_text().splitlines() if line.strip()]
+TICKET_FIELDS = ("subject", "body", "customer_tier", "channel")
+
+
+def _ticket(raw: dict) -> dict:
+    return {key: raw[key] for key in TICKET_FIELDS if raw.get(key) is not None}
+
+
+def _triage_all(client: httpx.Client, model: str) -> list[dict]:
+    items: list[dict] = []
+    for start in range(0, len(TICKETS), 30):
+        batch = [_ticket(t) for t in TICKETS[start:start + 30]]
+        response = client.post("/v1/tickets/triage/batch", json={"tickets": batch, "model": model}, timeout=1800)
+        assert response.status_code == 200, response.text
+        items += response.json()["data"]
+    return items
+
+
+@pytest.fixture(scope="module")
+def triage_adapter(client_module: httpx.Client, adapter_source_dir: Path, model_dir: Path) -> str:
+    folder = make_peft_adapter(model_dir, adapter_source_dir / "triage-style", seed=11, weight_scale=0.5)
+    response = client_module.post("/admin/adapters", json={"name": "triage-style", "path": str(folder)})
+    assert response.status_code == 201, response.text
+    return "triage-style"
+
+
+@pytest.fixture(scope="module")
+def client_module(base_url: str):
+    with httpx.Client(base_url=base_url, timeout=600) as http:
+        yield http
+
+
+@pytest.mark.parametrize("which", ["base", "adapter"])
+def test_all_tickets_schema_valid(client_module: httpx.Client, model: str, triage_adapter: str, which: str) -> None:
+    assert len(TICKETS) >= 50
+    served = model if which == "base" else triage_adapter
+    items = _triage_all(client_module, served)
+    assert [item["index"] for item in items] == list(range(30)) + list(range(len(TICKETS) - 30))
+    failures = [(i, item["error"]) for i, item in enumerate(items) if item["error"]]
+    assert not failures, failures
+    for item in items:
+        TicketTriage.model_validate(item["triage"])
+        assert item["meta"]["model"] == served
+        assert item["meta"]["completion_tokens"] > 0
+    counts = Counter(item["triage"]["category"] for item in items)
+    hits = sum(item["triage"]["category"] == t["expected_category"] for item, t in zip(items, TICKETS))
+    print(f"\n{served}: 100% schema-valid on {len(items)} tickets; category accuracy {hits}/{len(items)}; {dict(counts)}")
+
+
+def test_single_ticket_meta_and_headers(client_module: httpx.Client, model: str) -> None:
+    response = client_module.post("/v1/tickets/triage", json=_ticket(TICKETS[0]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    TicketTriage.model_validate(body["triage"])
+    meta = body["meta"]
+    assert meta["model"] == model and meta["base_model"] == model and meta["adapter_version"] is None
+    assert meta["latency_ms"] > 0 and meta["prompt_tokens"] > 50 and meta["attempts"] in (1, 2)
+
+
+def test_schema_is_published(client_module: httpx.Client) -> None:
+    schema = client_module.get("/v1/tickets/triage/schema").json()
+    assert schema == TicketTriage.model_json_schema()
+    openapi = client_module.get("/openapi.json").json()
+    for name in ("TriageRequest", "TriageResponse", "TicketTriage", "ChatCompletionRequest", "ErrorResponse"):
+        assert name in openapi["components"]["schemas"], name
+
+
+@pytest.mark.parametrize(("body", "status", "param"), [
+    ({"subject": "x"}, 400, "body"),
+    ({"subject": "x", "body": ""}, 400, "body"),
+    ({"subject": "x", "body": "y", "model": "no-such"}, 404, "model"),
+    ({"subject": "x", "body": "y" * 20001}, 400, "body"),
+])
+def test_bad_triage_requests(client_module: httpx.Client, body: dict, status: int, param: str) -> None:
+    assert_openai_error(client_module.post("/v1/tickets/triage", json=body), status, param=param)
+
+
+def test_batch_limits_and_per_item_errors(client_module: httpx.Client, model: str) -> None:
+    too_many = {"tickets": [{"subject": "a", "body": "b"}] * 33}
+    assert_openai_error(client_module.post("/v1/tickets/triage/batch", json=too_many), 400, param="tickets")
+    assert_openai_error(client_module.post("/v1/tickets/triage/batch", json={"tickets": []}), 400)
+    unknown = client_module.post("/v1/tickets/triage/batch", json={"tickets": [{"subject": "a", "body": "b"}], "model": "nope"})
+    assert unknown.status_code == 200
+    assert unknown.json()["data"][0]["error"]["code"] == "model_not_found"
