@@ -254,6 +254,8 @@ class CompletionService:
             frequency_penalty=request.frequency_penalty or 0.0,
             presence_penalty=request.presence_penalty or 0.0,
             repetition_penalty=request.repetition_penalty or 1.0,
+            min_tokens=min(request.min_tokens, requested),
+            ignore_eos=request.ignore_eos,
             structured=structured.constraint if structured is not None else None,
         )
         # Last step, with no await since resolving: the adapter version cannot be retired between.

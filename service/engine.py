@@ -70,6 +70,8 @@ class SamplingOptions(BaseModel):
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     repetition_penalty: float = 1.0
+    min_tokens: int = 0
+    ignore_eos: bool = False
     structured: StructuredConstraint | None = None
 
 
@@ -300,6 +302,8 @@ class Engine:
             frequency_penalty=options.frequency_penalty,
             presence_penalty=options.presence_penalty,
             repetition_penalty=options.repetition_penalty,
+            min_tokens=options.min_tokens,
+            ignore_eos=options.ignore_eos,
             structured_outputs=self._structured_params(options.structured),
             output_kind=RequestOutputKind.DELTA,
         )

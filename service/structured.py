@@ -10,9 +10,11 @@ not the event loop or the engine).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import multiprocessing
 import re
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
@@ -44,6 +46,7 @@ class StructuredLimits(BaseModel):
     max_grammar_bytes: int = 64 * 1024
     max_choices: int = 256
     compile_timeout_s: float = 5.0
+    cache_entries: int = 1024
 
 
 class StructuredRequest(BaseModel):
@@ -128,6 +131,7 @@ class StructuredGuard:
         self.limits = limits
         self._pool: ProcessPoolExecutor | None = None
         self._one_at_a_time = asyncio.Lock()
+        self._passed: OrderedDict[str, None] = OrderedDict()  # LRU of constraints that compiled in time
 
     async def check(self, request: StructuredRequest) -> None:
         if request.kind == "json_schema":
@@ -201,6 +205,10 @@ class StructuredGuard:
         error is not final: another backend may still accept the constraint.
         """
         spec = request.constraint.model_dump(include={"json_schema", "regex", "grammar"})
+        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+        if key in self._passed:  # the same constraint again (e.g. every triage request)
+            self._passed.move_to_end(key)
+            return
         async with self._one_at_a_time:  # hostile requests cannot pile up work
             future = self._worker().submit(_convert_with_xgrammar, spec)
             try:
@@ -213,8 +221,12 @@ class StructuredGuard:
                 ) from exc
             except BrokenProcessPool:
                 self._reset_pool()  # the worker crashed in native code; the backends will judge
-            except Exception:  # noqa: BLE001, S110 - not final: another backend may accept it
-                pass
+                return
+            except Exception:  # noqa: BLE001 - not final: another backend may accept it
+                return
+        self._passed[key] = None
+        if len(self._passed) > self.limits.cache_entries:
+            self._passed.popitem(last=False)
 
     def _worker(self) -> ProcessPoolExecutor:
         if self._pool is None:

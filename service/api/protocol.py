@@ -54,6 +54,8 @@ class SamplingFields(BaseModel):
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)  # vLLM extra
+    min_tokens: int = Field(0, ge=0)  # vLLM extra
+    ignore_eos: bool = False  # vLLM extra (benchmarks: fixed-length replies)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
@@ -65,12 +67,27 @@ class SamplingFields(BaseModel):
     guided_choice: list[str] | None = None
     guided_grammar: str | None = None
 
+    @model_validator(mode="after")
+    def _refuse_unsupported(self) -> SamplingFields:
+        # Accepting these silently would return something other than what the client asked for.
+        extras = self.model_extra or {}
+        for name in ("tools", "functions", "tool_choice", "function_call", "logit_bias", "audio", "modalities"):
+            if extras.get(name) not in (None, [], {}, "none", "auto"):
+                raise ValueError(f"'{name}' is not supported by this server")
+        if extras.get("logprobs") not in (None, False, 0) or extras.get("top_logprobs"):
+            raise ValueError("'logprobs' is not supported by this server")
+        return self
+
     @field_validator("stop")
     @classmethod
     def _stop_list(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences are allowed")
         return value
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
 
     @property
     def stop_sequences(self) -> list[str]:

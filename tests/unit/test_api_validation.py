@@ -98,6 +98,9 @@ MSG = [{"role": "user", "content": "hello there"}]
     ({"model": MODEL, "messages": MSG, "n": 3}, 400, "n", "invalid_value"),
     ({"model": MODEL, "messages": [{"role": "user", "content": "w " * 250}], "max_tokens": 10}, 400, "messages", "context_length_exceeded"),
     ({"model": "other", "messages": MSG}, 404, "model", "model_not_found"),
+    ({"model": MODEL, "messages": MSG, "tools": [{"type": "function", "function": {"name": "f"}}]}, 400, None, "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "logprobs": True}, 400, None, "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "n": 2, "temperature": 0}, 400, "n", "invalid_value"),
     ({"model": MODEL, "messages": MSG, "response_format": {"type": "json_schema"}}, 400, "response_format", "invalid_value"),
     ({"model": MODEL, "messages": MSG, "response_format": {"type": "xml"}}, 400, "response_format.type", "invalid_value"),
 ])

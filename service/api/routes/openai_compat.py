@@ -50,8 +50,7 @@ ERROR_RESPONSES = {
 async def chat_completions(body: ChatCompletionRequest, request: Request, services: ServicesDep):
     prepared = await services.completions.prepare_chat(body)
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await _sse(prepared, services, _chat_chunks(prepared, services, include_usage))
+        return await _sse(prepared, services, _chat_chunks(prepared, services, body.include_usage))
     result = await _run(request, services, prepared)
     response = ChatCompletionResponse(
         model=body.model,
@@ -68,8 +67,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, servic
 async def completions(body: CompletionRequest, request: Request, services: ServicesDep):
     prepared = await services.completions.prepare_completion(body)
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await _sse(prepared, services, _completion_chunks(prepared, services, include_usage))
+        return await _sse(prepared, services, _completion_chunks(prepared, services, body.include_usage))
     result = await _run(request, services, prepared)
     response = CompletionResponse(
         model=body.model,
