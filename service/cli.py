@@ -6,11 +6,17 @@ import argparse
 import logging
 import sys
 
+from pydantic import ValidationError
+
 from service.config import Settings, load_settings
 
 
 def _serve(argv: list[str]) -> int:
-    settings = load_settings(argv)
+    try:
+        settings = load_settings(argv)
+    except ValidationError as exc:
+        print(f"loragate serve: invalid settings\n{exc}", file=sys.stderr)
+        return 2
     _prepare_if_default(settings)
     import uvicorn
 

@@ -53,7 +53,7 @@ class GenerationLimits(BaseModel):
 
 class StructuredPolicy(BaseModel):
     default_backend: str = "xgrammar"
-    fallback_backends: list[str] = ["guidance", "outlines"]
+    fallback_backends: list[str] = ["guidance"]
 
     def chain(self, requested: str | None = None) -> list[str]:
         first = requested or self.default_backend
@@ -186,7 +186,7 @@ class CompletionService:
         try:
             structured = structured_request_from(request)
             if structured is not None and self.guard is not None:
-                await self.guard.check(structured)
+                await self.guard.check(structured, self.policy.chain(structured.constraint.backend))
         except ServiceError as exc:
             self.metrics.rejected.labels(exc.code or "invalid_structured_output").inc()
             raise

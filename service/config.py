@@ -73,9 +73,9 @@ class Settings(BaseSettings):
         "xgrammar", description="Default constrained-decoding backend."
     )
     structured_output_fallbacks: list[StructuredOutputBackend] = Field(
-        default_factory=lambda: ["guidance", "outlines"],
+        default_factory=lambda: ["guidance"],
         description="Backends tried, in order, when the default cannot compile a constraint or its "
-        "output fails validation.",
+        "output fails validation. outlines builds a full automaton per schema: costly on the CPU.",
     )
     schema_max_bytes: int = Field(64 * 1024, ge=1, description="Largest JSON schema accepted (bytes).")
     schema_max_depth: int = Field(32, ge=1, description="Deepest JSON schema nesting accepted.")

@@ -133,7 +133,8 @@ class StructuredGuard:
         self._one_at_a_time = asyncio.Lock()
         self._passed: OrderedDict[str, None] = OrderedDict()  # LRU of constraints that compiled in time
 
-    async def check(self, request: StructuredRequest) -> None:
+    async def check(self, request: StructuredRequest, backends: list[str] | None = None) -> None:
+        """Refuse the constraint (InvalidRequestError) unless it is safe to hand to `backends`."""
         if request.kind == "json_schema":
             self._check_schema(request.schema_ or {}, request.param)
         elif request.kind == "regex":
@@ -151,7 +152,7 @@ class StructuredGuard:
                 raise InvalidRequestError(f"At most {self.limits.max_choices} choices are allowed.",
                                           param=request.param, code="too_many_choices")
         if request.kind in ("json_schema", "regex", "grammar"):
-            await self._trial_compile(request)
+            await self._trial_compile(request, "outlines" in (backends or []))
 
     # ---- JSON schema
     def _check_schema(self, schema: dict[str, Any], param: str) -> None:
@@ -197,7 +198,7 @@ class StructuredGuard:
             raise InvalidRequestError(f"Regex refused: {problem}.", param=param, code="invalid_regex")
 
     # ---- time-bounded trial conversion
-    async def _trial_compile(self, request: StructuredRequest) -> None:
+    async def _trial_compile(self, request: StructuredRequest, for_outlines: bool) -> None:
         """Convert the constraint once in a worker process, with a deadline.
 
         xgrammar's conversion is what vLLM runs while validating a request; a constraint that
@@ -205,6 +206,7 @@ class StructuredGuard:
         error is not final: another backend may still accept the constraint.
         """
         spec = request.constraint.model_dump(include={"json_schema", "regex", "grammar"})
+        spec["for_outlines"] = for_outlines
         key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
         if key in self._passed:  # the same constraint again (e.g. every triage request)
             self._passed.move_to_end(key)
@@ -212,7 +214,7 @@ class StructuredGuard:
         async with self._one_at_a_time:  # hostile requests cannot pile up work
             future = self._worker().submit(_convert_with_xgrammar, spec)
             try:
-                await asyncio.wait_for(asyncio.wrap_future(future), self.limits.compile_timeout_s)
+                outlines_regex = await asyncio.wait_for(asyncio.wrap_future(future), self.limits.compile_timeout_s)
             except asyncio.TimeoutError as exc:
                 self._reset_pool()
                 raise InvalidRequestError(
@@ -224,6 +226,15 @@ class StructuredGuard:
                 return
             except Exception:  # noqa: BLE001 - not final: another backend may accept it
                 return
+        if outlines_regex is not None:
+            # outlines builds a full automaton from this regex: large bounded repeats (say a
+            # minLength of a million) exhaust memory in the engine, so they are refused here.
+            problem = _regex_hazard(sre_parse.parse(outlines_regex)) if len(outlines_regex) < 100_000 else "too long"
+            if problem:
+                raise InvalidRequestError(
+                    f"The constraint is too large for the outlines backend ({problem}).",
+                    param=request.param, code="constraint_too_complex",
+                )
         self._passed[key] = None
         if len(self._passed) > self.limits.cache_entries:
             self._passed.popitem(last=False)
@@ -251,15 +262,21 @@ class StructuredGuard:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _convert_with_xgrammar(spec: dict[str, Any]) -> None:
+def _convert_with_xgrammar(spec: dict[str, Any]) -> str | None:
+    """Runs in the guard's worker process. Returns the regex outlines would build, if asked."""
     import xgrammar
 
     if spec.get("json_schema") is not None:
+        if spec.get("for_outlines"):
+            from outlines_core import json_schema as outlines_json_schema
+
+            return outlines_json_schema.build_regex_from_schema(json.dumps(spec["json_schema"]))
         xgrammar.Grammar.from_json_schema(json.dumps(spec["json_schema"]), any_whitespace=False)
     elif spec.get("regex") is not None:
         xgrammar.Grammar.from_regex(spec["regex"])
     elif spec.get("grammar") is not None:
         xgrammar.Grammar.from_ebnf(spec["grammar"])
+    return None
 
 
 def _schema_error(problem: str, param: str, code: str = "invalid_json_schema") -> InvalidRequestError:
