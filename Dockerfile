@@ -1,5 +1,10 @@
-# CPU image: the same install as `make serve` on a fresh machine.
+# CPU image: the same install as `make serve` on a fresh machine (deployment issue will harden it).
 FROM python:3.11-slim
+# The CPU build of torch (2.13.0+cpu) is published on PyTorch's own wheel index, not on PyPI:
+# pass that index with --build-arg PIP_EXTRA_INDEX_URL=... when building outside the project's
+# machines (where the wheel lies on disk).
+ARG PIP_EXTRA_INDEX_URL=""
+ENV PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL}
 RUN apt-get update && apt-get install -y --no-install-recommends make gcc g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml Makefile README.md ./

@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
 import shutil
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,28 +31,18 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests` importable
 
+from loadtests.common import RESULTS_DIR, machine_info, percentile, progress  # noqa: E402
+
 from service.config import Settings  # noqa: E402
 from tests.integration.service_process import ServiceProcess  # noqa: E402
 from tests.support.adapters import DEFAULT_TARGETS, make_peft_adapter  # noqa: E402
 
 ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PROMPT = [{"role": "user", "content": "Name three colors."}]
-RESULTS_DIR = REPO_ROOT / "loadtests" / "results"
 
 
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), without numpy."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -64,23 +50,6 @@ def summary(values: list[float]) -> dict[str, float]:
             "min_s": min(values, default=float("nan")), "max_s": max(values, default=float("nan"))}
 
 
-def machine_info() -> dict[str, Any]:
-    cpu_model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": len(os.sched_getaffinity(0)),  # what `nproc` prints: the CPUs we may run on
-        "cpu_model": cpu_model,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 # --------------------------------------------------------------------------------- adapters

