@@ -267,7 +267,7 @@ class CompletionService:
         observation = _Observation()
         refusals: list[str] = []
         fallback_result: GenerationResult | None = None
-        with self._tracked(prepared, observation):
+        with _Tracked(self, prepared, observation):
             for attempt in self._backends(prepared):
                 choices = {i: ChoiceResult(index=i) for i in range(prepared.sampling.n)}
                 try:
@@ -327,7 +327,7 @@ class CompletionService:
         texts: dict[int, str] = {}
         finishes: dict[int, FinishReason | None] = {}
         refusals: list[str] = []
-        with self._tracked(prepared, observation):
+        with _Tracked(self, prepared, observation):
             for attempt in self._backends(prepared):
                 sent = False
                 try:
@@ -382,9 +382,6 @@ class CompletionService:
             raise UpstreamGenerationError(str(exc)) from exc
 
     # ---------------------------------------------------------------- records
-    def _tracked(self, prepared: PreparedGeneration, observation: _Observation) -> _Tracked:
-        return _Tracked(self, prepared, observation)
-
     def _record_finished(self, prepared: PreparedGeneration, obs: _Observation) -> None:
         m, labels = self.metrics, prepared.target.labels
         duration = time.monotonic() - obs.started

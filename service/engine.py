@@ -333,10 +333,6 @@ class Engine:
             lora_name=adapter.name, lora_int_id=adapter.engine_id, lora_path=str(adapter.path)
         )
 
-    async def abort(self, request_id: str) -> None:
-        if self._llm is not None:
-            await self._llm.abort(request_id)
-
     # ------------------------------------------------------------------ adapters
     async def load_adapter(self, adapter: AdapterHandle) -> None:
         """Load into the engine's adapter cache now (rather than on first request)."""

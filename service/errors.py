@@ -59,12 +59,6 @@ class PayloadTooLargeError(ServiceError):
     code = "payload_too_large"
 
 
-class OverloadedError(ServiceError):
-    status = 503
-    type = "server_error"
-    code = "overloaded"
-
-
 class EngineNotReadyError(ServiceError):
     status = 503
     type = "server_error"

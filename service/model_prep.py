@@ -8,7 +8,6 @@ never leaves a half-written model behind.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import sys
 import time
@@ -145,7 +144,3 @@ def prepare_default_model(
     progress(f"model ready at {target_dir} in {time.monotonic() - started:.1f} s")
     return target_dir
 
-
-def dump_manifest(model_dir: Path) -> str:
-    manifest = read_manifest(model_dir)
-    return json.dumps(manifest.model_dump() if manifest else None, indent=2)

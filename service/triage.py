@@ -168,8 +168,7 @@ class TriageService:
                 try:
                     result = await self.triage(ticket, request.model)
                 except ServiceError as exc:
-                    return BatchItem(index=index, error=ErrorDetail(
-                        message=exc.message, type=exc.type, param=exc.param, code=exc.code))
+                    return BatchItem(index=index, error=ErrorDetail.of(exc))
                 return BatchItem(index=index, triage=result.triage, meta=result.meta)
 
         items = await asyncio.gather(*(one(i, t) for i, t in enumerate(request.tickets)))

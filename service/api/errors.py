@@ -60,12 +60,16 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return message, param
 
 
+def service_error_response(exc: ServiceError) -> JSONResponse:
+    return JSONResponse(ErrorResponse(error=ErrorDetail.of(exc)).model_dump(), status_code=exc.status)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         if exc.status >= 500:
             logger.warning("request failed: %s", exc.message)
-        return error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+        return service_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from service.errors import ServiceError
+
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
@@ -217,6 +219,10 @@ class ErrorDetail(BaseModel):
     type: str
     param: str | None = None
     code: str | None = None
+
+    @classmethod
+    def of(cls, error: ServiceError) -> ErrorDetail:
+        return cls(message=error.message, type=error.type, param=error.param, code=error.code)
 
 
 class ErrorResponse(BaseModel):

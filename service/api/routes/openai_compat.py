@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -13,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from service.api.errors import error_response
+from service.api.errors import service_error_response
 from service.api.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -25,6 +24,7 @@ from service.api.protocol import (
     CompletionChoice,
     CompletionRequest,
     CompletionResponse,
+    ErrorDetail,
     ErrorResponse,
     ModelCard,
     ModelList,
@@ -143,13 +143,8 @@ async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-def _sse_event(payload: BaseModel | dict) -> str:
-    data = payload.model_dump_json(exclude_none=False) if isinstance(payload, BaseModel) else _json(payload)
-    return f"data: {data}\n\n"
-
-
-def _json(payload: dict) -> str:
-    return json.dumps(payload, separators=(",", ":"))
+def _sse_event(payload: BaseModel) -> str:
+    return f"data: {payload.model_dump_json()}\n\n"
 
 
 async def _sse(prepared: PreparedGeneration, services: Services, events: AsyncIterator[str]) -> StreamingResponse | JSONResponse:
@@ -158,7 +153,7 @@ async def _sse(prepared: PreparedGeneration, services: Services, events: AsyncIt
         first = await anext(events)
     except ServiceError as exc:
         prepared.release()
-        return error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+        return service_error_response(exc)
 
     async def body() -> AsyncIterator[str]:
         try:
@@ -166,7 +161,7 @@ async def _sse(prepared: PreparedGeneration, services: Services, events: AsyncIt
             async for event in events:
                 yield event
         except ServiceError as exc:
-            yield _sse_event({"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}})
+            yield _sse_event(ErrorResponse(error=ErrorDetail.of(exc)))
         finally:
             prepared.release()
         yield "data: [DONE]\n\n"
