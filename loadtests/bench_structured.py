@@ -3,7 +3,7 @@
 Starts its own service (tests/integration/service_process.py) on a throw-away adapter store, then:
 
 A. constrained vs unconstrained speed. For N tickets from tests/data/tickets.jsonl the triage chat
-   prompt is built exactly as the service builds it (service.triage.TriagePrompt), and sent at
+   prompt is built exactly as the service builds it (service.tasks.triage.TriagePrompt), and sent at
    concurrency C as streaming chat requests: (a) with response_format json_schema (TicketTriage,
    strict), max_tokens 256; then (b) the same prompt without a constraint and with max_tokens set
    to the number of tokens (a) used for that ticket. The rounds alternate a, b, a, b, ... so drift
@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests
 
 from loadtests.common import RESULTS_DIR, machine_info, percentile, progress  # noqa: E402
 
-from service.triage import Ticket, TicketTriage, TriagePrompt, TriageService  # noqa: E402
+from service.tasks.triage import Ticket, TicketTriage, TriagePrompt, TriageService  # noqa: E402
 from tests.integration.service_process import ServiceProcess  # noqa: E402
 
 TICKETS_FILE = REPO_ROOT / "tests" / "data" / "tickets.jsonl"

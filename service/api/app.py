@@ -1,113 +1,19 @@
-"""FastAPI application: lifespan (engine start/stop), error handlers and routers."""
+"""FastAPI application factory: lifespan (engine start/stop), error handlers and routers."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from service import __version__
+from service.api import admin, health, observability, openai, tasks
+from service.api.bootstrap import build_services, run_services
+from service.api.deps import Services
 from service.api.errors import install_error_handlers
-from service.api.routes import admin, health, metrics, openai_compat, stats, triage
-from service.api.state import Services
-from service.completions import CompletionService, GenerationLimits, StructuredPolicy
 from service.config import Settings
-from service.adapter_store import AdapterStore
-from service.adapter_validation import BaseModelShape
-from service.engine import Engine, EngineOptions, EngineState
-from service.registry import AdapterRegistry, RegistryLimits
-from service.metrics import Metrics
-from service.routing import ModelRouter
-from service.stats import RequestStats
-from service.structured import StructuredGuard, StructuredLimits
-from service.triage import TriageService
-
-logger = logging.getLogger(__name__)
-
-
-def build_services(settings: Settings, metrics: Metrics | None = None) -> Services:
-    metrics = metrics or Metrics()
-    engine = Engine(
-        EngineOptions(
-            model_dir=settings.model_dir,
-            served_model_name=settings.model_name,
-            max_model_len=settings.max_model_len,
-            max_num_seqs=settings.max_num_seqs,
-            max_num_batched_tokens=settings.max_num_batched_tokens,
-            kv_cache_space_gib=settings.kv_cache_space_gib,
-            dtype=settings.dtype,
-            tensor_parallel_size=settings.tensor_parallel_size,
-            structured_output_backend=settings.structured_output_backend,
-            enforce_eager=settings.enforce_eager,
-            max_loras=settings.max_loras,
-            max_cpu_loras=settings.max_cpu_loras,
-            max_lora_rank=settings.max_lora_rank,
-            grammar_cache_mib=settings.grammar_cache_mib,
-        ),
-        on_stats=metrics.record_engine_stats,
-    )
-    metrics.engine_unfinished.set_function(engine.unfinished_requests)
-    router = ModelRouter(settings.model_name)
-    registry = AdapterRegistry(
-        AdapterStore(settings.adapter_store),
-        engine,
-        BaseModelShape.from_model_dir(settings.model_dir),
-        RegistryLimits(
-            max_rank=settings.max_lora_rank,
-            max_adapter_bytes=settings.adapter_max_bytes,
-            allowed_roots=settings.adapter_roots,
-            drain_timeout_s=settings.adapter_drain_timeout_s,
-            preload=settings.max_cpu_loras,
-        ),
-        metrics,
-        reserved_names=router.reserved_names,
-    )
-    router.adapters = registry
-    limits = GenerationLimits(
-        max_model_len=settings.max_model_len,
-        max_tokens_limit=settings.max_tokens_limit,
-        max_n=settings.max_n,
-    )
-    request_stats = RequestStats(window_s=settings.stats_window_s)
-    guard = StructuredGuard(StructuredLimits(
-        max_schema_bytes=settings.schema_max_bytes,
-        max_depth=settings.schema_max_depth,
-        max_enum_values=settings.schema_max_enum_values,
-        max_properties=settings.schema_max_properties,
-        max_regex_length=settings.regex_max_length,
-        max_grammar_bytes=settings.grammar_max_bytes,
-        compile_timeout_s=settings.structured_compile_timeout_s,
-    ))
-    policy = StructuredPolicy(
-        default_backend=settings.structured_output_backend,
-        fallback_backends=settings.structured_output_fallbacks,
-    )
-    completions = CompletionService(engine, router, metrics, limits, guard=guard, policy=policy,
-                                    stats=request_stats)
-    triage = TriageService(completions, settings.model_name, batch_concurrency=settings.triage_batch_concurrency)
-    return Services(settings=settings, engine=engine, registry=registry, router=router, metrics=metrics,
-                    completions=completions, stats=request_stats, guard=guard, triage=triage)
-
-
-async def _start(svc: Services) -> None:
-    """Engine first, then the registry (it loads adapters into the engine), then traffic."""
-    try:
-        await asyncio.gather(svc.engine.start(), *([svc.guard.warm_up()] if svc.guard else []))
-        await svc.registry.start()
-        svc.engine.mark_ready()
-    except Exception:
-        logger.exception("start-up failed; /health/ready will answer 503")
-        svc.engine.state = EngineState.DEAD
-    svc.metrics.engine_ready.set(1 if svc.engine.is_ready else 0)
-    while svc.engine.is_ready:
-        await asyncio.sleep(svc.settings.registry_sync_interval_s)
-        try:
-            await svc.registry.refresh()
-        except Exception:
-            logger.exception("could not refresh the adapter registry from the store")
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -121,7 +27,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         svc.metrics.engine_ready.set(0)
         # The engine starts in the background so /health/live answers (and /health/ready says
         # 503) during the half-minute start.
-        starting = asyncio.create_task(_start(svc)) if services is None else None
+        starting = asyncio.create_task(run_services(svc)) if services is None else None
         try:
             yield
         finally:
@@ -140,10 +46,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(openai_compat.router)
-    app.include_router(metrics.router)
-    app.include_router(stats.router)
-    app.include_router(triage.router)
-    app.include_router(admin.router)
+    for module in (health, openai, observability, tasks, admin):
+        app.include_router(module.router)
     return app

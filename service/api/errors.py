@@ -9,10 +9,30 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.protocol import ErrorDetail, ErrorResponse
+from pydantic import BaseModel
+
 from service.errors import ServiceError
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+    @classmethod
+    def of(cls, error: ServiceError) -> ErrorDetail:
+        return cls(message=error.message, type=error.type, param=error.param, code=error.code)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+# Every error status a route may answer with, for the OpenAPI document.
+ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 502, 503)}
 
 _HTTP_ERROR_TYPES = {
     400: ("invalid_request_error", "invalid_value"),

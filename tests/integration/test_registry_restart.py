@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from service.adapter_store import AdapterStore
+from service.adapters.store import AdapterStore
 from tests.integration.conftest import service_env
 from tests.integration.service_process import ServiceProcess
 from tests.support.adapters import make_peft_adapter

@@ -14,7 +14,7 @@ import jsonschema
 import openai
 import pytest
 
-from service.triage import TicketTriage
+from service.tasks.triage import TicketTriage
 from tests.integration.test_gateway import assert_openai_error
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.triage import TicketTriage
+from service.tasks.triage import TicketTriage
 from tests.integration.test_gateway import assert_openai_error
 from tests.support.adapters import make_peft_adapter
 

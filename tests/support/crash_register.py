@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import service.adapter_store as adapter_store
-from service.adapter_store import AdapterStore
-from service.registry import AdapterRegistry
+import service.adapters.store as adapter_store
+from service.adapters.store import AdapterStore
+from service.adapters.registry import AdapterRegistry
 from tests.support.registry_harness import FakeEngine, make_registry
 
 CRASH_EXIT = 86  # distinct from 1 (an uncaught exception) so the parent knows the fault fired

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from service.adapter_store import AdapterStore
-from service.adapter_validation import BaseModelShape
+from service.adapters.store import AdapterStore
+from service.adapters.validation import BaseModelShape
 from service.engine import AdapterHandle
-from service.metrics import Metrics
-from service.registry import AdapterRegistry, RegistryLimits
+from service.observability.metrics import Metrics
+from service.adapters.registry import AdapterRegistry, RegistryLimits
 
 BASE_MODEL_NAME = "tiny-llama"
 MAX_BYTES = 50 << 20

@@ -1,6 +1,6 @@
 """Shared unit-test fixtures: a tiny Llama base model folder and real PEFT adapters made for it.
 
-The same tiny model as tests/unit/test_adapter_validation.py (2 layers, hidden 64), so no model
+The same tiny model as tests/unit/adapters/test_validation.py (2 layers, hidden 64), so no model
 cache is needed. Only `config.json` is written: the registry reads the base model's shape, never
 its weights.
 """

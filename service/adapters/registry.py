@@ -1,0 +1,397 @@
+"""The adapter registry: validated registration, atomic version swaps, drained removal.
+
+No HTTP here. The registry owns which version of each adapter name is current, persists that in
+the `AdapterStore`, loads adapters into the engine, and counts in-flight requests per adapter
+version (leases) so an old version is unloaded only after its last request finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Protocol
+
+from pydantic import BaseModel
+
+from service.adapters.store import AdapterRecord, AdapterStore, AuditEvent, Manifest
+from service.adapters.validation import (
+    AdapterInspection,
+    AdapterValidationError,
+    BaseModelShape,
+    inspect_adapter,
+    resolve_source_path,
+    safe_extract_tar_gz,
+    validate_adapter_name,
+)
+from service.engine import AdapterHandle
+from service.errors import ConflictError, InvalidRequestError, NotFoundError, ServiceError
+from service.observability.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+class AdapterEngine(Protocol):
+    """What the registry needs from the engine."""
+
+    async def load_adapter(self, adapter: AdapterHandle) -> None: ...
+
+    async def unload_adapter(self, engine_id: int) -> None: ...
+
+    async def resident_adapter_ids(self) -> set[int]: ...
+
+
+class RegistryLimits(BaseModel):
+    max_rank: int
+    max_adapter_bytes: int
+    allowed_roots: list[Path]
+    drain_timeout_s: float = 60.0
+    preload: int = 8  # adapters loaded into the engine at start-up (the rest load on demand)
+
+
+class AdapterStatus(BaseModel):
+    """A manifest entry plus what this replica knows about it now."""
+
+    adapter: AdapterRecord
+    resident: bool
+    in_flight: int
+
+
+class Lease:
+    """Keeps one adapter version in place while a request uses it. Release is idempotent."""
+
+    def __init__(self, registry: AdapterRegistry | None = None, engine_id: int | None = None) -> None:
+        self._registry, self._engine_id = registry, engine_id
+
+    def release(self) -> None:
+        if self._registry is not None and self._engine_id is not None:
+            self._registry._release(self._engine_id)
+            self._registry = None
+
+
+NO_LEASE = Lease()
+
+
+class AdapterRegistry:
+    def __init__(
+        self,
+        store: AdapterStore,
+        engine: AdapterEngine,
+        base: BaseModelShape,
+        limits: RegistryLimits,
+        metrics: Metrics,
+        reserved_names: Callable[[], set[str]],
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.base = base
+        self.limits = limits
+        self.metrics = metrics
+        self.reserved_names = reserved_names
+        self._current: dict[str, AdapterRecord] = {}
+        self._in_flight: dict[int, int] = {}
+        self._drained = asyncio.Condition()
+        self._write_lock = asyncio.Lock()
+        self._manifest_mtime = 0
+
+    # ----------------------------------------------------------- lookups
+    def handle(self, name: str) -> AdapterHandle | None:
+        record = self._current.get(name)
+        return self._handle(record) if record is not None else None
+
+    def names(self) -> list[str]:
+        return sorted(self._current)
+
+    def record(self, name: str) -> AdapterRecord:
+        record = self._current.get(name)
+        if record is None:
+            raise NotFoundError(f"No adapter named `{name}` is registered.", param="name", code="adapter_not_found")
+        return record
+
+    def _handle(self, record: AdapterRecord) -> AdapterHandle:
+        return AdapterHandle(name=record.name, version=record.version, engine_id=record.engine_id,
+                             path=self.store.folder(record))
+
+    # ------------------------------------------------------------ leases
+    def lease(self, adapter: AdapterHandle) -> Lease:
+        # Synchronous on purpose: resolving and leasing happen without an await in between, so
+        # a swap cannot retire the version between the two.
+        self._in_flight[adapter.engine_id] = self._in_flight.get(adapter.engine_id, 0) + 1
+        return Lease(self, adapter.engine_id)
+
+    def _release(self, engine_id: int) -> None:
+        remaining = self._in_flight.get(engine_id, 0) - 1
+        if remaining > 0:
+            self._in_flight[engine_id] = remaining
+            return
+        self._in_flight.pop(engine_id, None)
+        asyncio.get_running_loop().create_task(self._notify_drained())
+
+    async def _notify_drained(self) -> None:
+        async with self._drained:
+            self._drained.notify_all()
+
+    async def _wait_drained(self, engine_id: int) -> bool:
+        async with self._drained:
+            try:
+                await asyncio.wait_for(
+                    self._drained.wait_for(lambda: self._in_flight.get(engine_id, 0) == 0),
+                    self.limits.drain_timeout_s,
+                )
+                return True
+            except asyncio.TimeoutError:
+                return False
+
+    # ----------------------------------------------------------- start-up
+    async def start(self) -> None:
+        """Load the manifest, drop leftovers of interrupted writes, preload adapters."""
+        manifest, mtime, removed = await asyncio.to_thread(self._load_and_clean)
+        if removed:
+            logger.warning("removed leftovers of interrupted registrations: %s", ", ".join(removed))
+        self._current = dict(manifest.adapters)
+        self._manifest_mtime = mtime
+        for record in list(self._current.values())[: self.limits.preload]:
+            await self._load(record)
+        await self._update_gauges()
+
+    def _load_and_clean(self) -> tuple[Manifest, int, list[str]]:
+        with self.store.locked():
+            # mtime under the lock: it then describes exactly the manifest loaded.
+            manifest, mtime = self.store.load(), self.store.manifest_mtime_ns()
+            return manifest, mtime, self.store.remove_orphans(manifest)
+
+    async def refresh(self) -> None:
+        """Pick up changes other replicas made to the shared store."""
+        mtime = self.store.manifest_mtime_ns()
+        if mtime == self._manifest_mtime:
+            return
+        async with self._write_lock:
+            manifest = await asyncio.to_thread(self.store.load)
+            self._manifest_mtime = mtime
+            previous, self._current = self._current, dict(manifest.adapters)
+        for name, old in previous.items():
+            new = self._current.get(name)
+            if new is None or new.engine_id != old.engine_id:
+                asyncio.get_running_loop().create_task(self._retire(old, delete_files=False))
+        await self._update_gauges()
+
+    # ------------------------------------------------------- registration
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """Mark this process as having files in flight (see AdapterStore.writer_lock)."""
+        handle = await asyncio.to_thread(self.store.writer_lock)
+        try:
+            yield
+        finally:
+            handle.close()
+
+    async def register_path(self, name: str, path: str, caller: str | None = None) -> AdapterRecord:
+        try:
+            folder = resolve_source_path(path, self.limits.allowed_roots)
+        except AdapterValidationError as exc:
+            self.metrics.adapter_registrations.labels("invalid").inc()
+            raise _client_error(exc) from exc
+        async with self._writing():
+            return await self._register(name, folder, source=str(folder), caller=caller)
+
+    async def register_archive(self, name: str, archive: IO[bytes], caller: str | None = None) -> AdapterRecord:
+        async with self._writing():
+            return await self._register_archive(name, archive, caller)
+
+    async def _register_archive(self, name: str, archive: IO[bytes], caller: str | None) -> AdapterRecord:
+        upload_dir = self.store.new_upload_dir()
+        try:
+            try:
+                folder = await asyncio.to_thread(
+                    safe_extract_tar_gz, archive, upload_dir, self.limits.max_adapter_bytes
+                )
+            except AdapterValidationError as exc:
+                self.metrics.adapter_registrations.labels("invalid").inc()
+                raise _client_error(exc) from exc
+            return await self._register(name, folder, source="upload", caller=caller)
+        finally:
+            shutil.rmtree(upload_dir, ignore_errors=True)
+
+    async def _register(self, name: str, folder: Path, source: str, caller: str | None) -> AdapterRecord:
+        staging: Path | None = None
+        try:
+            validate_adapter_name(name, self.reserved_names())
+            await asyncio.to_thread(self._inspect, folder)
+            # Inspect the copy too: what is served is exactly what was checked, even if the
+            # source folder changes while we copy it.
+            staging = await asyncio.to_thread(self.store.stage, folder)
+            inspection = await asyncio.to_thread(self._inspect, staging)
+        except AdapterValidationError as exc:
+            self.metrics.adapter_registrations.labels("invalid").inc()
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise _client_error(exc) from exc
+
+        async with self._write_lock:
+            try:
+                record = await self._commit(name, staging, inspection, source)
+            except ServiceError:
+                self.metrics.adapter_registrations.labels("invalid").inc()
+                raise
+            except Exception:
+                self.metrics.adapter_registrations.labels("error").inc()
+                raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            previous = self._current.get(name)
+            self._current[name] = record  # the swap: new requests now resolve to this version
+            # _manifest_mtime stays as it was: the next refresh() then also picks up changes
+            # other replicas made before ours (the new mtime would hide them).
+        self.metrics.adapter_registrations.labels("success").inc()
+        self.store.audit(AuditEvent(action="register", adapter=name, version=record.version, caller=caller,
+                                    source=source, sha256=record.sha256))
+        if previous is not None:
+            asyncio.get_running_loop().create_task(self._retire(previous))
+        await self._update_gauges()
+        return record
+
+    def _inspect(self, folder: Path) -> AdapterInspection:
+        return inspect_adapter(folder, self.base, self.limits.max_rank, self.limits.max_adapter_bytes)
+
+    async def _commit(self, name: str, staging: Path, inspection: AdapterInspection, source: str) -> AdapterRecord:
+        """Place the files, load them into the engine, then name them in the manifest.
+
+        The store's file lock is held only in short synchronous steps (never across an await),
+        and the manifest names a version only once its folder is complete and loaded: a crash in
+        between leaves an orphan folder that start-up removes.
+        """
+        record = await asyncio.to_thread(self._reserve, name, staging, inspection, source)
+        try:
+            await self._load(record, strict=True)
+        except Exception:
+            await asyncio.to_thread(self._delete_unnamed, record.path)
+            raise
+        newer = await asyncio.to_thread(self._publish, record)
+        if newer is not None:
+            with contextlib.suppress(Exception):
+                await self.engine.unload_adapter(record.engine_id)
+            await asyncio.to_thread(self._delete_unnamed, record.path)
+            raise ConflictError(
+                f"Adapter `{name}` v{newer.version} was registered (by another replica) while v{record.version} "
+                "was loading; this registration was superseded.", param="name", code="adapter_superseded",
+            )
+        return record
+
+    def _reserve(self, name: str, staging: Path, inspection: AdapterInspection, source: str) -> AdapterRecord:
+        with self.store.locked():
+            manifest = self.store.load()
+            current = manifest.adapters.get(name)
+            version = max(manifest.last_versions.get(name, 0), current.version if current else 0) + 1
+            record = AdapterRecord(
+                name=name, version=version, sha256=inspection.weights_sha256, rank=inspection.max_rank,
+                alpha=inspection.alpha, target_modules=inspection.target_modules,
+                base_model=inspection.base_model_name_or_path, size_bytes=inspection.size_bytes,
+                registered_at=datetime.now(timezone.utc), source=source,
+                engine_id=manifest.next_engine_id,
+                path=self.store.commit(staging, name, version),
+            )
+            # Claim the version and engine id now, so concurrent replicas never reuse them.
+            manifest.next_engine_id += 1
+            manifest.last_versions[name] = version
+            self.store.save(manifest)
+        return record
+
+    def _publish(self, record: AdapterRecord) -> AdapterRecord | None:
+        """Name `record` in the manifest; return the newer version instead if one was published
+        meanwhile (versions are claimed in order but may finish loading out of order)."""
+        with self.store.locked():
+            manifest = self.store.load()
+            current = manifest.adapters.get(record.name)
+            if current is not None and current.version > record.version:
+                return current
+            manifest.adapters[record.name] = record
+            self.store.save(manifest)
+        return None
+
+    def _delete_unnamed(self, relative: str) -> None:
+        with self.store.locked():
+            if all(r.path != relative for r in self.store.load().adapters.values()):
+                self.store.delete_folder(relative)
+
+    async def _load(self, record: AdapterRecord, strict: bool = False) -> None:
+        started = time.monotonic()
+        try:
+            await self.engine.load_adapter(self._handle(record))
+        except Exception as exc:
+            self.metrics.adapter_loads.labels(record.name, "error").inc()
+            if strict:
+                raise InvalidRequestError(
+                    f"The engine could not load adapter `{record.name}`: {exc}", code="adapter_load_failed"
+                ) from exc
+            logger.warning("could not preload adapter %s v%s: %s", record.name, record.version, exc)
+            return
+        self.metrics.adapter_loads.labels(record.name, "success").inc()
+        self.metrics.adapter_load_duration.observe(time.monotonic() - started)
+
+    # ------------------------------------------------------------ removal
+    async def remove(self, name: str, caller: str | None = None) -> AdapterRecord:
+        async with self._write_lock:
+            record = await asyncio.to_thread(self._unpublish, name)
+            if record is None:
+                raise NotFoundError(f"No adapter named `{name}` is registered.", param="name",
+                                    code="adapter_not_found")
+            self._current.pop(name, None)  # _manifest_mtime unchanged: see _register
+        self.store.audit(AuditEvent(action="remove", adapter=name, version=record.version, caller=caller))
+        await self._retire(record)
+        await self._update_gauges()
+        return record
+
+    def _unpublish(self, name: str) -> AdapterRecord | None:
+        with self.store.locked():
+            manifest = self.store.load()
+            record = manifest.adapters.pop(name, None)
+            if record is not None:
+                self.store.save(manifest)
+        return record
+
+    async def _retire(self, record: AdapterRecord, delete_files: bool = True) -> None:
+        """Unload a version that is no longer current, after its in-flight requests finish."""
+        if not await self._wait_drained(record.engine_id):
+            logger.warning("adapter %s v%s still had requests after %.0f s; unloading anyway",
+                           record.name, record.version, self.limits.drain_timeout_s)
+        with contextlib.suppress(Exception):
+            await self.engine.unload_adapter(record.engine_id)
+        if delete_files:
+            async with self._write_lock:
+                await asyncio.to_thread(self._delete_unnamed, record.path)
+        await self._update_gauges()
+
+    # ------------------------------------------------------------- status
+    async def status(self, name: str) -> AdapterStatus:
+        record = self.record(name)
+        resident = await self._resident_ids()
+        return AdapterStatus(adapter=record, resident=record.engine_id in resident,
+                             in_flight=self._in_flight.get(record.engine_id, 0))
+
+    async def statuses(self) -> list[AdapterStatus]:
+        resident = await self._resident_ids()
+        return [
+            AdapterStatus(adapter=r, resident=r.engine_id in resident, in_flight=self._in_flight.get(r.engine_id, 0))
+            for _, r in sorted(self._current.items())
+        ]
+
+    async def _resident_ids(self) -> set[int]:
+        try:
+            return await self.engine.resident_adapter_ids()
+        except Exception:
+            return set()
+
+    async def _update_gauges(self) -> None:
+        self.metrics.adapters_registered.set(len(self._current))
+        current_ids = {r.engine_id for r in self._current.values()}
+        self.metrics.adapters_resident.set(len(current_ids & await self._resident_ids()))
+
+
+def _client_error(exc: AdapterValidationError) -> ServiceError:
+    error_type = NotFoundError if exc.status == 404 else InvalidRequestError
+    return error_type(exc.message, param=exc.param, code=exc.code)

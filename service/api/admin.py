@@ -1,0 +1,77 @@
+"""Adapter administration: register (by path or upload), list, inspect, remove."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from pydantic import BaseModel, Field
+
+from service.adapters import AdapterRecord, AdapterStatus
+from service.api.deps import ServicesDep
+from service.api.errors import ERROR_RESPONSES
+from service.errors import PayloadTooLargeError, ServiceError
+
+router = APIRouter(prefix="/admin/adapters", tags=["admin"])
+GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
+ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409, 413, 415)}
+
+
+class RegisterAdapterRequest(BaseModel):
+    name: str = Field(description="Adapter name clients send as `model`.")
+    path: str = Field(description="Adapter folder inside one of the allowed roots.")
+
+
+class AdapterList(BaseModel):
+    object: str = "list"
+    data: list[AdapterStatus]
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+@router.post("", status_code=201, response_model=AdapterRecord, responses=ERRORS)
+async def register_adapter(body: RegisterAdapterRequest, services: ServicesDep) -> AdapterRecord:
+    return await services.registry.register_path(body.name, body.path)
+
+
+@router.put("/{name}", status_code=201, response_model=AdapterRecord, responses=ERRORS)
+async def upload_adapter(
+    name: str, request: Request, services: ServicesDep,
+    content_type: Annotated[str, Header()] = "",
+) -> AdapterRecord:
+    if content_type.split(";")[0].strip().lower() not in GZIP_TYPES:
+        raise UnsupportedMediaTypeError(
+            "Upload the adapter folder as a .tar.gz body with content-type: application/gzip.",
+            param="content-type",
+        )
+    limit = services.settings.adapter_max_bytes
+    with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as archive:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLargeError(f"The upload is larger than the {limit}-byte limit.")
+            archive.write(chunk)
+        archive.seek(0)
+        return await services.registry.register_archive(name, archive)
+
+
+@router.get("", response_model=AdapterList)
+async def list_adapters(services: ServicesDep) -> AdapterList:
+    return AdapterList(data=await services.registry.statuses())
+
+
+@router.get("/{name}", response_model=AdapterStatus, responses=ERRORS)
+async def get_adapter(name: str, services: ServicesDep) -> AdapterStatus:
+    return await services.registry.status(name)
+
+
+@router.delete("/{name}", status_code=204, responses=ERRORS)
+async def remove_adapter(name: str, services: ServicesDep) -> Response:
+    await services.registry.remove(name)
+    return Response(status_code=204)

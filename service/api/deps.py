@@ -1,0 +1,38 @@
+"""The plain objects the HTTP layer talks to (built once per process), as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.adapters import AdapterRegistry
+from service.config import Settings
+from service.engine import Engine
+from service.generation import GenerationService
+from service.observability import Metrics, RequestStats
+from service.routing import ModelRouter
+from service.structured import StructuredGuard
+from service.tasks.triage import TriageService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    registry: AdapterRegistry
+    router: ModelRouter
+    metrics: Metrics
+    generation: GenerationService
+    # Defaulted so that Services built by hand (unit tests) need not name it.
+    stats: RequestStats = field(default_factory=RequestStats)
+    guard: StructuredGuard | None = None
+    triage: TriageService | None = None
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,29 @@
+"""Response headers that name what served a request (model, adapter version, route, variant)."""
+
+from __future__ import annotations
+
+from service.generation import GenerationResult
+from service.routing import ServingTarget
+
+
+def target_headers(target: ServingTarget) -> dict[str, str]:
+    headers = {
+        "x-loragate-model": target.model,
+        "x-loragate-base-model": target.base_model,
+        "x-loragate-route": target.route,
+        "x-loragate-variant": target.variant,
+    }
+    if target.adapter is not None:
+        headers["x-loragate-adapter-version"] = str(target.adapter.version)
+    return headers
+
+
+def result_headers(result: GenerationResult) -> dict[str, str]:
+    headers = target_headers(result.target)
+    headers["x-loragate-duration-ms"] = f"{result.duration_seconds * 1000:.1f}"
+    if result.time_to_first_token_seconds is not None:
+        headers["x-loragate-ttft-ms"] = f"{result.time_to_first_token_seconds * 1000:.1f}"
+    if result.structured_result is not None:
+        headers["x-loragate-structured-output"] = result.structured_result
+        headers["x-loragate-structured-backend"] = result.structured_backend or ""
+    return headers

@@ -1,0 +1,30 @@
+"""Liveness (process up) and readiness (engine can serve) probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from service.api.deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+class HealthStatus(BaseModel):
+    status: str
+    engine: str
+
+
+@router.get("/health/live", response_model=HealthStatus)
+async def live(services: ServicesDep) -> HealthStatus:
+    return HealthStatus(status="ok", engine=services.engine.state.value)
+
+
+@router.get("/health/ready", response_model=HealthStatus, responses={503: {"model": HealthStatus}})
+async def ready(services: ServicesDep) -> JSONResponse:
+    engine = services.engine
+    healthy = await engine.check_health() if engine.is_ready else False
+    services.metrics.engine_ready.set(1 if healthy else 0)
+    body = HealthStatus(status="ready" if healthy else "unavailable", engine=engine.state.value)
+    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

@@ -1,0 +1,42 @@
+"""GET /metrics (Prometheus text, or OpenMetrics on request) and GET /v1/stats (recent figures)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from prometheus_client.exposition import choose_encoder
+
+from service.api.deps import ServicesDep
+from service.api.errors import ERROR_RESPONSES
+from service.observability import RequestStats, StatsReport
+
+router = APIRouter(tags=["observability"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encoder(services.metrics.registry), media_type=content_type)
+
+
+def get_stats(services: ServicesDep) -> RequestStats:
+    return services.stats
+
+
+@router.get("/v1/stats", response_model=StatsReport, responses={400: ERROR_RESPONSES[400]})
+async def stats(
+    request_stats: Annotated[RequestStats, Depends(get_stats)],
+    window_seconds: Annotated[float | None, Query(ge=1, description="Window in seconds (default and "
+                                                  "maximum: the configured stats_window_s).")] = None,
+) -> StatsReport:
+    # The upper bound is configuration, not a constant, so it cannot sit in Query(le=...); raising
+    # the same validation error keeps the 400 identical to the lower-bound one.
+    if window_seconds is not None and window_seconds > request_stats.window_s:
+        raise RequestValidationError([{
+            "type": "less_than_equal", "loc": ("query", "window_seconds"),
+            "msg": f"Input should be less than or equal to {request_stats.window_s:g}",
+            "input": window_seconds, "ctx": {"le": request_stats.window_s},
+        }])
+    return request_stats.report(window_seconds)

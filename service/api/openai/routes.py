@@ -1,0 +1,83 @@
+"""OpenAI-compatible endpoints: /v1/chat/completions, /v1/completions, /v1/models."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from service.api.cancellation import cancel_on_disconnect
+from service.api.deps import ServicesDep
+from service.api.errors import ERROR_RESPONSES
+from service.api.headers import result_headers
+from service.api.openai.protocol import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionChoice,
+    CompletionRequest,
+    CompletionResponse,
+    ModelCard,
+    ModelList,
+    usage,
+)
+from service.api.openai.streaming import chat_chunks, completion_chunks, event_stream
+from service.api.openai.translate import generation_request
+from service.generation import GenerationResult, GenerationService, PreparedGeneration
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
+
+
+@router.post("/chat/completions", response_model=ChatCompletionResponse, responses=RESPONSES)
+async def chat_completions(body: ChatCompletionRequest, request: Request, services: ServicesDep):
+    generation = services.generation
+    prepared = await generation.prepare(generation_request(body, generation))
+    if body.stream:
+        return await event_stream(prepared, chat_chunks(prepared, generation, body.include_usage))
+    result = await _run(request, generation, prepared)
+    response = ChatCompletionResponse(
+        model=body.model,
+        choices=[
+            ChatChoice(index=c.index, message=AssistantMessage(content=c.text), finish_reason=c.finish_reason)
+            for c in result.choices
+        ],
+        usage=usage(result.prompt_tokens, result.completion_tokens),
+    )
+    return JSONResponse(response.model_dump(), headers=result_headers(result))
+
+
+@router.post("/completions", response_model=CompletionResponse, responses=RESPONSES)
+async def completions(body: CompletionRequest, request: Request, services: ServicesDep):
+    generation = services.generation
+    prepared = await generation.prepare(generation_request(body, generation))
+    if body.stream:
+        return await event_stream(prepared, completion_chunks(prepared, generation, body.include_usage))
+    result = await _run(request, generation, prepared)
+    response = CompletionResponse(
+        model=body.model,
+        choices=[
+            CompletionChoice(index=c.index, text=prepared.echo_text + c.text, finish_reason=c.finish_reason)
+            for c in result.choices
+        ],
+        usage=usage(result.prompt_tokens, result.completion_tokens),
+    )
+    return JSONResponse(response.model_dump(), headers=result_headers(result))
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(services: ServicesDep) -> ModelList:
+    created = int(services.engine.started_at or time.time())
+    base = services.router.base_model
+    cards = [ModelCard(id=base, created=created, root=str(services.settings.model_dir))]
+    cards += [ModelCard(id=name, created=created, root=name, parent=base) for name in services.router.adapter_names()]
+    return ModelList(data=cards)
+
+
+async def _run(request: Request, generation: GenerationService, prepared: PreparedGeneration) -> GenerationResult:
+    try:
+        return await cancel_on_disconnect(request, generation.run(prepared))
+    finally:
+        prepared.release()

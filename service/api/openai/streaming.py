@@ -1,0 +1,109 @@
+"""Server-sent events for streamed chat and text completions (OpenAI's chunk shapes)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from service.api.errors import ErrorDetail, ErrorResponse, service_error_response
+from service.api.headers import target_headers
+from service.api.openai.protocol import (
+    ChatChunkChoice,
+    ChatCompletionChunk,
+    ChatDelta,
+    CompletionChoice,
+    CompletionResponse,
+    Usage,
+    usage,
+)
+from service.engine.types import GenerationDelta
+from service.errors import ServiceError
+from service.generation import GenerationService, PreparedGeneration
+
+
+def sse_event(payload: BaseModel) -> str:
+    return f"data: {payload.model_dump_json()}\n\n"
+
+
+async def event_stream(prepared: PreparedGeneration, events: AsyncIterator[str]) -> StreamingResponse | JSONResponse:
+    """Start the stream, but surface errors that happen before the first event as plain HTTP errors."""
+    try:
+        first = await anext(events)
+    except ServiceError as exc:
+        prepared.release()
+        return service_error_response(exc)
+
+    async def body() -> AsyncIterator[str]:
+        try:
+            yield first
+            async for event in events:
+                yield event
+        except ServiceError as exc:
+            yield sse_event(ErrorResponse(error=ErrorDetail.of(exc)))
+        finally:
+            prepared.release()
+        yield "data: [DONE]\n\n"
+
+    headers = target_headers(prepared.target) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+
+async def chat_chunks(prepared: PreparedGeneration, generation: GenerationService, include_usage: bool) -> AsyncIterator[str]:
+    chunk_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), prepared.target.model
+    tokens = 0
+    sent_role: set[int] = set()
+
+    def chunk(choices: list[ChatChunkChoice], usage: Usage | None = None) -> str:
+        return sse_event(ChatCompletionChunk(id=chunk_id, created=created, model=model, choices=choices, usage=usage))
+
+    async for deltas in generation.stream(prepared):
+        choices = []
+        for delta in deltas:
+            tokens += delta.token_count
+            role = None if delta.index in sent_role else "assistant"
+            sent_role.add(delta.index)
+            if delta.text or role or delta.finish_reason:
+                choices.append(ChatChunkChoice(
+                    index=delta.index, delta=ChatDelta(role=role, content=delta.text),
+                    finish_reason=delta.finish_reason,
+                ))
+        if choices:
+            yield chunk(choices)
+    if include_usage:
+        yield chunk([], usage(len(prepared.prompt_token_ids), tokens))
+
+
+async def completion_chunks(prepared: PreparedGeneration, generation: GenerationService, include_usage: bool) -> AsyncIterator[str]:
+    chunk_id, created, model = f"cmpl-{uuid.uuid4().hex}", int(time.time()), prepared.target.model
+    tokens = 0
+    echoed: set[int] = set()
+
+    def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
+        return sse_event(CompletionResponse(id=chunk_id, created=created, model=model, choices=choices, usage=usage))
+
+    async for deltas in generation.stream(prepared):
+        choices = []
+        for delta in _with_echo(deltas, prepared.echo_text, echoed):
+            tokens += delta.token_count
+            if delta.text or delta.finish_reason:
+                choices.append(CompletionChoice(index=delta.index, text=delta.text, finish_reason=delta.finish_reason))
+        if choices:
+            yield chunk(choices)
+    if include_usage:
+        yield chunk([], usage(len(prepared.prompt_token_ids), tokens))
+
+
+def _with_echo(deltas: list[GenerationDelta], echo: str, echoed: set[int]) -> list[GenerationDelta]:
+    if not echo:
+        return deltas
+    out = []
+    for delta in deltas:
+        if delta.index not in echoed:
+            echoed.add(delta.index)
+            delta = delta.model_copy(update={"text": echo + delta.text})
+        out.append(delta)
+    return out

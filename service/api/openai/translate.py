@@ -1,0 +1,101 @@
+"""Translate OpenAI-shaped requests into the generation service's own `GenerationRequest`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.errors import InvalidRequestError, ServiceError
+from service.generation import GenerationRequest, GenerationService, PromptMessage
+from service.api.openai.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
+from service.structured import STRUCTURED_OUTPUT_BACKENDS, StructuredConstraint, StructuredRequest
+
+
+def generation_request(body: ChatCompletionRequest | CompletionRequest, generation: GenerationService) -> GenerationRequest:
+    """The generation request for a chat or completion body; a malformed constraint is counted
+    as refused (like every other refusal) and raised."""
+    try:
+        structured = structured_request(body)
+    except ServiceError as exc:
+        generation.refused(exc)
+        raise
+    common: dict[str, Any] = {
+        "model": body.model, "n": body.n, "temperature": body.temperature, "top_p": body.top_p, "seed": body.seed,
+        "stop": body.stop_sequences, "frequency_penalty": body.frequency_penalty,
+        "presence_penalty": body.presence_penalty, "repetition_penalty": body.repetition_penalty,
+        "min_tokens": body.min_tokens, "ignore_eos": body.ignore_eos, "structured": structured,
+    }
+    if isinstance(body, ChatCompletionRequest):
+        return GenerationRequest(endpoint="chat", messages=prompt_messages(body.messages),
+                                 max_tokens=body.requested_max_tokens, **common)
+    return GenerationRequest(endpoint="completions", prompt=body.prompt, max_tokens=body.max_tokens,
+                             echo=body.echo, **common)
+
+
+def prompt_messages(messages: list[ChatMessage]) -> list[PromptMessage]:
+    # OpenAI's newer "developer" role plays the part of "system" for chat templates.
+    return [PromptMessage(role="system" if m.role == "developer" else m.role, content=m.text) for m in messages]
+
+
+def structured_request(request: SamplingFields) -> StructuredRequest | None:
+    """At most one constraint per request, from whichever field the client used."""
+    found: list[StructuredRequest] = []
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_object":
+        found.append(StructuredRequest(constraint=StructuredConstraint(json_object=True), kind="json_object"))
+    elif fmt is not None and fmt.type == "json_schema" and fmt.json_schema is not None:
+        schema = fmt.json_schema.schema_ or {}
+        found.append(StructuredRequest(
+            constraint=StructuredConstraint(json_schema=schema), kind="json_schema", schema_=schema,
+            strict=bool(fmt.json_schema.strict), param="response_format.json_schema.schema",
+        ))
+    extras = dict(request.structured_outputs or {})
+    backend = extras.pop("backend", None)
+    if backend is not None and backend not in STRUCTURED_OUTPUT_BACKENDS:
+        raise InvalidRequestError(
+            f"structured_outputs.backend must be one of {', '.join(STRUCTURED_OUTPUT_BACKENDS)}.",
+            param="structured_outputs.backend",
+        )
+    for key, value in (("json", request.guided_json), ("regex", request.guided_regex),
+                       ("choice", request.guided_choice), ("grammar", request.guided_grammar)):
+        if value is not None:
+            extras[key] = value
+    unknown = set(extras) - {"json", "regex", "choice", "grammar", "json_object"}
+    if unknown:
+        raise InvalidRequestError(
+            f"Unknown structured_outputs field(s): {', '.join(sorted(unknown))}.", param="structured_outputs"
+        )
+    for key, value in extras.items():
+        found.append(_from_extra(key, value))
+    if len(found) > 1:
+        raise InvalidRequestError(
+            "Use only one structured-output constraint per request (response_format, json, regex, "
+            "choice or grammar).", param="response_format",
+        )
+    if not found:
+        return None
+    chosen = found[0]
+    if backend is not None:
+        chosen.constraint.backend = backend
+    return chosen
+
+
+def _from_extra(key: str, value: Any) -> StructuredRequest:
+    param = f"structured_outputs.{key}"
+    if key == "json":
+        if not isinstance(value, dict):
+            raise InvalidRequestError("The JSON schema must be a JSON object.", param=param)
+        return StructuredRequest(constraint=StructuredConstraint(json_schema=value), kind="json_schema",
+                                 schema_=value, param=param)
+    if key == "json_object":
+        if value is not True:
+            raise InvalidRequestError("json_object must be true when given.", param=param)
+        return StructuredRequest(constraint=StructuredConstraint(json_object=True), kind="json_object", param=param)
+    if key == "choice":
+        if not isinstance(value, list) or not value or not all(isinstance(c, str) and c for c in value):
+            raise InvalidRequestError("choice must be a non-empty list of non-empty strings.", param=param)
+        return StructuredRequest(constraint=StructuredConstraint(choice=value), kind="choice", param=param)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(f"{key} must be a non-empty string.", param=param)
+    if key == "regex":
+        return StructuredRequest(constraint=StructuredConstraint(regex=value), kind="regex", param=param)
+    return StructuredRequest(constraint=StructuredConstraint(grammar=value), kind="grammar", param=param)

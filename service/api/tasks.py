@@ -1,0 +1,62 @@
+"""Task endpoints for ticketing systems: POST /v1/tickets/triage (and /batch), the schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from service.api.deps import ServicesDep
+from service.api.errors import ERROR_RESPONSES, ErrorDetail
+from service.errors import InvalidRequestError
+from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse
+
+router = APIRouter(prefix="/v1/tickets", tags=["triage"])
+RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
+
+
+class TriageRequest(Ticket):
+    model: str | None = Field(None, description="Base model, adapter or route; default: the base model.")
+    max_tokens: int | None = Field(None, ge=32, description="Token budget for the first attempt.")
+
+
+class BatchTriageRequest(BaseModel):
+    tickets: list[Ticket] = Field(min_length=1)
+    model: str | None = None
+
+
+class BatchItem(BaseModel):
+    index: int
+    triage: TicketTriage | None = None
+    meta: TriageMeta | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchTriageResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[BatchItem]
+
+
+@router.post("/triage", response_model=TriageResponse, responses=RESPONSES)
+async def triage_ticket(body: TriageRequest, services: ServicesDep) -> TriageResponse:
+    return await services.triage.triage(body, body.model, body.max_tokens)
+
+
+@router.post("/triage/batch", response_model=BatchTriageResponse, responses=RESPONSES)
+async def triage_batch(body: BatchTriageRequest, services: ServicesDep) -> BatchTriageResponse:
+    limit = services.settings.triage_batch_max
+    if len(body.tickets) > limit:
+        raise InvalidRequestError(f"At most {limit} tickets per batch; got {len(body.tickets)}.", param="tickets")
+    results = await services.triage.triage_batch(body.tickets, body.model)
+    return BatchTriageResponse(data=[
+        BatchItem(index=i, triage=r.triage, meta=r.meta) if isinstance(r, TriageResponse)
+        else BatchItem(index=i, error=ErrorDetail.of(r))
+        for i, r in enumerate(results)
+    ])
+
+
+@router.get("/triage/schema")
+async def triage_schema(services: ServicesDep) -> dict:
+    """The JSON schema of `triage` (the TicketTriage model)."""
+    return services.triage.schema

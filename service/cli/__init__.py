@@ -1,0 +1,32 @@
+"""`loragate` command line: one module per command group, each with `run(argv) -> int`.
+
+Command modules are imported only when their command runs, so `loragate adapters list` does not
+pay for importing the engine or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module in service.cli, one-line help)
+COMMANDS = {
+    "serve": ("serve", "Start the HTTP service (`loragate serve --help` lists every setting)."),
+    "prepare-model": ("model", "Prepare the default model folder."),
+    "adapters": ("adapters", "Manage adapters on a running server: list, add, push, remove."),
+    "eval": ("evaluate", "Evaluate targets of a running server on a labelled dataset (triage or --voice)."),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:<15} {help_}" for name, (_, help_) in COMMANDS.items()]
+        print("usage: loragate COMMAND [options]\n\ncommands:\n" + "\n".join(lines))
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module, _ = COMMANDS[argv[0]]
+    return importlib.import_module(f"service.cli.{module}").run(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

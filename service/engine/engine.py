@@ -1,0 +1,301 @@
+"""The vLLM engine behind loragate: the only code that imports vLLM (with `plugins/`).
+
+It speaks in the plain values of `service.engine.types` (`SamplingOptions`, `AdapterHandle`,
+`GenerationUpdate`) so the layers above and the tests never see vLLM types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from service.engine.types import (
+    WHITESPACE_FREE_BACKENDS,
+    AdapterHandle,
+    EngineOptions,
+    EngineRequestError,
+    EngineState,
+    EngineUnavailableError,
+    FinishReason,
+    GenerationDelta,
+    GenerationFailedError,
+    GenerationUpdate,
+    SamplingOptions,
+    StatsCallback,
+    StructuredConstraint,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Engine:
+    """Owns one vLLM `AsyncLLM`: start, generate, adapters, health, shutdown."""
+
+    def __init__(self, options: EngineOptions, on_stats: StatsCallback | None = None) -> None:
+        self.options = options
+        self._on_stats = on_stats
+        self.state = EngineState.STOPPED
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self.start_seconds: float | None = None
+        self.started_at: float | None = None  # wall clock, for /v1/models `created`
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self.state = EngineState.STARTING
+        started = time.monotonic()
+        try:
+            self._llm = await asyncio.to_thread(self._build)
+            self._tokenizer = self._llm.get_tokenizer()
+        except Exception:
+            self.state = EngineState.DEAD
+            raise
+        self.start_seconds = time.monotonic() - started
+        self.started_at = time.time()
+        logger.info("engine started in %.1f s", self.start_seconds)
+
+    def mark_ready(self) -> None:
+        """Open for traffic; the app calls this once what depends on the engine is set up too."""
+        if self.state == EngineState.STARTING and self._llm is not None:
+            self.state = EngineState.READY
+
+    def _build(self) -> Any:
+        opts = self.options
+        # Read by vLLM's CPU backend when it sizes the KV cache (GiB, whole numbers).
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(opts.kv_cache_space_gib))))
+        os.environ.setdefault("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "True")
+        # A CPU step under load can take minutes; vLLM's 300 s default would declare the engine dead.
+        os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "1800")
+        # Bounds xgrammar's cache of compiled grammars (vLLM's default is 512 MiB).
+        os.environ.setdefault("VLLM_XGRAMMAR_CACHE_MB", str(opts.grammar_cache_mib))
+
+        from vllm.config import StructuredOutputsConfig
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(
+            model=str(opts.model_dir),
+            served_model_name=opts.served_model_name,
+            max_model_len=opts.max_model_len,
+            max_num_seqs=opts.max_num_seqs,
+            max_num_batched_tokens=opts.max_num_batched_tokens,
+            kv_cache_memory_bytes=int(opts.kv_cache_space_gib * 2**30),
+            dtype=opts.dtype,
+            tensor_parallel_size=opts.tensor_parallel_size,
+            enforce_eager=opts.enforce_eager,
+            enable_lora=True,
+            max_loras=opts.max_loras,
+            max_cpu_loras=opts.max_cpu_loras,
+            max_lora_rank=opts.max_lora_rank,
+            structured_outputs_config=StructuredOutputsConfig(
+                backend=opts.structured_output_backend,
+                # Compact JSON: a small model can otherwise emit whitespace until max_tokens.
+                disable_any_whitespace=opts.structured_output_backend in WHITESPACE_FREE_BACKENDS,
+            ),
+            seed=opts.seed,
+            disable_log_stats=False,
+        )
+        stat_loggers = [_stats_forwarder(self._on_stats)] if self._on_stats else None
+        return AsyncLLM.from_engine_args(args, stat_loggers=stat_loggers)
+
+    async def shutdown(self) -> None:
+        if self._llm is not None:
+            llm, self._llm = self._llm, None
+            await asyncio.to_thread(llm.shutdown)
+        self.state = EngineState.STOPPED
+
+    def begin_drain(self) -> None:
+        if self.state == EngineState.READY:
+            self.state = EngineState.DRAINING
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == EngineState.READY and not self._engine_errored()
+
+    def _engine_errored(self) -> bool:
+        return self._llm is not None and bool(self._llm.errored)
+
+    async def check_health(self) -> bool:
+        if self._llm is None or self._engine_errored():
+            if self.state == EngineState.READY:
+                self.state = EngineState.DEAD
+            return False
+        try:
+            await self._llm.check_health()
+        except Exception:
+            self.state = EngineState.DEAD
+            return False
+        return self.state == EngineState.READY
+
+    # -------------------------------------------------------------- tokenization
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """Apply the model's chat template and tokenize, ready for generation."""
+        text = self._tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=True
+        )
+        return self.tokenize(text)
+
+    def tokenize(self, text: str) -> list[int]:
+        # The chat template already writes the special tokens it needs.
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    # ---------------------------------------------------------------- generation
+    async def generate(
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        adapter: AdapterHandle | None = None,
+        request_id: str | None = None,
+    ) -> AsyncIterator[GenerationUpdate]:
+        """Stream deltas. Closing or cancelling the iterator aborts the request in the engine."""
+        if self._llm is None or self.state not in (EngineState.READY, EngineState.DRAINING):
+            raise EngineUnavailableError(f"engine is {self.state.value}")
+        from vllm import TokensPrompt
+        from vllm.exceptions import VLLMValidationError
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        request_id = request_id or uuid.uuid4().hex
+        first = True
+        try:
+            params = self._sampling_params(options)
+            async for output in self._llm.generate(
+                TokensPrompt(prompt_token_ids=prompt_token_ids),
+                params,
+                request_id,
+                lora_request=self._lora_request(adapter) if adapter else None,
+            ):
+                if getattr(output, "error", None) is not None or any(
+                    choice.finish_reason == "error" for choice in output.outputs
+                ):
+                    # e.g. a grammar the backend failed to compile: this request only.
+                    error = getattr(output, "error", None)
+                    raise GenerationFailedError(error.message if error is not None else "generation failed")
+                deltas = [
+                    GenerationDelta(
+                        index=choice.index,
+                        text=choice.text,
+                        token_count=len(choice.token_ids),
+                        finish_reason=_finish_reason(choice.finish_reason),
+                    )
+                    for choice in output.outputs
+                ]
+                queue_seconds = _queue_seconds(output) if first else None
+                first = False
+                yield GenerationUpdate(
+                    deltas=deltas,
+                    finished=output.finished,
+                    prompt_tokens=len(prompt_token_ids),
+                    queue_seconds=queue_seconds,
+                )
+        except EngineDeadError as exc:
+            self.state = EngineState.DEAD
+            raise EngineUnavailableError("the engine stopped unexpectedly") from exc
+        except (VLLMValidationError, ValueError) as exc:
+            raise EngineRequestError(str(exc)) from exc
+
+    def _sampling_params(self, options: SamplingOptions) -> Any:
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
+
+        return SamplingParams(
+            n=options.n,
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            seed=options.seed,
+            stop=options.stop or None,
+            frequency_penalty=options.frequency_penalty,
+            presence_penalty=options.presence_penalty,
+            repetition_penalty=options.repetition_penalty,
+            min_tokens=options.min_tokens,
+            ignore_eos=options.ignore_eos,
+            structured_outputs=self._structured_params(options.structured),
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    def _structured_params(self, constraint: StructuredConstraint | None) -> Any:
+        if constraint is None:
+            return None
+        from vllm.sampling_params import StructuredOutputsParams
+
+        params = StructuredOutputsParams(
+            json=constraint.json_schema,
+            json_object=constraint.json_object,
+            regex=constraint.regex,
+            choice=constraint.choice,
+            grammar=constraint.grammar,
+            disable_any_whitespace=True,
+        )
+        if constraint.backend and constraint.backend != self.options.structured_output_backend:
+            # Read by the loragate vLLM plugin (register_vllm_plugin) to pick this backend.
+            params._backend = constraint.backend
+        return params
+
+    def _lora_request(self, adapter: AdapterHandle) -> Any:
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(
+            lora_name=adapter.name, lora_int_id=adapter.engine_id, lora_path=str(adapter.path)
+        )
+
+    # ------------------------------------------------------------------ adapters
+    async def load_adapter(self, adapter: AdapterHandle) -> None:
+        """Load into the engine's adapter cache now (rather than on first request)."""
+        self._require_llm()
+        await self._llm.add_lora(self._lora_request(adapter))
+
+    async def unload_adapter(self, engine_id: int) -> None:
+        self._require_llm()
+        await self._llm.remove_lora(engine_id)
+
+    async def resident_adapter_ids(self) -> set[int]:
+        self._require_llm()
+        return set(await self._llm.list_loras())
+
+    def _require_llm(self) -> None:
+        if self._llm is None:
+            raise EngineUnavailableError(f"engine is {self.state.value}")
+
+    # ------------------------------------------------------------------- gauges
+    def unfinished_requests(self) -> int:
+        return self._llm.get_num_unfinished_requests() if self._llm is not None else 0
+
+
+def _stats_forwarder(callback: StatsCallback) -> Any:
+    """A vLLM stat logger class that hands scheduler gauges to `callback` after every step."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class _Forwarder(StatLoggerBase):
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            pass
+
+        def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
+                   engine_idx: int = 0) -> None:
+            if scheduler_stats is not None:
+                callback(scheduler_stats.num_running_reqs, scheduler_stats.num_waiting_reqs,
+                         float(scheduler_stats.kv_cache_usage))
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    return _Forwarder
+
+
+def _finish_reason(reason: str | None) -> FinishReason | None:
+    if reason is None:
+        return None
+    if reason in ("stop", "length", "abort"):
+        return reason  # type: ignore[return-value]
+    return "stop"
+
+
+def _queue_seconds(output: Any) -> float | None:
+    stats = getattr(output, "metrics", None)
+    queued, scheduled = getattr(stats, "queued_ts", 0.0), getattr(stats, "scheduled_ts", 0.0)
+    if queued and scheduled and scheduled >= queued:
+        return scheduled - queued
+    return None

@@ -1,0 +1,116 @@
+"""The engine's vocabulary: plain pydantic values every layer passes to and from the engine.
+
+No vLLM here, so importing a type never imports the engine.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class EngineState(str, enum.Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    DEAD = "dead"
+
+
+class EngineOptions(BaseModel):
+    """What the engine is built from (a projection of `Settings`)."""
+
+    model_dir: Path
+    served_model_name: str
+    max_model_len: int = 2048
+    max_num_seqs: int = 16
+    max_num_batched_tokens: int = 1024
+    kv_cache_space_gib: float = 1.0
+    dtype: str = "bfloat16"
+    tensor_parallel_size: int = 1
+    structured_output_backend: str = "xgrammar"
+    enforce_eager: bool = True
+    max_loras: int = 4
+    max_cpu_loras: int = 8
+    max_lora_rank: int = 64
+    grammar_cache_mib: int = 64
+    seed: int = 0
+
+
+class StructuredConstraint(BaseModel):
+    """One constrained-decoding rule; exactly one of the fields is set."""
+
+    json_schema: dict[str, Any] | None = None
+    json_object: bool | None = None
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+    backend: str | None = None  # None: the engine's configured default
+
+
+class SamplingOptions(BaseModel):
+    max_tokens: int = Field(ge=1)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    min_tokens: int = 0
+    ignore_eos: bool = False
+    structured: StructuredConstraint | None = None
+
+
+class AdapterHandle(BaseModel):
+    """A LoRA adapter as the engine knows it: a unique integer id and a local folder."""
+
+    name: str
+    version: int = Field(1, ge=1)
+    engine_id: int = Field(ge=1)
+    path: Path
+
+
+# (running requests, waiting requests, KV cache usage 0-1)
+StatsCallback = Callable[[int, int, float], None]
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+class GenerationDelta(BaseModel):
+    """New output for one choice since the previous delta."""
+
+    index: int
+    text: str
+    token_count: int
+    finish_reason: FinishReason | None = None
+
+
+class GenerationUpdate(BaseModel):
+    """Everything one engine step produced for a request."""
+
+    deltas: list[GenerationDelta]
+    finished: bool
+    prompt_tokens: int
+    queue_seconds: float | None = None  # set once, with the first update
+
+
+class EngineUnavailableError(RuntimeError):
+    """The engine is not (or no longer) able to serve."""
+
+
+class EngineRequestError(ValueError):
+    """vLLM refused the request's parameters (a client error)."""
+
+
+class GenerationFailedError(RuntimeError):
+    """The engine failed this one request (for example, its grammar did not compile)."""
+
+
+STRUCTURED_OUTPUT_BACKENDS = ("xgrammar", "guidance", "outlines")
+WHITESPACE_FREE_BACKENDS = ("xgrammar", "guidance")

@@ -1,0 +1,16 @@
+"""One generation service for chat, completions and tasks: limits, fallbacks, accounting."""
+
+from service.generation.service import GenerationService
+from service.generation.types import (
+    ChoiceResult,
+    GenerationLimits,
+    GenerationRequest,
+    GenerationResult,
+    PreparedGeneration,
+    PromptMessage,
+)
+
+__all__ = [
+    "ChoiceResult", "GenerationLimits", "GenerationRequest", "GenerationResult", "GenerationService",
+    "PreparedGeneration", "PromptMessage",
+]

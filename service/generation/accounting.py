@@ -1,0 +1,108 @@
+"""Request accounting: every request is counted once in the metrics and the rolling stats,
+whatever its outcome (served, refused, failed, or abandoned by the client)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from service.errors import ServiceError
+from service.generation.types import PreparedGeneration
+from service.observability import Metrics, RequestSample, RequestStats
+from service.routing import ServingTarget
+from service.structured import ValidationResult
+
+
+@dataclass
+class Observation:
+    """Timing and token bookkeeping for one request (all its attempts)."""
+
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    completion_tokens: int = 0
+    queue_seconds: float | None = None
+    status: str = "200"
+    structured_result: ValidationResult | None = None
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        return self.first_token_at - self.started if self.first_token_at is not None else None
+
+    def saw_tokens(self, count: int) -> None:
+        if count and self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+        self.completion_tokens += count
+
+
+class Accounting:
+    """Records finished and refused requests into Prometheus metrics and the rolling stats."""
+
+    def __init__(self, metrics: Metrics, stats: RequestStats | None = None) -> None:
+        self.metrics = metrics
+        self.stats = stats
+
+    def track(self, prepared: PreparedGeneration, observation: Observation) -> Tracked:
+        return Tracked(self, prepared, observation)
+
+    def refused(self, reason: str) -> None:
+        """A request refused before its target was known (no per-model series)."""
+        self.metrics.rejected.labels(reason).inc()
+
+    def finished(self, prepared: PreparedGeneration, obs: Observation) -> None:
+        m, labels = self.metrics, prepared.target.labels
+        duration = time.monotonic() - obs.started
+        m.requests.labels(**labels, endpoint=prepared.endpoint, status=obs.status).inc()
+        m.request_duration.labels(**labels, endpoint=prepared.endpoint).observe(duration)
+        m.prompt_tokens.labels(**labels).inc(len(prepared.prompt_token_ids))
+        m.completion_tokens.labels(**labels).inc(obs.completion_tokens)
+        ttft = obs.time_to_first_token
+        if ttft is not None:
+            m.time_to_first_token.labels(**labels).observe(ttft)
+            if obs.completion_tokens > 1:
+                m.time_per_output_token.labels(**labels).observe((duration - ttft) / (obs.completion_tokens - 1))
+        if obs.queue_seconds is not None:
+            m.queue_time.labels(prepared.target.base_model, prepared.target.model).observe(obs.queue_seconds)
+        if obs.structured_result in ("valid", "invalid", "truncated"):
+            m.structured_outputs.labels(**labels, result=obs.structured_result).inc()
+        self._observe_stats(prepared.target, prepared.endpoint, int(obs.status), duration, ttft,
+                            len(prepared.prompt_token_ids), obs.completion_tokens, obs.structured_result)
+
+    def rejected(self, target: ServingTarget, endpoint: str, exc: ServiceError, reason: str) -> None:
+        """A request refused after its target was resolved (counted per model)."""
+        self.metrics.rejected.labels(reason).inc()
+        self.metrics.requests.labels(**target.labels, endpoint=endpoint, status=str(exc.status)).inc()
+        self._observe_stats(target, endpoint, exc.status, 0.0, None, 0, 0, None)
+
+    def _observe_stats(self, target: ServingTarget, endpoint: str, status: int, duration: float,
+                       ttft: float | None, prompt_tokens: int, completion_tokens: int,
+                       structured_result: str | None) -> None:
+        if self.stats is None:
+            return
+        self.stats.observe(RequestSample(
+            finished_at=time.time(), base_model=target.base_model, model=target.model, route=target.route,
+            variant=target.variant, endpoint=endpoint, status=status, duration_s=duration, ttft_s=ttft,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            structured_result=structured_result if structured_result != "unchecked" else None,
+        ))
+
+
+class Tracked:
+    """Counts a request in flight while it runs, then records it exactly once."""
+
+    def __init__(self, accounting: Accounting, prepared: PreparedGeneration, observation: Observation) -> None:
+        self.accounting, self.prepared, self.observation = accounting, prepared, observation
+        target = prepared.target
+        self.in_flight = accounting.metrics.in_flight.labels(target.base_model, target.model)
+
+    def __enter__(self) -> Observation:
+        self.in_flight.inc()
+        return self.observation
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.in_flight.dec()
+        self.prepared.release()
+        if isinstance(exc, ServiceError):
+            self.observation.status = str(exc.status)
+        elif exc is not None:
+            self.observation.status = "499"  # client went away (nginx's convention); engine aborted it
+        self.accounting.finished(self.prepared, self.observation)

@@ -1,0 +1,97 @@
+"""The generation service's own request and result types: endpoint-neutral, no HTTP shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from service.adapters import NO_LEASE, Lease
+from service.engine.types import FinishReason, SamplingOptions
+from service.routing import ServingTarget
+from service.structured import DecodingAttempt, StructuredRequest, ValidationResult
+
+
+class PromptMessage(BaseModel):
+    """One chat turn as the chat template sees it (roles already mapped to the template's)."""
+
+    role: str
+    content: str
+
+
+class GenerationRequest(BaseModel):
+    """What any endpoint (chat, completions, tasks) asks the generation service for.
+
+    Exactly one of `messages` (rendered with the model's chat template) and `prompt` (raw text).
+    Unset sampling fields take the engine's defaults.
+    """
+
+    model: str
+    endpoint: str = "chat"  # metric label
+    messages: list[PromptMessage] | None = None
+    prompt: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    n: int = 1
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
+    min_tokens: int = 0
+    ignore_eos: bool = False
+    structured: StructuredRequest | None = None
+    echo: bool = False  # completions: return the prompt before the completion
+
+
+class GenerationLimits(BaseModel):
+    max_model_len: int
+    max_tokens_limit: int
+    max_n: int
+
+
+@dataclass
+class PreparedGeneration:
+    """A request that passed every check: ready for the engine."""
+
+    endpoint: str
+    target: ServingTarget
+    prompt_token_ids: list[int]
+    sampling: SamplingOptions
+    structured: StructuredRequest | None
+    lease: Lease = NO_LEASE
+    echo_text: str = ""
+
+    def release(self) -> None:
+        self.lease.release()
+
+    def sampling_for(self, attempt: DecodingAttempt | None) -> SamplingOptions:
+        if attempt is None or self.sampling.structured is None:
+            return self.sampling
+        update: dict[str, Any] = {"backend": attempt.backend}
+        if attempt.relaxed_schema is not None:
+            update["json_schema"] = attempt.relaxed_schema
+        constraint = self.sampling.structured.model_copy(update=update)
+        return self.sampling.model_copy(update={"structured": constraint})
+
+
+@dataclass
+class ChoiceResult:
+    index: int
+    text: str = ""
+    token_count: int = 0
+    finish_reason: FinishReason | None = None
+
+
+@dataclass
+class GenerationResult:
+    target: ServingTarget
+    choices: list[ChoiceResult]
+    prompt_tokens: int
+    completion_tokens: int  # of the returned choices
+    duration_seconds: float
+    time_to_first_token_seconds: float | None
+    structured_result: ValidationResult | None = None
+    structured_backend: str | None = None

@@ -1,0 +1,182 @@
+"""Rolling-window request statistics per model/adapter and per route variant (GET /v1/stats).
+
+Prometheus answers the same questions over time from /metrics; this module answers them from the
+service alone, in one JSON document, for the last few minutes. No HTTP, no vLLM: the completion
+service feeds one RequestSample per finished request and the API layer asks for a StatsReport.
+
+Definitions (documented in README "Observability"):
+- errors: status >= 400 (client disconnects are 499 and count as errors).
+- Latency and TTFT percentiles, tokens/s and mean token counts use successful (status < 400)
+  requests only; percentiles interpolate linearly between closest ranks (numpy's default).
+- tokens_per_second is the mean over successful requests with tokens of
+  completion_tokens / duration_s: the speed one client sees, not the server's total throughput
+  (that is the recording rule loragate_model:completion_tokens:rate_5m).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from service.observability.metrics import NO_ROUTE
+
+
+@dataclass(frozen=True)
+class RequestSample:
+    finished_at: float  # time.time()
+    base_model: str
+    model: str  # served name: base model or adapter
+    route: str  # "none" when direct
+    variant: str  # "none" when direct
+    endpoint: str  # "chat" | "completions" | "triage"
+    status: int  # HTTP status
+    duration_s: float
+    ttft_s: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    structured_result: str | None  # "valid" | "invalid" | "truncated" | None (not structured)
+
+
+class GroupStats(BaseModel):
+    """Figures for one model/adapter (`models`) or one route variant (`variants`)."""
+
+    base_model: str | None = Field(None, description="Base model; for a variant, only if all its requests share one.")
+    model: str | None = Field(None, description="Served model or adapter; for a variant, only if it served one.")
+    kind: Literal["base", "adapter"] | None = Field(None, description="Set on `models` entries only.")
+    route: str | None = Field(None, description="Set on `variants` entries only.")
+    variant: str | None = Field(None, description="Set on `variants` entries only.")
+    requests: int
+    errors: int = Field(description="Requests answered with status >= 400.")
+    error_rate: float
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    ttft_p50_s: float | None
+    ttft_p95_s: float | None
+    tokens_per_second: float | None = Field(
+        description="Mean of completion_tokens / duration over successful requests that produced tokens."
+    )
+    mean_prompt_tokens: float | None
+    mean_completion_tokens: float | None
+    structured_requests: int
+    structured_valid_rate: float | None
+    latency_p95_ratio_vs_base: float | None = Field(
+        None, description="Adapter p95 latency / its base model's p95 in the same window (adapters only)."
+    )
+
+
+class StatsReport(BaseModel):
+    window_seconds: float
+    generated_at: float = Field(description="Unix time the window ends at.")
+    models: list[GroupStats]
+    variants: list[GroupStats]
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None for no values."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _figures(samples: list[RequestSample]) -> dict[str, int | float | None]:
+    ok = [s for s in samples if s.status < 400]
+    errors = len(samples) - len(ok)
+    latencies = sorted(s.duration_s for s in ok)
+    ttfts = sorted(s.ttft_s for s in ok if s.ttft_s is not None)
+    structured = [s for s in samples if s.structured_result is not None]
+    valid = sum(1 for s in structured if s.structured_result == "valid")
+    return {
+        "requests": len(samples),
+        "errors": errors,
+        "error_rate": errors / len(samples),
+        "latency_p50_s": percentile(latencies, 0.5),
+        "latency_p95_s": percentile(latencies, 0.95),
+        "ttft_p50_s": percentile(ttfts, 0.5),
+        "ttft_p95_s": percentile(ttfts, 0.95),
+        "tokens_per_second": _mean([s.completion_tokens / s.duration_s for s in ok
+                                    if s.completion_tokens > 0 and s.duration_s > 0]),
+        "mean_prompt_tokens": _mean([s.prompt_tokens for s in ok]),
+        "mean_completion_tokens": _mean([s.completion_tokens for s in ok]),
+        "structured_requests": len(structured),
+        "structured_valid_rate": valid / len(structured) if structured else None,
+    }
+
+
+def _group(samples: Iterable[RequestSample], key) -> dict[tuple[str, ...], list[RequestSample]]:  # noqa: ANN001
+    groups: dict[tuple[str, ...], list[RequestSample]] = {}
+    for sample in samples:
+        groups.setdefault(key(sample), []).append(sample)
+    return groups
+
+
+def _only(values: Iterable[str]) -> str | None:
+    distinct = set(values)
+    return distinct.pop() if len(distinct) == 1 else None
+
+
+class RequestStats:
+    """The last `window_s` seconds of finished requests, at most `max_samples` of them.
+
+    observe() is an append plus amortised O(1) eviction with no awaits, so calling it from the
+    event loop needs no lock; report() copies the deque in one C-level step before reading it.
+    """
+
+    def __init__(self, window_s: float = 900.0, max_samples: int = 100_000) -> None:
+        if window_s <= 0 or max_samples < 1:
+            raise ValueError("window_s must be > 0 and max_samples >= 1")
+        self.window_s = window_s
+        self._samples: deque[RequestSample] = deque(maxlen=max_samples)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def observe(self, sample: RequestSample) -> None:
+        self._samples.append(sample)  # maxlen drops the oldest once full
+        self._evict(sample.finished_at)
+
+    def _evict(self, now: float) -> None:
+        # Samples arrive in finish order, so the expired ones are at the left end.
+        cutoff = now - self.window_s
+        samples = self._samples
+        while samples and samples[0].finished_at < cutoff:
+            samples.popleft()
+
+    def report(self, window_s: float | None = None, now: float | None = None) -> StatsReport:
+        """Figures over the last `window_s` seconds (at most the configured window) before `now`."""
+        now = time.time() if now is None else now
+        window = self.window_s if window_s is None else min(window_s, self.window_s)
+        self._evict(now)
+        cutoff = now - window
+        recent = [s for s in list(self._samples) if cutoff <= s.finished_at <= now]
+
+        models: list[GroupStats] = []
+        for (base, model), group in _group(recent, lambda s: (s.base_model, s.model)).items():
+            kind = "base" if model == base else "adapter"
+            models.append(GroupStats(base_model=base, model=model, kind=kind, **_figures(group)))
+        base_p95 = {g.base_model: g.latency_p95_s for g in models if g.kind == "base"}
+        for g in models:
+            reference = base_p95.get(g.base_model)
+            if g.kind == "adapter" and g.latency_p95_s is not None and reference:
+                g.latency_p95_ratio_vs_base = g.latency_p95_s / reference
+        models.sort(key=lambda g: (g.base_model or "", g.kind != "base", g.model or ""))
+
+        routed = (s for s in recent if s.route != NO_ROUTE)
+        variants = [
+            GroupStats(route=route, variant=variant, base_model=_only(s.base_model for s in group),
+                       model=_only(s.model for s in group), **_figures(group))
+            for (route, variant), group in sorted(_group(routed, lambda s: (s.route, s.variant)).items())
+        ]
+        return StatsReport(window_seconds=window, generated_at=now, models=models, variants=variants)

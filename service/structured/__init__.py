@@ -1,0 +1,14 @@
+"""Structured output: constraint types, the guard, reply validation and the fallback policy."""
+
+from service.engine.types import STRUCTURED_OUTPUT_BACKENDS, StructuredConstraint
+from service.structured.guard import StructuredGuard
+from service.structured.policy import DecodingAttempt, StructuredPolicy
+from service.structured.relaxation import relaxed_schema
+from service.structured.types import StructuredKind, StructuredLimits, StructuredRequest, ValidationResult
+from service.structured.validation import combined_verdict, validate_output
+
+__all__ = [
+    "STRUCTURED_OUTPUT_BACKENDS", "DecodingAttempt", "StructuredConstraint", "StructuredGuard", "StructuredKind",
+    "StructuredLimits", "StructuredPolicy", "StructuredRequest", "ValidationResult", "combined_verdict",
+    "relaxed_schema", "validate_output",
+]

@@ -1,0 +1,58 @@
+"""Check a decoded reply against its constraint, independently of the backend that produced it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+import regex as regex_engine
+
+from service.structured.types import StructuredRequest, ValidationResult
+
+
+def validate_output(request: StructuredRequest, text: str, finish_reason: str | None) -> ValidationResult:
+    """Check one decoded reply against its constraint."""
+    if finish_reason == "length":
+        return "truncated"
+    kind = request.kind
+    if kind in ("json_schema", "json_object"):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return "invalid"
+        if kind == "json_object":
+            return "valid" if isinstance(value, dict) else "invalid"
+        validator = _validator(json.dumps(request.schema_ or {}, sort_keys=True))
+        try:
+            return "valid" if validator.is_valid(value) else "invalid"
+        except (jsonschema.exceptions.RefResolutionError, RecursionError):  # type: ignore[attr-defined]
+            return "invalid"
+    if kind == "choice":
+        return "valid" if text in (request.constraint.choice or []) else "invalid"
+    if kind == "regex":
+        try:
+            return "valid" if regex_engine.fullmatch(request.constraint.regex or "", text, timeout=1.0) else "invalid"
+        except (regex_engine.error, TimeoutError):
+            return "unchecked"
+    return "unchecked"  # EBNF grammars: the engine enforces them; there is no independent checker here
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    """One compiled validator per distinct schema (keyed by its canonical JSON): every triage
+    reply is checked against the same schema, and building a validator costs more than using it."""
+    schema = json.loads(schema_json)
+    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+
+
+def combined_verdict(results: Iterable[ValidationResult]) -> ValidationResult:
+    """One verdict for all choices: any invalid > any truncated > any unchecked > valid."""
+    found = set(results)
+    for verdict in ("invalid", "truncated", "unchecked"):
+        if verdict in found:
+            return verdict  # type: ignore[return-value]
+    return "valid"

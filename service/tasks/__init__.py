@@ -1,0 +1,1 @@
+"""Task endpoints built on the generation service (triage, and later tasks)."""

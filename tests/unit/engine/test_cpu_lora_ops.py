@@ -1,0 +1,51 @@
+"""loragate's grouped CPU LoRA ops give vLLM's results (they replace them in the engine)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+lora_ops = pytest.importorskip("vllm.lora.ops.torch_ops.lora_ops")
+
+from service.engine.plugins.cpu_lora_ops import patch_cpu_lora_ops  # noqa: E402
+
+ORIGINAL = {name: getattr(lora_ops, name) for name in ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice")}
+
+
+@pytest.fixture(scope="module")
+def fast_ops() -> dict:
+    patch_cpu_lora_ops()
+    ops = {name: getattr(lora_ops, name) for name in ORIGINAL}
+    assert all(ops[name] is not ORIGINAL[name] for name in ORIGINAL), "ops were not replaced"
+    return ops
+
+
+@pytest.mark.parametrize("indices", [[0] * 7, [0, 1, 2, 1, 0, 2, 2], [-1, 0, -1, 1, 1, 0, -1]])
+@pytest.mark.parametrize("four_dims", [False, True])
+def test_same_results_as_vllm(fast_ops: dict, indices: list[int], four_dims: bool) -> None:
+    torch.manual_seed(0)
+    tokens, rank, hidden, out = len(indices), 8, 64, 96
+    index = torch.tensor(indices)
+    a = torch.randn(3, rank, hidden)
+    b = torch.randn(3, out, rank)
+    if four_dims:
+        a, b = a.unsqueeze(1), b.unsqueeze(1)
+    x = torch.randn(tokens, hidden)
+
+    expected, actual = torch.zeros(tokens, rank), torch.zeros(tokens, rank)
+    ORIGINAL["bgmv_shrink"](x, a, expected, index, 0.5)
+    fast_ops["bgmv_shrink"](x, a, actual, index, 0.5)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+    for add in (False, True):
+        expected = torch.ones(tokens, out + 4)
+        actual = expected.clone()
+        ORIGINAL["bgmv_expand"](expected_in := torch.randn(tokens, rank), b, expected, index, add)
+        fast_ops["bgmv_expand"](expected_in, b, actual, index, add)
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+        expected = torch.ones(tokens, out * 2)
+        actual = expected.clone()
+        ORIGINAL["bgmv_expand_slice"](expected_in, b, expected, index, out, out, add)
+        fast_ops["bgmv_expand_slice"](expected_in, b, actual, index, out, out, add)
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
