@@ -18,8 +18,12 @@ $(STAMP): $(INSTALL_INPUTS)
 prepare-model: install
 	$(VENV)/bin/loragate prepare-model
 
+# The project's trained adapters (adapters/ticket-triage, adapters/brand-voice) are registered
+# at start when the store lacks them.
+DEMO_ADAPTERS := {"ticket-triage": "ticket-triage", "brand-voice": "brand-voice"}
+
 serve: prepare-model
-	$(VENV)/bin/loragate serve $(ARGS)
+	LORAGATE_INITIAL_ADAPTERS='$(DEMO_ADAPTERS)' $(VENV)/bin/loragate serve $(ARGS)
 
 test: prepare-model
 	bash scripts/install_test_tools.sh

@@ -28,7 +28,6 @@ Writes loadtests/results/structured.json (figures + machine info) and loadtests/
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import re
 import shutil
@@ -49,7 +48,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests
 
 from loadtests.common import RESULTS_DIR, machine_info, percentile, progress  # noqa: E402
 
-from service.tasks.triage import Ticket, TicketTriage, TriagePrompt, TriageService  # noqa: E402
+from service.tasks.triage import REPETITION_PENALTY, Ticket, TicketTriage, TriagePrompt  # noqa: E402
 from tests.integration.service_process import ServiceProcess  # noqa: E402
 
 TICKETS_FILE = REPO_ROOT / "tests" / "data" / "tickets.jsonl"
@@ -57,15 +56,6 @@ DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 PUBLISHED_VALID_RATE = 0.85  # the base model's published valid-JSON rate without constraints
 SCHEMA = TicketTriage.model_json_schema()
 TICKET_FIELDS = ("subject", "body", "customer_tier", "channel", "metadata")
-
-
-def _triage_repetition_penalty() -> float:
-    """The penalty TriageService sends with every triage request (kept in step with the service)."""
-    try:
-        default = inspect.signature(TriageService.__init__).parameters["repetition_penalty"].default
-        return float(default)
-    except (KeyError, TypeError, ValueError):
-        return 1.15
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -589,7 +579,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=0,
                         help="interleaved constrained/unconstrained rounds in Part A (default: from N and C)")
     parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--repetition-penalty", type=float, default=_triage_repetition_penalty(),
+    parser.add_argument("--repetition-penalty", type=float, default=REPETITION_PENALTY,
                         help="sent with every request (default: what the triage endpoint sends; 1 = none)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--keep-work", action="store_true", help="keep the temp store and service log")

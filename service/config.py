@@ -111,12 +111,23 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How often to pick up adapter changes made by other replicas."
     )
 
+    # A/B routes and the project's own adapters
+    routes_file: Path | None = Field(
+        None, description="YAML or JSON file of routes (`{name: {variants: [...], shadow, guard}}`) applied at "
+        "start when they differ from the stored ones.",
+    )
+    initial_adapters: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Adapters registered at start when the store lacks the name (JSON object name -> folder "
+        "inside an allowed root); `make serve` passes the project's trained adapters.",
+    )
+
     # Observability
     stats_window_s: float = Field(
         900.0, ge=1, description="Longest window GET /v1/stats can report on (seconds of requests kept)."
     )
 
-    @field_validator("model", "cache_dir", "adapter_store", mode="after")
+    @field_validator("model", "cache_dir", "adapter_store", "routes_file", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

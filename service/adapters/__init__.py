@@ -1,6 +1,7 @@
 """LoRA adapters: the versioned store on disk, the registry (leases, swaps), validation."""
 
-from service.adapters.registry import NO_LEASE, AdapterRegistry, AdapterStatus, Lease, RegistryLimits
+from service.adapters.registry import AdapterRegistry
 from service.adapters.store import AdapterRecord, AdapterStore
+from service.adapters.types import NO_LEASE, AdapterStatus, Lease, RegistryLimits
 
 __all__ = ["NO_LEASE", "AdapterRecord", "AdapterRegistry", "AdapterStatus", "AdapterStore", "Lease", "RegistryLimits"]

@@ -15,11 +15,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
-from pydantic import BaseModel
 
 from service.adapters.store import AdapterRecord, AdapterStore, AuditEvent, Manifest
+from service.adapters.types import AdapterEngine, AdapterStatus, Lease, RegistryLimits
 from service.adapters.validation import (
     AdapterInspection,
     AdapterValidationError,
@@ -34,47 +34,6 @@ from service.errors import ConflictError, InvalidRequestError, NotFoundError, Se
 from service.observability.metrics import Metrics
 
 logger = logging.getLogger(__name__)
-
-
-class AdapterEngine(Protocol):
-    """What the registry needs from the engine."""
-
-    async def load_adapter(self, adapter: AdapterHandle) -> None: ...
-
-    async def unload_adapter(self, engine_id: int) -> None: ...
-
-    async def resident_adapter_ids(self) -> set[int]: ...
-
-
-class RegistryLimits(BaseModel):
-    max_rank: int
-    max_adapter_bytes: int
-    allowed_roots: list[Path]
-    drain_timeout_s: float = 60.0
-    preload: int = 8  # adapters loaded into the engine at start-up (the rest load on demand)
-
-
-class AdapterStatus(BaseModel):
-    """A manifest entry plus what this replica knows about it now."""
-
-    adapter: AdapterRecord
-    resident: bool
-    in_flight: int
-
-
-class Lease:
-    """Keeps one adapter version in place while a request uses it. Release is idempotent."""
-
-    def __init__(self, registry: AdapterRegistry | None = None, engine_id: int | None = None) -> None:
-        self._registry, self._engine_id = registry, engine_id
-
-    def release(self) -> None:
-        if self._registry is not None and self._engine_id is not None:
-            self._registry._release(self._engine_id)
-            self._registry = None
-
-
-NO_LEASE = Lease()
 
 
 class AdapterRegistry:
@@ -93,6 +52,8 @@ class AdapterRegistry:
         self.limits = limits
         self.metrics = metrics
         self.reserved_names = reserved_names
+        # Routes naming an adapter (set by the app once routes exist): such an adapter is not removable.
+        self.used_by: Callable[[str], list[str]] | None = None
         self._current: dict[str, AdapterRecord] = {}
         self._in_flight: dict[int, int] = {}
         self._drained = asyncio.Condition()
@@ -348,6 +309,13 @@ class AdapterRegistry:
 
     def _unpublish(self, name: str) -> AdapterRecord | None:
         with self.store.locked():
+            # Under the store lock: no replica can point a route at this adapter meanwhile.
+            users = self.used_by(name) if self.used_by is not None else []
+            if users:
+                raise ConflictError(
+                    f"Adapter `{name}` is used by route(s) {', '.join(users)}; change or delete them first.",
+                    param="name", code="adapter_in_use",
+                )
             manifest = self.store.load()
             record = manifest.adapters.pop(name, None)
             if record is not None:

@@ -58,8 +58,9 @@ class Manifest(BaseModel):
 
 class AuditEvent(BaseModel):
     time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-    action: str  # register | remove | ...
-    adapter: str
+    action: str  # register | remove | route_set | route_delete | route_rollback
+    adapter: str | None = None
+    route: str | None = None
     version: int | None = None
     caller: str | None = None  # the authenticated identity, once API keys exist
     source: str | None = None
@@ -115,13 +116,18 @@ class AdapterStore:
             return 0
 
     def save(self, manifest: Manifest) -> None:
-        temporary = self.manifest_path.with_name(f".manifest.{uuid.uuid4().hex}.tmp")
+        self.write_atomically(self.manifest_path, manifest.model_dump_json(indent=2))
+
+    def write_atomically(self, path: Path, text: str) -> None:
+        """Replace `path` so that readers see the old or the new content, never a mix, even
+        after a crash: temporary file, fsync, rename, fsync of the folder."""
+        temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
         with temporary.open("w") as handle:
-            handle.write(manifest.model_dump_json(indent=2))
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, self.manifest_path)
-        _fsync_dir(self.root)
+        os.replace(temporary, path)
+        _fsync_dir(path.parent)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -200,7 +206,7 @@ class AdapterStore:
         for leftover in self.staging_dir.iterdir():
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
             removed.append(str(leftover.relative_to(self.root)))
-        for stray in self.root.glob(".manifest.*.tmp"):
+        for stray in self.root.glob(".*.*.tmp"):  # manifest.json and routes.json writes
             stray.unlink(missing_ok=True)
         named = {record.path for record in manifest.adapters.values()}
         for version_dir in sorted(self.adapters_dir.glob("*/v*")):

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, openai, observability, tasks, admin):
-        app.include_router(module.router)
+    for router in (health.router, openai.router, observability.router, tasks.router, admin.adapters_router,
+                   admin.routes_router):
+        app.include_router(router)
     return app

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
+
+import yaml
 
 from service.adapters import AdapterRegistry, AdapterStore, RegistryLimits
 from service.adapters.validation import BaseModelShape
 from service.api.deps import Services
 from service.config import Settings
+from service.errors import ServiceError
 from service.engine import Engine, EngineOptions, EngineState
 from service.generation import GenerationLimits, GenerationService
 from service.observability import Metrics, RequestStats
-from service.routing import ModelRouter
+from service.routing import ModelRouter, RolloutGuard, RouteRegistry, RouteSpec
 from service.structured import StructuredGuard, StructuredLimits, StructuredPolicy
 from service.tasks.triage import TriageService
 
@@ -42,9 +46,11 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
         on_stats=metrics.record_engine_stats,
     )
     metrics.engine_unfinished.set_function(engine.unfinished_requests)
-    router = ModelRouter(settings.model_name)
+    store = AdapterStore(settings.adapter_store)
+    routes = RouteRegistry(store, settings.model_name, metrics)
+    router = ModelRouter(settings.model_name, routes=routes, metrics=metrics)
     registry = AdapterRegistry(
-        AdapterStore(settings.adapter_store),
+        store,
         engine,
         BaseModelShape.from_model_dir(settings.model_dir),
         RegistryLimits(
@@ -58,6 +64,7 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
         reserved_names=router.reserved_names,
     )
     router.adapters = registry
+    registry.used_by = routes.routes_using
     limits = GenerationLimits(
         max_model_len=settings.max_model_len,
         max_tokens_limit=settings.max_tokens_limit,
@@ -78,10 +85,10 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
         fallback_backends=settings.structured_output_fallbacks,
     )
     generation = GenerationService(engine, router, metrics, limits, guard=guard, policy=policy,
-                                   stats=request_stats)
+                                   stats=request_stats, rollout=RolloutGuard(routes, request_stats))
     triage = TriageService(generation, settings.model_name, batch_concurrency=settings.triage_batch_concurrency)
     return Services(settings=settings, engine=engine, registry=registry, router=router, metrics=metrics,
-                    generation=generation, stats=request_stats, guard=guard, triage=triage)
+                    generation=generation, stats=request_stats, guard=guard, triage=triage, routes=routes)
 
 
 async def run_services(svc: Services) -> None:
@@ -89,6 +96,9 @@ async def run_services(svc: Services) -> None:
     try:
         await asyncio.gather(svc.engine.start(), *([svc.guard.warm_up()] if svc.guard else []))
         await svc.registry.start()
+        await _register_initial_adapters(svc)
+        if svc.routes is not None:
+            await svc.routes.start(load_routes_file(svc.settings.routes_file))
         svc.engine.mark_ready()
     except Exception:
         logger.exception("start-up failed; /health/ready will answer 503")
@@ -98,5 +108,29 @@ async def run_services(svc: Services) -> None:
         await asyncio.sleep(svc.settings.registry_sync_interval_s)
         try:
             await svc.registry.refresh()
+            if svc.routes is not None:
+                await svc.routes.refresh()
         except Exception:
-            logger.exception("could not refresh the adapter registry from the store")
+            logger.exception("could not refresh adapters and routes from the store")
+
+
+async def _register_initial_adapters(svc: Services) -> None:
+    """Register the configured adapters the store lacks (never replaces a registered version)."""
+    for name, folder in svc.settings.initial_adapters.items():
+        if svc.registry.handle(name) is not None:
+            continue
+        try:
+            record = await svc.registry.register_path(name, str(folder), caller="start-up")
+            logger.info("registered adapter %s v%d from %s", name, record.version, folder)
+        except ServiceError as exc:
+            logger.error("adapter %s from %s was not registered: %s", name, folder, exc.message)
+
+
+def load_routes_file(path: Path | None) -> dict[str, RouteSpec]:
+    """Routes from a YAML (or JSON, which is YAML) file: `{name: RouteSpec}`."""
+    if path is None:
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of route names to routes")
+    return {str(name): RouteSpec.model_validate(spec) for name, spec in data.items()}

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from service.adapters import AdapterRegistry
 from service.config import Settings
 from service.engine import Engine
 from service.generation import GenerationService
 from service.observability import Metrics, RequestStats
-from service.routing import ModelRouter
+from service.routing import ModelRouter, RouteRegistry
 from service.structured import StructuredGuard
 from service.tasks.triage import TriageService
 
@@ -29,6 +29,7 @@ class Services:
     stats: RequestStats = field(default_factory=RequestStats)
     guard: StructuredGuard | None = None
     triage: TriageService | None = None
+    routes: RouteRegistry | None = None
 
 
 def get_services(request: Request) -> Services:
@@ -36,3 +37,7 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+# A/B routes: keeps one client on one variant (else the OpenAI `user` field, or a ticket's customer_id).
+RouteKeyHeader = Annotated[str | None, Header(alias="X-Loragate-Route-Key", max_length=256,
+                                               description="Routing key for A/B routes.")]

@@ -6,16 +6,21 @@ from service.generation import GenerationResult
 from service.routing import ServingTarget
 
 
-def target_headers(target: ServingTarget) -> dict[str, str]:
+def served_headers(model: str, base_model: str, route: str, variant: str, adapter_version: int | None) -> dict[str, str]:
     headers = {
-        "x-loragate-model": target.model,
-        "x-loragate-base-model": target.base_model,
-        "x-loragate-route": target.route,
-        "x-loragate-variant": target.variant,
+        "x-loragate-model": model,
+        "x-loragate-base-model": base_model,
+        "x-loragate-route": route,
+        "x-loragate-variant": variant,
     }
-    if target.adapter is not None:
-        headers["x-loragate-adapter-version"] = str(target.adapter.version)
+    if adapter_version is not None:
+        headers["x-loragate-adapter-version"] = str(adapter_version)
     return headers
+
+
+def target_headers(target: ServingTarget) -> dict[str, str]:
+    version = target.adapter.version if target.adapter is not None else None
+    return served_headers(target.model, target.base_model, target.route, target.variant, version)
 
 
 def result_headers(result: GenerationResult) -> dict[str, str]:

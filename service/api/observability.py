@@ -10,7 +10,7 @@ from prometheus_client.exposition import choose_encoder
 
 from service.api.deps import ServicesDep
 from service.api.errors import ERROR_RESPONSES
-from service.observability import RequestStats, StatsReport
+from service.observability import StatsReport
 
 router = APIRouter(tags=["observability"])
 
@@ -21,22 +21,25 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
     return Response(encoder(services.metrics.registry), media_type=content_type)
 
 
-def get_stats(services: ServicesDep) -> RequestStats:
-    return services.stats
+def stats_window(
+    services: ServicesDep,
+    window_seconds: Annotated[float | None, Query(ge=1, description="Window in seconds (default and "
+                                                  "maximum: the configured stats_window_s).")] = None,
+) -> float | None:
+    # The upper bound is configuration, not a constant, so it cannot sit in Query(le=...); raising
+    # the same validation error keeps the 400 identical to the lower-bound one.
+    limit = services.stats.window_s
+    if window_seconds is not None and window_seconds > limit:
+        raise RequestValidationError([{
+            "type": "less_than_equal", "loc": ("query", "window_seconds"),
+            "msg": f"Input should be less than or equal to {limit:g}", "input": window_seconds, "ctx": {"le": limit},
+        }])
+    return window_seconds
+
+
+StatsWindow = Annotated[float | None, Depends(stats_window)]
 
 
 @router.get("/v1/stats", response_model=StatsReport, responses={400: ERROR_RESPONSES[400]})
-async def stats(
-    request_stats: Annotated[RequestStats, Depends(get_stats)],
-    window_seconds: Annotated[float | None, Query(ge=1, description="Window in seconds (default and "
-                                                  "maximum: the configured stats_window_s).")] = None,
-) -> StatsReport:
-    # The upper bound is configuration, not a constant, so it cannot sit in Query(le=...); raising
-    # the same validation error keeps the 400 identical to the lower-bound one.
-    if window_seconds is not None and window_seconds > request_stats.window_s:
-        raise RequestValidationError([{
-            "type": "less_than_equal", "loc": ("query", "window_seconds"),
-            "msg": f"Input should be less than or equal to {request_stats.window_s:g}",
-            "input": window_seconds, "ctx": {"le": request_stats.window_s},
-        }])
-    return request_stats.report(window_seconds)
+async def stats(services: ServicesDep, window_seconds: StatsWindow) -> StatsReport:
+    return services.stats.report(window_seconds)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from service.api.deps import ServicesDep
+from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import ERROR_RESPONSES, ErrorDetail
+from service.api.headers import served_headers
 from service.errors import InvalidRequestError
 from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse
 
@@ -39,16 +41,20 @@ class BatchTriageResponse(BaseModel):
 
 
 @router.post("/triage", response_model=TriageResponse, responses=RESPONSES)
-async def triage_ticket(body: TriageRequest, services: ServicesDep) -> TriageResponse:
-    return await services.triage.triage(body, body.model, body.max_tokens)
+async def triage_ticket(body: TriageRequest, services: ServicesDep, route_key: RouteKeyHeader = None):
+    result = await services.triage.triage(body, body.model, body.max_tokens, route_key=route_key)
+    meta = result.meta
+    headers = served_headers(meta.model, meta.base_model, meta.route, meta.variant, meta.adapter_version)
+    return JSONResponse(result.model_dump(mode="json"), headers=headers)
 
 
 @router.post("/triage/batch", response_model=BatchTriageResponse, responses=RESPONSES)
-async def triage_batch(body: BatchTriageRequest, services: ServicesDep) -> BatchTriageResponse:
+async def triage_batch(body: BatchTriageRequest, services: ServicesDep,
+                       route_key: RouteKeyHeader = None) -> BatchTriageResponse:
     limit = services.settings.triage_batch_max
     if len(body.tickets) > limit:
         raise InvalidRequestError(f"At most {limit} tickets per batch; got {len(body.tickets)}.", param="tickets")
-    results = await services.triage.triage_batch(body.tickets, body.model)
+    results = await services.triage.triage_batch(body.tickets, body.model, route_key=route_key)
     return BatchTriageResponse(data=[
         BatchItem(index=i, triage=r.triage, meta=r.meta) if isinstance(r, TriageResponse)
         else BatchItem(index=i, error=ErrorDetail.of(r))

@@ -98,6 +98,8 @@ class Engine:
                 disable_any_whitespace=opts.structured_output_backend in WHITESPACE_FREE_BACKENDS,
             ),
             seed=opts.seed,
+            # Lower-priority work (a route's shadow requests) waits behind client requests.
+            scheduling_policy="priority",
             disable_log_stats=False,
         )
         stat_loggers = [_stats_forwarder(self._on_stats)] if self._on_stats else None
@@ -151,6 +153,7 @@ class Engine:
         options: SamplingOptions,
         adapter: AdapterHandle | None = None,
         request_id: str | None = None,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationUpdate]:
         """Stream deltas. Closing or cancelling the iterator aborts the request in the engine."""
         if self._llm is None or self.state not in (EngineState.READY, EngineState.DRAINING):
@@ -168,6 +171,7 @@ class Engine:
                 params,
                 request_id,
                 lora_request=self._lora_request(adapter) if adapter else None,
+                priority=priority,
             ):
                 if getattr(output, "error", None) is not None or any(
                     choice.finish_reason == "error" for choice in output.outputs

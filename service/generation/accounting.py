@@ -3,13 +3,14 @@ whatever its outcome (served, refused, failed, or abandoned by the client)."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
 from service.errors import ServiceError
 from service.generation.types import PreparedGeneration
-from service.observability import Metrics, RequestSample, RequestStats
-from service.routing import ServingTarget
+from service.observability import NO_ROUTE, Metrics, OutcomeSample, RequestSample, RequestStats
+from service.routing import RolloutGuard, ServingTarget
 from service.structured import ValidationResult
 
 
@@ -37,9 +38,10 @@ class Observation:
 class Accounting:
     """Records finished and refused requests into Prometheus metrics and the rolling stats."""
 
-    def __init__(self, metrics: Metrics, stats: RequestStats | None = None) -> None:
+    def __init__(self, metrics: Metrics, stats: RequestStats | None = None, rollout: RolloutGuard | None = None) -> None:
         self.metrics = metrics
         self.stats = stats
+        self.rollout = rollout
 
     def track(self, prepared: PreparedGeneration, observation: Observation) -> Tracked:
         return Tracked(self, prepared, observation)
@@ -51,6 +53,13 @@ class Accounting:
     def finished(self, prepared: PreparedGeneration, obs: Observation) -> None:
         m, labels = self.metrics, prepared.target.labels
         duration = time.monotonic() - obs.started
+        if prepared.is_shadow:
+            # Client-facing series describe what clients received; mirrors are counted apart.
+            m.shadow_requests.labels(prepared.target.route, prepared.target.variant, obs.status).inc()
+            self._observe_stats(prepared.target, prepared.endpoint, int(obs.status), duration,
+                                obs.time_to_first_token, len(prepared.prompt_token_ids), obs.completion_tokens,
+                                obs.structured_result, shadow=True)
+            return
         m.requests.labels(**labels, endpoint=prepared.endpoint, status=obs.status).inc()
         m.request_duration.labels(**labels, endpoint=prepared.endpoint).observe(duration)
         m.prompt_tokens.labels(**labels).inc(len(prepared.prompt_token_ids))
@@ -66,6 +75,23 @@ class Accounting:
             m.structured_outputs.labels(**labels, result=obs.structured_result).inc()
         self._observe_stats(prepared.target, prepared.endpoint, int(obs.status), duration, ttft,
                             len(prepared.prompt_token_ids), obs.completion_tokens, obs.structured_result)
+        if self.rollout is not None and prepared.target.route != NO_ROUTE:
+            self.rollout.request_finished(prepared.target.route)
+
+    def outcome(self, prepared: PreparedGeneration, text: str) -> None:
+        """Record the outcome fields of a valid structured reply of a routed request (route reports)."""
+        target = prepared.target
+        if self.stats is None or not prepared.outcome_fields or target.route == NO_ROUTE:
+            return
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(value, dict):
+            return
+        labels = tuple((k, str(value[k])) for k in prepared.outcome_fields if isinstance(value.get(k), str | int | bool))
+        self.stats.observe_outcome(OutcomeSample(finished_at=time.time(), route=target.route, variant=target.variant,
+                                                 shadow=prepared.is_shadow, labels=labels))
 
     def rejected(self, target: ServingTarget, endpoint: str, exc: ServiceError, reason: str) -> None:
         """A request refused after its target was resolved (counted per model)."""
@@ -75,14 +101,14 @@ class Accounting:
 
     def _observe_stats(self, target: ServingTarget, endpoint: str, status: int, duration: float,
                        ttft: float | None, prompt_tokens: int, completion_tokens: int,
-                       structured_result: str | None) -> None:
+                       structured_result: str | None, shadow: bool = False) -> None:
         if self.stats is None:
             return
         self.stats.observe(RequestSample(
             finished_at=time.time(), base_model=target.base_model, model=target.model, route=target.route,
             variant=target.variant, endpoint=endpoint, status=status, duration_s=duration, ttft_s=ttft,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            structured_result=structured_result if structured_result != "unchecked" else None,
+            structured_result=structured_result if structured_result != "unchecked" else None, shadow=shadow,
         ))
 
 
@@ -100,7 +126,7 @@ class Tracked:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         self.in_flight.dec()
-        self.prepared.release()
+        self.prepared.lease.release()  # not release(): the shadow is started after this, with its own lease
         if isinstance(exc, ServiceError):
             self.observation.status = str(exc.status)
         elif exc is not None:

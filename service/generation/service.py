@@ -8,6 +8,7 @@ output fails validation, is retried on the next backend; every request is record
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -37,7 +38,7 @@ from service.generation.types import (
     PromptMessage,
 )
 from service.observability import Metrics, RequestStats
-from service.routing import ModelRouter, ServingTarget
+from service.routing import ModelRouter, RolloutGuard, ServingTarget
 from service.structured import (
     DecodingAttempt,
     StructuredGuard,
@@ -62,6 +63,7 @@ class GenerationService:
         guard: StructuredGuard | None = None,
         policy: StructuredPolicy | None = None,
         stats: RequestStats | None = None,
+        rollout: RolloutGuard | None = None,
     ) -> None:
         self.engine = engine
         self.router = router
@@ -69,13 +71,14 @@ class GenerationService:
         self.limits = limits
         self.guard = guard
         self.policy = policy or StructuredPolicy()
-        self.accounting = Accounting(metrics, stats)
+        self.accounting = Accounting(metrics, stats, rollout)
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- prepare
     async def prepare(self, request: GenerationRequest) -> PreparedGeneration:
         """Check everything, resolve the model, render the prompt and lease the adapter version."""
         await self._check_structured(request.structured)
-        target = self._resolve(request.model)
+        target = self._resolve(request.model, request.route_key)
         if request.messages is not None:
             messages = [m.model_dump() for m in request.messages]
             prompt_ids = self._render(target, request.endpoint, lambda: self.engine.render_chat(messages))
@@ -105,12 +108,12 @@ class GenerationService:
             self.refused(exc)
             raise
 
-    def _resolve(self, model: str) -> ServingTarget:
+    def _resolve(self, model: str, route_key: str | None) -> ServingTarget:
         if not self.engine.is_ready:
             self.accounting.refused("engine_not_ready")
             raise EngineNotReadyError(f"The engine is {self.engine.state.value}; try again shortly.")
         try:
-            return self.router.resolve(model)
+            return self.router.resolve(model, route_key)
         except ServiceError:
             self.accounting.refused("model_not_found")
             raise
@@ -164,12 +167,49 @@ class GenerationService:
             structured=request.structured.constraint if request.structured is not None else None,
         )
         # Last step, with no await since resolving: the adapter version cannot be retired between.
-        return PreparedGeneration(endpoint, target, prompt_ids, sampling, request.structured,
-                                  lease=self.router.lease(target))
+        prepared = PreparedGeneration(endpoint, target, prompt_ids, sampling, request.structured,
+                                      lease=self.router.lease(target), outcome_fields=request.outcome_fields)
+        shadow = self.router.shadow(target, request.route_key)
+        if shadow is not None:
+            prepared.shadow = PreparedGeneration(endpoint, shadow, prompt_ids, sampling, request.structured,
+                                                 lease=self.router.lease(shadow), is_shadow=True, priority=1,
+                                                 outcome_fields=request.outcome_fields)
+        return prepared
 
     # -------------------------------------------------------------------- run
     async def run(self, prepared: PreparedGeneration) -> GenerationResult:
         """Generate to completion, trying the next structured-output backend when one fails."""
+        try:
+            return await self._run(prepared)
+        finally:
+            self._mirror(prepared)
+
+    async def stream(self, prepared: PreparedGeneration) -> AsyncIterator[list[GenerationDelta]]:
+        """Yield each engine step's deltas. A constraint refused by a backend falls back to the
+        next one only before any output was sent; validation happens at the end (metrics)."""
+        try:
+            async for deltas in self._stream(prepared):
+                yield deltas
+        finally:
+            self._mirror(prepared)
+
+    def _mirror(self, prepared: PreparedGeneration) -> None:
+        """Start the request's shadow once the client's reply is done, so it can never delay it;
+        it runs at lower engine priority and is recorded apart from client traffic."""
+        shadow, prepared.shadow = prepared.shadow, None
+        if shadow is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._run_shadow(shadow))
+        self._background.add(task)  # a reference, so the task cannot be collected mid-flight
+        task.add_done_callback(self._background.discard)
+
+    async def _run_shadow(self, shadow: PreparedGeneration) -> None:
+        try:
+            await self._run(shadow)
+        except Exception:  # noqa: BLE001 - recorded by the accounting; a shadow never fails a client
+            pass
+
+    async def _run(self, prepared: PreparedGeneration) -> GenerationResult:
         observation = Observation()
         refusals: list[str] = []
         fallback_result: GenerationResult | None = None
@@ -201,6 +241,8 @@ class GenerationService:
                     validate_output(prepared.structured, c.text, c.finish_reason) for c in result.choices
                 )
                 if result.structured_result != "invalid":
+                    if result.structured_result == "valid":
+                        self.accounting.outcome(prepared, result.choices[0].text)
                     return result
                 refusals.append(f"{attempt}: the output did not validate against the schema")
                 fallback_result = result
@@ -226,9 +268,7 @@ class GenerationService:
             )
         return invalid_result  # best effort, flagged invalid in the response header
 
-    async def stream(self, prepared: PreparedGeneration) -> AsyncIterator[list[GenerationDelta]]:
-        """Yield each engine step's deltas. A constraint refused by a backend falls back to the
-        next one only before any output was sent; validation happens at the end (metrics)."""
+    async def _stream(self, prepared: PreparedGeneration) -> AsyncIterator[list[GenerationDelta]]:
         observation = Observation()
         texts: dict[int, str] = {}
         finishes: dict[int, FinishReason | None] = {}
@@ -265,7 +305,8 @@ class GenerationService:
     ) -> AsyncIterator[list[GenerationDelta]]:
         try:
             async for update in self.engine.generate(
-                prepared.prompt_token_ids, prepared.sampling_for(attempt), prepared.target.adapter
+                prepared.prompt_token_ids, prepared.sampling_for(attempt), prepared.target.adapter,
+                priority=prepared.priority,
             ):
                 if update.queue_seconds is not None and observation.queue_seconds is None:
                     observation.queue_seconds = update.queue_seconds

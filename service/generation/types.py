@@ -44,6 +44,9 @@ class GenerationRequest(BaseModel):
     ignore_eos: bool = False
     structured: StructuredRequest | None = None
     echo: bool = False  # completions: return the prompt before the completion
+    route_key: str | None = None  # keeps a client on one variant of an A/B route
+    # Fields of a valid structured reply that route reports break down (triage: category, priority).
+    outcome_fields: tuple[str, ...] = ()
 
 
 class GenerationLimits(BaseModel):
@@ -63,9 +66,16 @@ class PreparedGeneration:
     structured: StructuredRequest | None
     lease: Lease = NO_LEASE
     echo_text: str = ""
+    shadow: PreparedGeneration | None = None  # the mirror of this request (routes with a shadow)
+    is_shadow: bool = False
+    outcome_fields: tuple[str, ...] = ()
+    priority: int = 0  # engine priority: lower numbers first
 
     def release(self) -> None:
+        """Release this request's adapter lease, and its shadow's if the shadow never ran."""
         self.lease.release()
+        if self.shadow is not None:
+            self.shadow.release()
 
     def sampling_for(self, attempt: DecodingAttempt | None) -> SamplingOptions:
         if attempt is None or self.sampling.structured is None:

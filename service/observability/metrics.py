@@ -83,6 +83,18 @@ class Metrics:
             "loragate_route_assignments", "Requests assigned to a route variant.",
             ("route", "variant"), registry=registry,
         )
+        self.route_variant_weight = Gauge(
+            "loragate_route_variant_weight", "Configured weight of each route variant (0 after a rollback).",
+            ("route", "variant"), registry=registry,
+        )
+        self.route_rollbacks = Counter(
+            "loragate_route_rollbacks", "Route variants rolled back to zero weight by a guard, by reason.",
+            ("route", "variant", "reason"), registry=registry,
+        )
+        self.shadow_requests = Counter(
+            "loragate_shadow_requests", "Mirrored requests sent to a route's shadow target, by status.",
+            ("route", "variant", "status"), registry=registry,
+        )
         self.engine_ready = Gauge(
             "loragate_engine_ready", "1 when the engine can serve, else 0.", registry=registry,
         )

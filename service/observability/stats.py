@@ -41,6 +41,18 @@ class RequestSample:
     prompt_tokens: int
     completion_tokens: int
     structured_result: str | None  # "valid" | "invalid" | "truncated" | None (not structured)
+    shadow: bool = False  # a mirrored request of a route's shadow target (never seen by a client)
+
+
+@dataclass(frozen=True)
+class OutcomeSample:
+    """What a task decided for one request (triage: category and priority), for route reports."""
+
+    finished_at: float
+    route: str
+    variant: str
+    shadow: bool
+    labels: tuple[tuple[str, str], ...]  # e.g. (("category", "billing"), ("priority", "high"))
 
 
 class GroupStats(BaseModel):
@@ -139,6 +151,7 @@ class RequestStats:
             raise ValueError("window_s must be > 0 and max_samples >= 1")
         self.window_s = window_s
         self._samples: deque[RequestSample] = deque(maxlen=max_samples)
+        self._outcomes: deque[OutcomeSample] = deque(maxlen=max_samples)
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -147,12 +160,24 @@ class RequestStats:
         self._samples.append(sample)  # maxlen drops the oldest once full
         self._evict(sample.finished_at)
 
+    def observe_outcome(self, outcome: OutcomeSample) -> None:
+        self._outcomes.append(outcome)
+        self._evict(outcome.finished_at)
+
     def _evict(self, now: float) -> None:
         # Samples arrive in finish order, so the expired ones are at the left end.
         cutoff = now - self.window_s
-        samples = self._samples
-        while samples and samples[0].finished_at < cutoff:
-            samples.popleft()
+        for samples in (self._samples, self._outcomes):
+            while samples and samples[0].finished_at < cutoff:
+                samples.popleft()
+
+    def route_window(self, route: str, window_s: float | None = None, now: float | None = None,
+                     ) -> tuple[list[RequestSample], list[OutcomeSample]]:
+        """One route's request and outcome samples of the last `window_s` seconds (shadow included)."""
+        now = time.time() if now is None else now
+        cutoff = now - (self.window_s if window_s is None else min(window_s, self.window_s))
+        return ([s for s in list(self._samples) if s.route == route and cutoff <= s.finished_at <= now],
+                [o for o in list(self._outcomes) if o.route == route and cutoff <= o.finished_at <= now])
 
     def report(self, window_s: float | None = None, now: float | None = None) -> StatsReport:
         """Figures over the last `window_s` seconds (at most the configured window) before `now`."""
@@ -173,7 +198,7 @@ class RequestStats:
                 g.latency_p95_ratio_vs_base = g.latency_p95_s / reference
         models.sort(key=lambda g: (g.base_model or "", g.kind != "base", g.model or ""))
 
-        routed = (s for s in recent if s.route != NO_ROUTE)
+        routed = (s for s in recent if s.route != NO_ROUTE and not s.shadow)
         variants = [
             GroupStats(route=route, variant=variant, base_model=_only(s.base_model for s in group),
                        model=_only(s.model for s in group), **_figures(group))

@@ -1,5 +1,12 @@
-"""Resolve the `model` a request names into what serves it: base model, adapter or route."""
+"""Resolve the `model` a request names into what serves it: base model, adapter or A/B route."""
 
+from service.routing.assignment import assign_variant
+from service.routing.registry import RouteRegistry
+from service.routing.rollout import RolloutGuard
 from service.routing.router import ModelRouter, ServingTarget
+from service.routing.types import MAX_VARIANTS, Route, RouteGuard, RouteSpec, RouteVariant, ShadowTarget
 
-__all__ = ["ModelRouter", "ServingTarget"]
+__all__ = [
+    "MAX_VARIANTS", "ModelRouter", "RolloutGuard", "Route", "RouteGuard", "RouteRegistry", "RouteSpec",
+    "RouteVariant", "ServingTarget", "ShadowTarget", "assign_variant",
+]

@@ -1,19 +1,19 @@
-"""Resolve the `model` a request names into what serves it: the base model or an adapter.
-
-Routes (A/B splits between adapters) will resolve here too, which is why the result carries
-`route` and `variant`.
-"""
+"""Resolve the `model` a request names into what serves it: the base model, an adapter, or a
+route's variant (chosen by `assignment`), plus the route's shadow target when it mirrors."""
 
 from __future__ import annotations
 
+import random
 from typing import Protocol
 
 from pydantic import BaseModel
 
+from service.adapters import NO_LEASE, Lease
 from service.engine import AdapterHandle
 from service.errors import ModelNotFoundError
-from service.observability.metrics import NO_ROUTE
-from service.adapters import NO_LEASE, Lease
+from service.observability import NO_ROUTE, Metrics
+from service.routing.assignment import assign_variant, shadow_selected
+from service.routing.registry import RouteRegistry
 
 
 class AdapterCatalog(Protocol):
@@ -39,11 +39,39 @@ class ServingTarget(BaseModel):
 
 
 class ModelRouter:
-    def __init__(self, base_model: str, adapters: AdapterCatalog | None = None) -> None:
+    def __init__(self, base_model: str, adapters: AdapterCatalog | None = None,
+                 routes: RouteRegistry | None = None, metrics: Metrics | None = None,
+                 rng: random.Random | None = None) -> None:
         self.base_model = base_model
         self.adapters = adapters
+        self.routes = routes
+        self.metrics = metrics
+        self._rng = rng or random.Random()
 
-    def resolve(self, name: str) -> ServingTarget:
+    def resolve(self, name: str, route_key: str | None = None) -> ServingTarget:
+        route = self.routes.get(name) if self.routes is not None else None
+        if route is None:
+            return self._direct(name)
+        variant = assign_variant(name, route.spec.variants, route_key, self._rng)
+        target = self._direct(variant).model_copy(update={"route": name, "variant": variant})
+        if self.metrics is not None:
+            self.metrics.route_assignments.labels(name, variant).inc()
+        return target
+
+    def shadow(self, target: ServingTarget, route_key: str | None = None) -> ServingTarget | None:
+        """The target to mirror this routed request to, if its route shadows and it is selected."""
+        route = self.routes.get(target.route) if self.routes is not None and target.route != NO_ROUTE else None
+        if route is None or route.spec.shadow is None:
+            return None
+        shadow = route.spec.shadow
+        if not shadow_selected(route.name, shadow.fraction, route_key, self._rng):
+            return None
+        try:
+            return self._direct(shadow.target).model_copy(update={"route": route.name, "variant": shadow.target})
+        except ModelNotFoundError:
+            return None  # removed since the route was set: the primary is unaffected
+
+    def _direct(self, name: str) -> ServingTarget:
         if name == self.base_model:
             return ServingTarget(base_model=self.base_model, model=name)
         handle = self.adapters.handle(name) if self.adapters is not None else None
@@ -58,8 +86,12 @@ class ModelRouter:
         return self.adapters.lease(target.adapter)
 
     def reserved_names(self) -> set[str]:
-        """Names an adapter may not take: the base model (and, later, routes)."""
-        return {self.base_model}
+        """Names an adapter may not take: the base model and every route."""
+        return {self.base_model} | set(self.routes.names() if self.routes is not None else ())
 
     def adapter_names(self) -> list[str]:
         return self.adapters.names() if self.adapters is not None else []
+
+    def route_names(self) -> list[str]:
+        return self.routes.names() if self.routes is not None else []
+

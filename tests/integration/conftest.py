@@ -41,10 +41,15 @@ def service_env(store: Path, roots: list[Path]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def service(logs_dir: Path, adapter_source_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+def service_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared service's adapter store (a second replica may share it)."""
+    return tmp_path_factory.mktemp("adapter-store")
+
+
+@pytest.fixture(scope="session")
+def service(logs_dir: Path, adapter_source_dir: Path, service_store: Path) -> Iterator[ServiceProcess]:
     """The shared service process: started once per test session."""
-    store = tmp_path_factory.mktemp("adapter-store")
-    proc = ServiceProcess(logs_dir / "service.log", env=service_env(store, [adapter_source_dir])).start()
+    proc = ServiceProcess(logs_dir / "service.log", env=service_env(service_store, [adapter_source_dir])).start()
     try:
         proc.wait_ready()
         yield proc

@@ -16,7 +16,7 @@ from service.adapters.store import AdapterStore
 from service.adapters.validation import BaseModelShape
 from service.engine import AdapterHandle
 from service.observability.metrics import Metrics
-from service.adapters.registry import AdapterRegistry, RegistryLimits
+from service.adapters import AdapterRegistry, RegistryLimits
 
 BASE_MODEL_NAME = "tiny-llama"
 MAX_BYTES = 50 << 20

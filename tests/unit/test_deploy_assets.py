@@ -7,11 +7,12 @@
   defined in deploy/prometheus/rules/recording.yml, and `up`.
 - Structure: required recording rules and alerts exist, every alert is unit-tested both firing and not
   firing, dashboard panels have id/gridPos/targets and the provisioned datasource uid, template
-  variables exist.
+  variables exist, and the "Routes" row repeats per route with panels that each show one route.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -56,6 +57,9 @@ EXPECTED_METRICS = {
     "loragate_adapters_registered",
     "loragate_adapters_resident",
     "loragate_route_assignments_total",
+    "loragate_route_variant_weight",
+    "loragate_route_rollbacks_total",
+    "loragate_shadow_requests_total",
     "loragate_engine_ready",
     "loragate_engine_requests_running",
     "loragate_engine_requests_waiting",
@@ -78,6 +82,7 @@ REQUIRED_ALERTS = {
     "LoragateStructuredOutputInvalid",
     "LoragateHigh5xxErrorRate",
     "LoragateEngineNotReady",
+    "LoragateRouteVariantRolledBack",
 }
 # For both aggregation levels: p50/p95 latency and TTFT, tokens/s, validity, error rate, request rate.
 REQUIRED_RECORDING_SUFFIXES = (
@@ -91,6 +96,21 @@ REQUIRED_RECORDING_SUFFIXES = (
     "requests:rate_5m",
 )
 RECORDING_LEVELS = {"loragate_model": ("base_model", "model"), "loragate_route": ("route", "variant")}
+# Per (route, variant) over routed traffic only: what the dashboard's repeated "Routes" row shows.
+ROUTE_VARIANT_RULES = (
+    "loragate_route_variant:requests:rate_5m",
+    "loragate_route_variant:requests_errors:ratio_5m",
+    "loragate_route_variant:request_duration_seconds:p95_5m",
+)
+# What every repetition of the "Routes" row shows (a metric or recording rule name per panel).
+ROUTES_ROW_NEEDS = (
+    "route_assignments",
+    "loragate_route_variant_weight",
+    "loragate_route_variant:requests_errors:ratio_5m",
+    "loragate_route_variant:request_duration_seconds:p95_5m",
+    "structured_output_valid",
+    "loragate_route_rollbacks_total",
+)
 ADAPTER_LATENCY_FACTOR_RULE = "loragate:config:adapter_latency_factor"
 RECORD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z0-9_]+$")  # level:metric:operations
 GRAFANA_VARIABLE_VALUES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
@@ -337,6 +357,23 @@ def test_recording_rules_naming_and_coverage():
     assert re.search(r'status=~"(5\.\.\|4\.\.|4\.\.\|5\.\.)"', errors)
 
 
+def test_route_variant_recording_rules():
+    by_name = {rule["record"]: rule["expr"] for rule in _rules(RECORDING_RULES) if "record" in rule}
+    tested = set()
+    for path in _rule_test_files():
+        for case in _load_yaml(path)["tests"]:
+            for check in case.get("promql_expr_test", []):
+                tested |= metric_names(check["expr"])
+    for name in ROUTE_VARIANT_RULES:
+        assert name in by_name, f"missing recording rule {name}"
+        expr = by_name[name]
+        assert re.search(r"by \((route, variant)(, le)?\)", expr), f"{name} must aggregate by (route, variant)"
+        assert "base_model" not in expr, f"{name} should not split by base_model"
+        assert 'route!="none"' in expr, f"{name} must leave out direct traffic (route=\"none\")"
+        assert "[5m]" in expr, f"{name} is not over 5m"
+        assert name in tested, f"{name} has no promtool test"
+
+
 def test_alert_rules():
     alerts = {rule["alert"]: rule for rule in _rules(ALERT_RULES) if "alert" in rule}
     assert REQUIRED_ALERTS <= set(alerts), f"missing alerts: {REQUIRED_ALERTS - set(alerts)}"
@@ -355,6 +392,12 @@ def test_alert_rules():
     assert '5..' in {r["record"]: r["expr"] for r in _rules(RECORDING_RULES) if "record" in r}[
         "loragate_model:requests_5xx:ratio_5m"
     ]
+    rollback = alerts["LoragateRouteVariantRolledBack"]
+    assert re.search(r"increase\(\s*loragate_route_rollbacks_total\[10m\]\s*\)\)?\s*>\s*0", rollback["expr"])
+    assert "offset 10m" in rollback["expr"], "a rollback counter series is born at 1: increase() alone misses it"
+    assert rollback["labels"]["severity"] == "warning"
+    for label in ("route", "variant", "reason"):
+        assert f"$labels.{label}" in rollback["annotations"]["summary"], f"summary should name the {label}"
     engine = alerts["LoragateEngineNotReady"]
     assert engine["for"] == "1m"
     for part in ("loragate_engine_ready", "== 0", "absent(", "up{"):
@@ -501,3 +544,38 @@ def test_dashboard_template_variables():
     used = " ".join(expr for where, expr in _dashboard_expressions() if where.startswith("panel "))
     for name in REQUIRED_TEMPLATE_VARIABLES:
         assert f"${name}" in used, f"no panel filters by ${name}"
+
+
+def _row_panels(dashboard: dict, row: dict) -> list[dict]:
+    """A row's panels: nested when collapsed, else the top-level panels after it up to the next row."""
+    if row.get("collapsed"):
+        return row.get("panels", [])
+    panels = dashboard["panels"]
+    after = panels[panels.index(row) + 1:]
+    return list(itertools.takewhile(lambda panel: panel.get("type") != "row", after))
+
+
+def test_dashboard_routes_row_repeats_per_route():
+    dashboard = _dashboard()
+    rows = [panel for panel in dashboard["panels"] if panel.get("type") == "row" and panel.get("title") == "Routes"]
+    assert len(rows) == 1, "the dashboard needs one row titled Routes"
+    (row,) = rows
+    assert row.get("repeat") == "route", "the Routes row must repeat over the route variable"
+    variable = {v["name"]: v for v in dashboard["templating"]["list"]}["route"]
+    match = _LABEL_VALUES_RE.match(_variable_query(variable))
+    assert match and match.group("selector") == "loragate_route_assignments_total" and match.group("label") == "route"
+    assert variable.get("multi") is True and variable.get("includeAll") is True, "repeat needs multi + All"
+    panels = _row_panels(dashboard, row)
+    assert len(panels) >= len(ROUTES_ROW_NEEDS), "the Routes row has too few panels"
+    row_y = row["gridPos"]["y"]
+    exprs = []
+    for panel in panels:
+        where = f"panel {panel['id']} {panel.get('title')!r}"
+        assert panel["gridPos"]["y"] > row_y, f"{where} sits above its row"
+        for target in panel["targets"]:
+            # one repetition shows one route: an exact match on the repeated value, never a regex
+            assert 'route="$route"' in target["expr"], f"{where} does not select route=\"$route\""
+            exprs.append(target["expr"])
+    joined = " ".join(exprs)
+    for needed in ROUTES_ROW_NEEDS:
+        assert needed in joined, f"no panel of the Routes row shows {needed}"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service.api.cancellation import cancel_on_disconnect
-from service.api.deps import ServicesDep
+from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import ERROR_RESPONSES
 from service.api.headers import result_headers
 from service.api.openai.protocol import (
@@ -32,9 +32,10 @@ RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=RESPONSES)
-async def chat_completions(body: ChatCompletionRequest, request: Request, services: ServicesDep):
+async def chat_completions(body: ChatCompletionRequest, request: Request, services: ServicesDep,
+                           route_key: RouteKeyHeader = None):
     generation = services.generation
-    prepared = await generation.prepare(generation_request(body, generation))
+    prepared = await generation.prepare(generation_request(body, generation, route_key))
     if body.stream:
         return await event_stream(prepared, chat_chunks(prepared, generation, body.include_usage))
     result = await _run(request, generation, prepared)
@@ -50,9 +51,10 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, servic
 
 
 @router.post("/completions", response_model=CompletionResponse, responses=RESPONSES)
-async def completions(body: CompletionRequest, request: Request, services: ServicesDep):
+async def completions(body: CompletionRequest, request: Request, services: ServicesDep,
+                      route_key: RouteKeyHeader = None):
     generation = services.generation
-    prepared = await generation.prepare(generation_request(body, generation))
+    prepared = await generation.prepare(generation_request(body, generation, route_key))
     if body.stream:
         return await event_stream(prepared, completion_chunks(prepared, generation, body.include_usage))
     result = await _run(request, generation, prepared)
@@ -73,6 +75,8 @@ async def list_models(services: ServicesDep) -> ModelList:
     base = services.router.base_model
     cards = [ModelCard(id=base, created=created, root=str(services.settings.model_dir))]
     cards += [ModelCard(id=name, created=created, root=name, parent=base) for name in services.router.adapter_names()]
+    cards += [ModelCard(id=name, created=created, root=name, parent=base, owned_by="loragate-route")
+              for name in services.router.route_names()]
     return ModelList(data=cards)
 
 

@@ -10,9 +10,10 @@ from service.api.openai.protocol import ChatCompletionRequest, ChatMessage, Comp
 from service.structured import STRUCTURED_OUTPUT_BACKENDS, StructuredConstraint, StructuredRequest
 
 
-def generation_request(body: ChatCompletionRequest | CompletionRequest, generation: GenerationService) -> GenerationRequest:
+def generation_request(body: ChatCompletionRequest | CompletionRequest, generation: GenerationService,
+                       route_key: str | None = None) -> GenerationRequest:
     """The generation request for a chat or completion body; a malformed constraint is counted
-    as refused (like every other refusal) and raised."""
+    as refused (like every other refusal) and raised. The route key is the header's, else `user`."""
     try:
         structured = structured_request(body)
     except ServiceError as exc:
@@ -23,6 +24,7 @@ def generation_request(body: ChatCompletionRequest | CompletionRequest, generati
         "stop": body.stop_sequences, "frequency_penalty": body.frequency_penalty,
         "presence_penalty": body.presence_penalty, "repetition_penalty": body.repetition_penalty,
         "min_tokens": body.min_tokens, "ignore_eos": body.ignore_eos, "structured": structured,
+        "route_key": route_key or body.user,
     }
     if isinstance(body, ChatCompletionRequest):
         return GenerationRequest(endpoint="chat", messages=prompt_messages(body.messages),

@@ -2,9 +2,9 @@
 
 from service.tasks.triage.prompt import PROMPT_FILE, TriagePrompt
 from service.tasks.triage.schema import Category, Priority, Ticket, TicketTriage, TriageMeta, TriageResponse
-from service.tasks.triage.service import TriageService
+from service.tasks.triage.service import REPETITION_PENALTY, TriageService
 
 __all__ = [
-    "PROMPT_FILE", "Category", "Priority", "Ticket", "TicketTriage", "TriageMeta", "TriagePrompt",
+    "PROMPT_FILE", "REPETITION_PENALTY", "Category", "Priority", "Ticket", "TicketTriage", "TriageMeta", "TriagePrompt",
     "TriageResponse", "TriageService",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from functools import cached_property
 
 from pydantic import ValidationError
@@ -19,10 +20,15 @@ from service.tasks.triage.prompt import TriagePrompt
 from service.tasks.triage.schema import Ticket, TicketTriage, TriageMeta, TriageResponse
 
 
+# Small models loop on repeated phrases inside long strings; this keeps replies short. Evaluations
+# of the unconstrained path send the same value so both paths decode alike.
+REPETITION_PENALTY = 1.15
+
+
 class TriageService:
     def __init__(self, generation: GenerationService, base_model: str, prompt: TriagePrompt | None = None,
                  default_max_tokens: int = 256, batch_concurrency: int = 8,
-                 repetition_penalty: float = 1.15) -> None:
+                 repetition_penalty: float = REPETITION_PENALTY) -> None:
         self.generation = generation
         self.base_model = base_model
         self.prompt = prompt or TriagePrompt.load()
@@ -34,14 +40,19 @@ class TriageService:
     def schema(self) -> dict:
         return TicketTriage.model_json_schema()
 
-    async def triage(self, ticket: Ticket, model: str | None = None, max_tokens: int | None = None) -> TriageResponse:
+    async def triage(self, ticket: Ticket, model: str | None = None, max_tokens: int | None = None,
+                     route_key: str | None = None) -> TriageResponse:
+        """Triage one ticket. `route_key` keeps a customer on one variant of an A/B route (default:
+        the ticket's `metadata.customer_id`); without one, both attempts still share a variant."""
         started = time.monotonic()
+        customer = (ticket.metadata or {}).get("customer_id")
+        route_key = route_key or (str(customer) if customer is not None else None) or uuid.uuid4().hex
         budget = max_tokens or self.default_max_tokens
         # Room for the retry's doubled budget is kept from the start.
         ticket, shortened = self._fit(ticket, 2 * budget)
         # A reply cut off by the token budget gets one more try with twice the budget.
         for attempt in (1, 2):
-            result = await self._generate(ticket, model or self.base_model, budget)
+            result = await self._generate(ticket, model or self.base_model, budget, route_key)
             triage = _parse(result)
             if triage is not None:
                 meta = _meta(result, started, attempt)
@@ -69,25 +80,27 @@ class TriageService:
             ticket = ticket.model_copy(update={"body": f"{head}\n[...]\n{tail}"})
         return ticket, True
 
-    async def triage_batch(self, tickets: list[Ticket], model: str | None = None) -> list[TriageResponse | ServiceError]:
+    async def triage_batch(self, tickets: list[Ticket], model: str | None = None,
+                           route_key: str | None = None) -> list[TriageResponse | ServiceError]:
         """Triage every ticket (a few at a time); a ticket that fails gets its error, not the batch."""
         async def one(ticket: Ticket) -> TriageResponse | ServiceError:
             async with self._batch_slots:
                 try:
-                    return await self.triage(ticket, model)
+                    return await self.triage(ticket, model, route_key=route_key)
                 except ServiceError as exc:
                     return exc
 
         return list(await asyncio.gather(*(one(ticket) for ticket in tickets)))
 
-    async def _generate(self, ticket: Ticket, model: str, max_tokens: int) -> GenerationResult:
+    async def _generate(self, ticket: Ticket, model: str, max_tokens: int, route_key: str) -> GenerationResult:
         request = GenerationRequest(
             model=model,
             endpoint="triage",
+            route_key=route_key,
+            outcome_fields=("category", "priority"),
             messages=self.prompt.messages(ticket),
             max_tokens=max_tokens,
             temperature=0,
-            # Small models loop on repeated phrases inside long strings; this keeps replies short.
             repetition_penalty=self.repetition_penalty,
             structured=StructuredRequest(
                 constraint=StructuredConstraint(json_schema=self.schema), kind="json_schema",

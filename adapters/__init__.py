@@ -1,0 +1,1 @@
+"""LoRA adapter recipes and their training data (see `adapters.recipes`)."""

@@ -1,0 +1,82 @@
+"""`loragate eval`: measure what a running service serves, per target, through its HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from service.evaluation.client import ServiceUnreachable
+from service.evaluation.dataset import DatasetError
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loragate eval",
+        description="Send every labelled ticket to each target of a running loragate, through "
+        "POST /v1/tickets/triage (constrained decoding) and POST /v1/chat/completions with the same "
+        "prompt (unconstrained), and report validity, accuracy, macro-F1, confusion matrices, "
+        "routing and escalation figures, latency and tokens per target and mode. With --voice, score "
+        "plain chat replies to customer messages for the brand's style, relative to the base model.",
+    )
+    parser.add_argument("--dataset", required=True, type=Path,
+                        help="JSON lines: subject, body, category, priority (or expected_category/"
+                        "expected_priority), optional customer_tier, channel, metadata, id. With --voice: "
+                        "message and optional reference reply.")
+    parser.add_argument("--targets", default="base",
+                        help="Comma-separated: `base` (the /v1/models entry without a parent), adapter or "
+                        "route names (sent as `model` unchanged). Default: base.")
+    parser.add_argument("--url", default=os.environ.get("LORAGATE_URL", DEFAULT_URL),
+                        help=f"Service base URL (default $LORAGATE_URL or {DEFAULT_URL}).")
+    parser.add_argument("--out", type=Path, help="Output folder (default eval-results/<UTC timestamp>/).")
+    parser.add_argument("--limit", type=int, help="Use the first N examples.")
+    parser.add_argument("--concurrency", type=int, default=4, help="Requests in flight at once (default 4).")
+    parser.add_argument("--max-tokens", type=int,
+                        help="max_tokens of chat requests (default 256 for unconstrained triage, 200 with --voice).")
+    parser.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
+    parser.add_argument("--api-key", default=os.environ.get("LORAGATE_API_KEY"),
+                        help="Sent as `Authorization: Bearer ...` (default $LORAGATE_API_KEY).")
+    parser.add_argument("--voice", action="store_true", help="Evaluate brand voice instead of triage.")
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if not targets:
+        parser.error("--targets names no target")
+    for name, value in (("--limit", args.limit), ("--concurrency", args.concurrency), ("--max-tokens", args.max_tokens)):
+        if value is not None and value < 1:
+            parser.error(f"{name} must be at least 1")
+    # Imported here so `loragate --help` stays fast and the evaluation's imports load only for eval.
+    from service.evaluation.report import summary_table, write_report
+    from service.evaluation.runner import EvalConfig, default_out_dir, log, run_eval
+
+    shown = [a if not a.startswith("--api-key=") else "--api-key=***" for a in argv]
+    shown = ["***" if i and shown[i - 1] == "--api-key" else a for i, a in enumerate(shown)]
+    config = EvalConfig(dataset=args.dataset, targets=targets, url=args.url, limit=args.limit,
+                        concurrency=args.concurrency, max_tokens=args.max_tokens, voice=args.voice,
+                        api_key=args.api_key, timeout_s=args.timeout,
+                        command=shlex.join(["loragate", "eval", *shown]))
+    try:
+        report = asyncio.run(run_eval(config))
+    except DatasetError as exc:
+        print(f"loragate eval: {exc}", file=sys.stderr)
+        return 2
+    except ServiceUnreachable as exc:
+        print(f"loragate eval: {exc}", file=sys.stderr)
+        return 1
+    out = args.out or default_out_dir()
+    for path in write_report(report, out):
+        log(f"wrote {path}")
+    print(summary_table(report))
+    errors = sum(r.metrics.errors for r in report.results)
+    if errors:
+        log(f"{errors} requests failed; see the Errors section of {out / 'report.md'}")
+    return 0

@@ -1,0 +1,325 @@
+"""`loragate routes ...`: A/B routes through the admin API of a running server.
+
+    loragate routes list
+    loragate routes show NAME
+    loragate routes set NAME --variant triage-v1=90 --variant triage-v2=10 \\
+        [--shadow triage-v3 --shadow-fraction 0.1] [--guard-max-error-rate 0.05 ...] [--file spec.json]
+    loragate routes delete NAME
+    loragate routes report NAME [--window SECONDS] [--json]
+
+`set` sends the whole route (PUT replaces it): with --file, the file is the starting point and the
+options given on the command line replace its variants or shadow and override its guard fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+# option dest -> guard field in the route spec
+GUARD_OPTIONS = {
+    "guard_max_error_rate": "max_error_rate",
+    "guard_max_invalid_rate": "max_invalid_rate",
+    "guard_max_p95_ratio": "max_p95_latency_ratio",
+    "guard_min_samples": "min_samples",
+    "guard_window": "window_s",
+}
+
+
+class UsageError(Exception):
+    """A command line the server need not see (exit 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loragate routes", description="Manage A/B routes on a running loragate.")
+    parser.add_argument("--url", default=os.environ.get("LORAGATE_URL", DEFAULT_URL),
+                        help=f"Server base URL (default $LORAGATE_URL or {DEFAULT_URL}).")
+    parser.add_argument("--api-key", default=os.environ.get("LORAGATE_API_KEY"),
+                        help="Sent as `Authorization: Bearer ...` (default $LORAGATE_API_KEY).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", help="List routes.")
+    listing.add_argument("--json", action="store_true", help="Print the server's JSON.")
+
+    show = commands.add_parser("show", help="Show one route (spec, version, rollbacks) as JSON.")
+    show.add_argument("name")
+
+    put = commands.add_parser("set", help="Create or replace a route.",
+                              description="Create or replace a route; the first --variant is the control.")
+    put.add_argument("name")
+    put.add_argument("--variant", action="append", default=[], metavar="TARGET=WEIGHT",
+                     help="A variant: the base model or an adapter and its relative weight (repeat; first = control).")
+    put.add_argument("--shadow", metavar="TARGET", help="Mirror a fraction of requests to this target.")
+    put.add_argument("--shadow-fraction", type=float, metavar="F", help="Share of requests mirrored (0 < F <= 1).")
+    put.add_argument("--no-shadow", action="store_true", help="Remove the shadow of --file's spec.")
+    put.add_argument("--guard-max-error-rate", type=float, metavar="X",
+                     help="Roll back above this share of server errors (5xx, 0-1).")
+    put.add_argument("--guard-max-invalid-rate", type=float, metavar="X",
+                     help="Roll back above this share of invalid structured replies (0-1).")
+    put.add_argument("--guard-max-p95-ratio", type=float, metavar="X",
+                     help="Roll back when p95 latency exceeds X times the control's.")
+    put.add_argument("--guard-min-samples", type=int, metavar="N", help="Requests a variant needs before it is judged.")
+    put.add_argument("--guard-window", type=float, metavar="SECONDS", help="Window of recent requests judged.")
+    put.add_argument("--no-guard", action="store_true", help="Remove the guard of --file's spec.")
+    put.add_argument("--file", type=Path, help="Route spec JSON to start from (same shape as the PUT body).")
+
+    delete = commands.add_parser("delete", help="Delete a route.")
+    delete.add_argument("name")
+
+    report = commands.add_parser("report", help="Per-variant figures and differences with confidence intervals.")
+    report.add_argument("name")
+    report.add_argument("--window", type=float, metavar="SECONDS",
+                        help="Report over the last SECONDS (default: the server's stats window).")
+    report.add_argument("--json", action="store_true", help="Print the report's JSON instead of a table.")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# the PUT body
+# --------------------------------------------------------------------------------------------
+
+
+def _variant(text: str) -> dict[str, Any]:
+    target, sep, weight = text.rpartition("=")
+    if not sep or not target.strip():
+        raise UsageError(f"--variant {text!r}: expected TARGET=WEIGHT, e.g. triage-v1=90")
+    try:
+        value = float(weight)
+    except ValueError:
+        raise UsageError(f"--variant {text!r}: weight {weight!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"--variant {text!r}: weight must be a finite number")
+    return {"target": target.strip(), "weight": int(value) if value.is_integer() else value}
+
+
+def route_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The JSON body of `set` from --file and the options (raises UsageError)."""
+    spec: dict[str, Any] = {"variants": [], "shadow": None, "guard": None}
+    if args.file is not None:
+        try:
+            loaded = json.loads(args.file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"--file: cannot read {args.file}: {exc.strerror or exc}") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--file: {args.file} is not JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"--file: {args.file} must hold a JSON object")
+        spec.update(loaded)
+    if args.variant:
+        spec["variants"] = [_variant(text) for text in args.variant]
+    if not spec.get("variants"):
+        raise UsageError("give at least one --variant TARGET=WEIGHT (or --file with variants)")
+
+    if args.no_shadow and (args.shadow or args.shadow_fraction is not None):
+        raise UsageError("--no-shadow cannot be combined with --shadow/--shadow-fraction")
+    if args.no_shadow:
+        spec["shadow"] = None
+    elif args.shadow is not None:
+        if args.shadow_fraction is None:
+            raise UsageError("--shadow needs --shadow-fraction (the share of requests mirrored, e.g. 0.1)")
+        spec["shadow"] = {"target": args.shadow, "fraction": args.shadow_fraction}
+    elif args.shadow_fraction is not None:
+        if not isinstance(spec.get("shadow"), dict):
+            raise UsageError("--shadow-fraction needs --shadow TARGET")
+        spec["shadow"] = {**spec["shadow"], "fraction": args.shadow_fraction}
+
+    guard = {field: getattr(args, dest) for dest, field in GUARD_OPTIONS.items() if getattr(args, dest) is not None}
+    if args.no_guard and guard:
+        raise UsageError("--no-guard cannot be combined with --guard-* options")
+    if args.no_guard:
+        spec["guard"] = None
+    elif guard:
+        spec["guard"] = {**(spec.get("guard") or {}), **guard}
+    return spec
+
+
+# --------------------------------------------------------------------------------------------
+# printing
+# --------------------------------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
+    right = right if right is not None else set(range(1, len(headers)))
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)]
+
+
+def _number(value: Any, fmt: str = "{:.1f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _percent(value: Any) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _seconds(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _weight(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def format_route_list(payload: dict[str, Any]) -> str:
+    routes = payload.get("data", [])
+    if not routes:
+        return "no routes"
+    rows = []
+    for route in routes:
+        spec = route.get("spec", {})
+        variants = " ".join(f"{v['target']}={_weight(v['weight'])}" for v in spec.get("variants", []))
+        shadow = spec.get("shadow")
+        guard = spec.get("guard")
+        rows.append([
+            route.get("name", "?"), str(route.get("version", "")), variants,
+            f"{shadow['target']} ({shadow['fraction'] * 100:g}%)" if shadow else "-",
+            "yes" if guard else "-",
+            ", ".join(sorted(route.get("rollbacks") or {})) or "-",
+        ])
+    return "\n".join(_table(["ROUTE", "VERSION", "VARIANTS (first = control)", "SHADOW", "GUARD", "ROLLED BACK"],
+                            rows, right={1}))
+
+
+def _figure_rows(variants: list[dict[str, Any]], *, shadow: bool) -> list[list[str]]:
+    rows = []
+    for v in variants:
+        name = v["variant"]
+        if shadow:
+            name = f"{name} (shadow)"
+        elif v.get("control"):
+            name = f"{name} (control)"
+        if v.get("rolled_back"):
+            name += " [rolled back]"
+        rows.append([
+            name, str(v["requests"]), str(v["errors"]), _percent(v.get("error_rate")),
+            _seconds(v.get("latency_p50_s")), _seconds(v.get("latency_p95_s")),
+            _seconds(v.get("ttft_p50_s")), _seconds(v.get("ttft_p95_s")),
+            _number(v.get("mean_prompt_tokens")), _number(v.get("mean_completion_tokens")),
+            str(v.get("structured_requests", 0)), _percent(v.get("structured_valid_rate")),
+        ])
+    return rows
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A route report (GET /admin/routes/NAME/report) as readable text."""
+    generated = datetime.fromtimestamp(report["generated_at"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    confidence = f"{report.get('confidence', 0.95) * 100:g}%"
+    lines = [
+        f"Route {report['route']}: last {report['window_seconds']:g} s (until {generated}), "
+        f"control {report.get('control') or '-'}",
+        "",
+    ]
+    headers = ["VARIANT", "REQUESTS", "ERRORS", "ERROR %", "P50", "P95", "TTFT P50", "TTFT P95",
+               "PROMPT TOK", "COMPL TOK", "STRUCTURED", "VALID %"]
+    rows = _figure_rows(report.get("variants", []), shadow=False)
+    rows += _figure_rows(report.get("shadows", []), shadow=True)
+    lines += _table(headers, rows)
+
+    labelled = [(v, v.get("shadow", False)) for v in [*report.get("variants", []), *report.get("shadows", [])]
+                if v.get("labels")]
+    if labelled:
+        lines += ["", "Outcomes (share of decisions):"]
+        for v, shadow in labelled:
+            lines.append(f"  {v['variant']}{' (shadow)' if shadow else ''}, {v.get('outcomes', 0)} decisions")
+            for key, dist in v["labels"].items():
+                parts = ", ".join(f"{value} {count} ({dist['shares'][value] * 100:.0f}%)"
+                                  for value, count in dist["counts"].items())
+                lines.append(f"    {key}: {parts}")
+
+    comparisons = report.get("comparisons", [])
+    if comparisons:
+        lines += ["", f"Differences from the control {report.get('control')} ({confidence} confidence intervals):"]
+        for comparison in comparisons:
+            shadow = " (shadow)" if comparison.get("shadow") else ""
+            significant = sum(1 for metric in comparison.get("metrics", []) if metric.get("significant"))
+            summary = f"{significant} significant difference{'s' if significant > 1 else ''}" if significant \
+                else comparison["verdict"]
+            lines.append(f"  {comparison['variant']}{shadow}: {summary}")
+            for metric in comparison.get("metrics", []):
+                mark = "*" if metric.get("significant") else " "
+                lines.append(f"    {mark} {metric['verdict']}")
+        lines.append("  (* the interval excludes 0)")
+
+    rollbacks = report.get("rollbacks") or {}
+    if rollbacks:
+        lines += ["", "Rolled back by the guard:"]
+        lines += [f"  {variant}: {reason}" for variant, reason in sorted(rollbacks.items())]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------------------------
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text.strip() or response.reason_phrase
+
+
+def run(argv: list[str], transport: httpx.BaseTransport | None = None) -> int:
+    """Run one `loragate routes` command; `transport` replaces the network (tests)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        body = route_spec(args) if args.command == "set" else None
+    except UsageError as exc:
+        parser.error(str(exc))  # exits with status 2
+    if getattr(args, "window", None) is not None and args.window <= 0:
+        parser.error("--window must be positive")
+    path = f"/admin/routes/{quote(args.name, safe='')}" if hasattr(args, "name") else "/admin/routes"
+    headers = {"authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    with httpx.Client(base_url=args.url, headers=headers, timeout=120, transport=transport) as client:
+        try:
+            if args.command == "list":
+                response = client.get(path)
+            elif args.command == "show":
+                response = client.get(path)
+            elif args.command == "set":
+                response = client.put(path, json=body)
+            elif args.command == "delete":
+                response = client.delete(path)
+            else:
+                params = {"window_seconds": f"{args.window:g}"} if args.window is not None else None
+                response = client.get(f"{path}/report", params=params)
+        except httpx.HTTPError as exc:
+            print(f"error: cannot reach {args.url}: {exc}", file=sys.stderr)
+            return 1
+    if response.status_code >= 400:
+        print(f"error ({response.status_code}): {_error_message(response)}", file=sys.stderr)
+        return 1
+    if args.command == "delete":
+        print(f"deleted route {args.name}")
+        return 0
+    try:
+        payload = response.json()
+    except ValueError:
+        print(f"error: the server answered {response.status_code} without JSON", file=sys.stderr)
+        return 1
+    if args.command == "list" and not args.json:
+        print(format_route_list(payload))
+    elif args.command == "report" and not args.json:
+        print(format_report(payload))
+    else:
+        print(json.dumps(payload, indent=2))
+    return 0

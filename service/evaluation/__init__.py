@@ -1,0 +1,1 @@
+"""Evaluating served models and adapters through the HTTP API."""

@@ -1,0 +1,82 @@
+"""Automatic rollback: a route's guard thresholds, judged on the route's recent traffic.
+
+Only primary traffic counts (shadow results never change the primary). A variant is judged once
+it has `min_samples` requests in the guard's window: errors are server-side failures (status >=
+500, e.g. no schema-valid output), invalid outputs are structured replies that are not valid
+(invalid or truncated), latency is p95 of successful requests against the control's p95.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from service.observability import RequestSample, RequestStats
+from service.observability.stats import percentile
+from service.routing.registry import RouteRegistry
+from service.routing.types import Route, RouteGuard
+
+logger = logging.getLogger(__name__)
+
+
+def breach(guard: RouteGuard, variant: list[RequestSample], control: list[RequestSample]) -> str | None:
+    """Why `variant` breaks the guard (a reason starting with its metric's name), or None."""
+    n = len(variant)
+    if n < guard.min_samples:
+        return None
+    if guard.max_error_rate is not None:
+        rate = sum(s.status >= 500 for s in variant) / n
+        if rate > guard.max_error_rate:
+            return f"error_rate {rate:.3f} > {guard.max_error_rate:g} over {n} requests"
+    structured = [s for s in variant if s.structured_result is not None]
+    if guard.max_invalid_rate is not None and len(structured) >= guard.min_samples:
+        rate = sum(s.structured_result != "valid" for s in structured) / len(structured)
+        if rate > guard.max_invalid_rate:
+            return f"invalid_rate {rate:.3f} > {guard.max_invalid_rate:g} over {len(structured)} structured replies"
+    if guard.max_p95_latency_ratio is not None:
+        ok = sorted(s.duration_s for s in variant if s.status < 400)
+        reference = sorted(s.duration_s for s in control if s.status < 400)
+        if len(ok) >= guard.min_samples and len(reference) >= guard.min_samples:
+            ratio = (percentile(ok, 0.95) or 0.0) / max(percentile(reference, 0.95) or 0.0, 1e-9)
+            if ratio > guard.max_p95_latency_ratio:
+                return f"p95_latency_ratio {ratio:.2f} > {guard.max_p95_latency_ratio:g} vs the control"
+    return None
+
+
+class RolloutGuard:
+    """Checks a route after its requests finish (at most once per `interval_s` per route)."""
+
+    def __init__(self, routes: RouteRegistry, stats: RequestStats, interval_s: float = 1.0) -> None:
+        self.routes = routes
+        self.stats = stats
+        self.interval_s = interval_s
+        self._checked: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def request_finished(self, route_name: str) -> None:
+        route = self.routes.get(route_name)
+        now = time.monotonic()
+        if route is None or route.spec.guard is None or now - self._checked.get(route_name, 0.0) < self.interval_s:
+            return
+        self._checked[route_name] = now
+        task = asyncio.get_running_loop().create_task(self.check(route))
+        self._tasks.add(task)  # a reference, so the task cannot be collected mid-flight
+        task.add_done_callback(self._tasks.discard)
+
+    async def check(self, route: Route) -> list[str]:
+        """Roll back every variant that breaks the guard; returns the variants rolled back."""
+        guard = route.spec.guard
+        if guard is None:
+            return []
+        samples, _ = self.stats.route_window(route.name, guard.window_s)
+        primary = [s for s in samples if not s.shadow]
+        control = [s for s in primary if s.variant == route.spec.control]
+        rolled_back = []
+        for variant in route.spec.variants[1:]:
+            if variant.weight <= 0:
+                continue
+            reason = breach(guard, [s for s in primary if s.variant == variant.target], control)
+            if reason is not None and await self.routes.rollback(route.name, variant.target, reason):
+                rolled_back.append(variant.target)
+        return rolled_back

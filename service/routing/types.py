@@ -1,0 +1,80 @@
+"""Routes: a name clients send as `model` that splits traffic between weighted variants."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_VARIANTS = 8
+
+
+class RouteVariant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(min_length=1, description="The base model or a registered adapter.")
+    weight: float = Field(ge=0, le=1_000_000, description="Relative share of traffic (0 = none).")
+
+
+class ShadowTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(min_length=1, description="The base model or a registered adapter to mirror to.")
+    fraction: float = Field(gt=0, le=1, description="Share of the route's requests mirrored.")
+
+
+class RouteGuard(BaseModel):
+    """Thresholds that roll a variant back to weight 0; the control (first variant) is never
+    rolled back, and nothing is judged before `min_samples` requests of the variant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_error_rate: float | None = Field(None, ge=0, le=1, description="Share of requests answered >= 400.")
+    max_invalid_rate: float | None = Field(
+        None, ge=0, le=1, description="Share of structured replies not valid (invalid or truncated).")
+    max_p95_latency_ratio: float | None = Field(
+        None, gt=0, description="Variant p95 latency / the control's p95 latency.")
+    min_samples: int = Field(20, ge=1, description="Requests a variant needs before it is judged.")
+    window_s: float = Field(300.0, ge=10, description="Window of recent requests judged (seconds).")
+
+
+class RouteSpec(BaseModel):
+    """What a client PUTs: variants in order (the first is the control), a shadow, a guard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variants: list[RouteVariant] = Field(min_length=1, max_length=MAX_VARIANTS)
+    shadow: ShadowTarget | None = None
+    guard: RouteGuard | None = None
+
+    @field_validator("variants")
+    @classmethod
+    def _consistent(cls, variants: list[RouteVariant]) -> list[RouteVariant]:
+        targets = [v.target for v in variants]
+        if len(set(targets)) != len(targets):
+            raise ValueError("each target may appear in only one variant")
+        if sum(v.weight for v in variants) <= 0:
+            raise ValueError("the variant weights must have a positive sum")
+        return variants
+
+    @property
+    def control(self) -> str:
+        return self.variants[0].target
+
+    def targets(self) -> set[str]:
+        return {v.target for v in self.variants} | ({self.shadow.target} if self.shadow else set())
+
+
+class Route(BaseModel):
+    """A stored route: its spec plus what the service did to it (version, rollbacks)."""
+
+    name: str
+    spec: RouteSpec
+    version: int = Field(1, ge=1)
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    rollbacks: dict[str, str] = Field(default_factory=dict, description="Variant -> why a guard zeroed it.")
+
+
+class RouteTable(BaseModel):
+    format_version: int = 1
+    routes: dict[str, Route] = Field(default_factory=dict)
