@@ -1,0 +1,221 @@
+"""Recipe records -> token ids and labels, rendered exactly as the server renders requests.
+
+The server applies the chat template with `add_generation_prompt=True` and tokenizes without
+adding special tokens; the answer the model must learn follows that prompt and ends with the
+template's end-of-turn token, so an unconstrained adapter stops right after its answer. Only the
+answer is trained on (prompt labels are -100). For ticket-triage the few tokens that carry the
+category and priority values can weigh more in the loss: they are ~3 of ~68 answer tokens, and
+with plain weights a run spends nearly all its signal on the free-text summary.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+IGNORE_INDEX = -100  # label of a token the loss skips
+END_OF_TURN = "<|im_end|>"  # SmolLM2's chat-template end of turn (also its eos token)
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    input_ids: list[int]
+    labels: list[int]
+    prompt_len: int  # input_ids[:prompt_len] is exactly what the server sends
+    record: dict[str, Any] = field(repr=False, compare=False)
+    # Loss weight per position (None: 1 on every answer token).
+    weights: list[float] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def prompt_ids(self) -> list[int]:
+        return self.input_ids[: self.prompt_len]
+
+
+def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON: {exc}") from exc
+            if limit is not None and len(records) >= limit:
+                break
+    return records
+
+
+# ---------------------------------------------------------------------------- ticket-triage
+
+
+@cache
+def _triage_prompt() -> Any:
+    from service.tasks.triage import TriagePrompt
+
+    return TriagePrompt.load()
+
+
+def triage_messages(record: dict[str, Any]) -> Messages:
+    """The triage endpoint's system + user messages for a ticket record."""
+    from service.tasks.triage import Ticket
+
+    ticket = Ticket(
+        subject=record.get("subject") or "", body=record["body"],
+        customer_tier=record.get("customer_tier"), channel=record.get("channel"),
+        metadata=record.get("metadata"),
+    )
+    return [{"role": m.role, "content": m.content} for m in _triage_prompt().messages(ticket)]
+
+
+def triage_answer(record: dict[str, Any]) -> str:
+    """The compact JSON the constrained decoder produces (schema key order, no whitespace)."""
+    from service.tasks.triage import TicketTriage
+
+    fields = ("category", "priority", "summary", "suggested_action")
+    return TicketTriage.model_validate({key: record[key] for key in fields}).model_dump_json()
+
+
+# ---------------------------------------------------------------------------- brand-voice
+
+
+def voice_messages(record: dict[str, Any]) -> Messages:
+    # No system message: the chat template adds SmolLM2's default one, as it does when served.
+    return [{"role": "user", "content": record["message"]}]
+
+
+def voice_answer(record: dict[str, Any]) -> str:
+    return record["reply"]
+
+
+RECIPE_FORMATS: dict[str, tuple[Callable[[dict[str, Any]], Messages], Callable[[dict[str, Any]], str]]] = {
+    "ticket-triage": (triage_messages, triage_answer),
+    "brand-voice": (voice_messages, voice_answer),
+}
+
+
+# ---------------------------------------------------------------------------- tokenization
+
+
+def render_prompt(tokenizer: Any, messages: Messages) -> list[int]:
+    """Token ids of a chat prompt, the way the server renders it."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def end_of_turn_id(tokenizer: Any) -> int:
+    ids = tokenizer.encode(END_OF_TURN, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"{END_OF_TURN} is not a single token for this tokenizer: {ids}")
+    return ids[0]
+
+
+def encode_example(tokenizer: Any, recipe: str, record: dict[str, Any], class_weight: float = 1.0) -> Example:
+    messages_of, answer_of = RECIPE_FORMATS[recipe]
+    prompt = render_prompt(tokenizer, messages_of(record))
+    # Tokenized on its own, as generated: the model produces answer tokens after the prompt's.
+    text = answer_of(record) + END_OF_TURN
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    answer = list(encoded["input_ids"])
+    weights = None
+    if recipe == "ticket-triage" and class_weight != 1.0:
+        spans = _value_spans(text, ("category", "priority"))
+        answer_weights = [class_weight if any(a < end and b > start for start, end in spans) else 1.0
+                          for a, b in encoded["offset_mapping"]]
+        weights = [0.0] * len(prompt) + answer_weights
+    return Example(
+        id=str(record.get("id", "")), input_ids=prompt + answer,
+        labels=[IGNORE_INDEX] * len(prompt) + answer, prompt_len=len(prompt), record=record, weights=weights,
+    )
+
+
+def _value_spans(answer: str, keys: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Character spans of the string values of `keys` in the compact JSON answer."""
+    spans = []
+    for key in keys:
+        start = answer.index(f'"{key}":"') + len(key) + 4
+        spans.append((start, answer.index('"', start)))
+    return spans
+
+
+def encode_records(
+    tokenizer: Any, recipe: str, records: list[dict[str, Any]], max_length: int, class_weight: float = 1.0
+) -> tuple[list[Example], list[str]]:
+    """Encode records; those longer than `max_length` are skipped (their ids are returned) rather
+    than cut, since a cut example would teach answers without their end."""
+    examples: list[Example] = []
+    skipped: list[str] = []
+    for record in records:
+        example = encode_example(tokenizer, recipe, record, class_weight)
+        if len(example.input_ids) > max_length:
+            skipped.append(example.id)
+        else:
+            examples.append(example)
+    return examples, skipped
+
+
+# ---------------------------------------------------------------------------- batching
+
+
+def make_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """One epoch's batches of example indices, deterministic in (seed, epoch).
+
+    Shuffled, then sorted by length within windows of 16 batches, so each batch pads little (CPU
+    time is per token) while the order stays random across the epoch.
+    """
+    rng = random.Random(f"{seed}:{epoch}")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 16
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda index: lengths[index])
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+class BatchSchedule:
+    """The micro-batches of every optimizer step, computable from the step number alone (so a
+    resumed run continues with exactly the batches the interrupted one would have used)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, grad_accum: int, seed: int) -> None:
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.grad_accum = grad_accum
+        self.seed = seed
+        self._epochs: dict[int, list[list[int]]] = {}
+        self.batches_per_epoch = -(-len(lengths) // batch_size)
+
+    @property
+    def steps_per_epoch(self) -> float:
+        return self.batches_per_epoch / self.grad_accum
+
+    def total_steps(self, epochs: float, max_steps: int | None) -> int:
+        if max_steps is not None:
+            return max_steps
+        return max(1, -(-int(round(epochs * self.batches_per_epoch)) // self.grad_accum))
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        if epoch not in self._epochs:
+            self._epochs = {epoch: make_batches(self.lengths, self.batch_size, self.seed, epoch)}
+        return self._epochs[epoch]
+
+    def step(self, step: int) -> list[list[int]]:
+        """Index lists of the micro-batches of optimizer step `step` (0-based)."""
+        micro = []
+        for position in range(step * self.grad_accum, (step + 1) * self.grad_accum):
+            epoch, index = divmod(position, self.batches_per_epoch)
+            micro.append(self.epoch_batches(epoch)[index])
+        return micro
+
+    def epoch_at(self, step: int) -> float:
+        return (step * self.grad_accum) / self.batches_per_epoch

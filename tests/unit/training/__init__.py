@@ -1,0 +1,1 @@
+"""Tests for `loragate train`: data formatting, batching and the shared-prefix forward."""
