@@ -3,6 +3,8 @@
 Batches are a pure function of (seed, step) (see `BatchSchedule`), so the step number plus the
 dropout RNG is all a resumed run needs to continue exactly where the interrupted one stopped.
 A checkpoint is written beside the old one and swapped in, so a kill mid-write keeps the old one.
+The running `train_log.jsonl` lives in the checkpoint folder too, so an adapter already in the
+output folder stays whole (and servable) until the new run finishes and replaces it.
 Tensors go to safetensors and the rest to JSON, never a pickle: the output folder is an adapter
 folder, and the registry refuses any folder holding a pickle-format file.
 """
@@ -23,6 +25,7 @@ _WEIGHTS = "lora.safetensors"
 _OPTIMIZER = "optimizer.safetensors"  # AdamW moments and step counts, plus the torch RNG state
 _OPTIMIZER_JSON = "optimizer.json"  # param groups and the scheduler's state
 _META = "state.json"
+LOG_FILE = "train_log.jsonl"
 
 
 class CheckpointMeta(BaseModel):
@@ -38,11 +41,21 @@ def checkpoint_dir(output: Path) -> Path:
 
 def _existing(output: Path) -> Path | None:
     folder = checkpoint_dir(output)
-    old = folder.with_name(CHECKPOINT_DIR + ".old")  # left by a kill during the swap
-    for candidate in (folder, old):
-        if (candidate / _META).is_file():
-            return candidate
+    if (folder / _META).is_file():
+        return folder
+    old = folder.with_name(CHECKPOINT_DIR + ".old")  # left by a kill during the swap: put it back
+    if (old / _META).is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        old.rename(folder)
+        return folder
     return None
+
+
+def live_log(output: Path) -> Path:
+    """Where the running log is appended (moved into the output folder when the run finishes)."""
+    folder = _existing(output) or checkpoint_dir(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / LOG_FILE
 
 
 def has_checkpoint(output: Path) -> bool:
@@ -69,6 +82,8 @@ def save_checkpoint(output: Path, model: torch.nn.Module, optimizer: torch.optim
     (partial / _OPTIMIZER_JSON).write_text(json.dumps(
         {"param_groups": state["param_groups"], "scheduler": scheduler.state_dict()}))
     (partial / _META).write_text(meta.model_dump_json(indent=2))
+    if (folder / LOG_FILE).is_file():
+        shutil.copy2(folder / LOG_FILE, partial / LOG_FILE)
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         folder.rename(old)

@@ -88,16 +88,19 @@ class TrainingConfig(BaseModel):
 
 
 class TicketTriageConfig(TrainingConfig):
-    """ticket-triage: JSON out, so a fairly high learning rate and one pass over plenty of varied
-    tickets; dropout and a single epoch keep it from memorising the generator's phrasing."""
+    """ticket-triage: 200 steps of 8 tickets (1600 of the 2400, under one epoch: no ticket is seen
+    twice, so the generator's phrasing is not memorised), ~40 min here. The category and priority
+    tokens weigh 15x: with plain weights, 100 steps reached only 43% category / 40% priority
+    (teacher-forced), 60 steps at 8x already 62% / 45%. A high peak rate for the same reason."""
 
     recipe: RecipeName = "ticket-triage"
     dropout: float = Field(0.1, ge=0, lt=1)
-    learning_rate: float = Field(4e-4, gt=0)
+    learning_rate: float = Field(8e-4, gt=0)
     epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(360, ge=1)
+    max_steps: int | None = Field(200, ge=1)
     batch_size: int = Field(8, ge=1)
     weight_decay: float = Field(0.01, ge=0)
+    class_token_weight: float = Field(15.0, ge=1)
     max_length: int = Field(704, ge=16)  # the longest generated ticket is 685 tokens
     validation_limit: int = Field(60, ge=1)
     max_new_tokens: int = Field(160, ge=1)  # the longest answer is 119 tokens

@@ -33,6 +33,9 @@ class Example:
     record: dict[str, Any] = field(repr=False, compare=False)
     # Loss weight per position (None: 1 on every answer token).
     weights: list[float] | None = field(default=None, repr=False, compare=False)
+    # Per position: 1 on the first token of the category value, 2 on the priority value's
+    # (ticket-triage), else 0; validation reports teacher-forced accuracy on them, a cheap signal.
+    fields: list[int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def prompt_ids(self) -> list[int]:
@@ -125,15 +128,19 @@ def encode_example(tokenizer: Any, recipe: str, record: dict[str, Any], class_we
     text = answer_of(record) + END_OF_TURN
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     answer = list(encoded["input_ids"])
-    weights = None
-    if recipe == "ticket-triage" and class_weight != 1.0:
+    weights = fields = None
+    if recipe == "ticket-triage":
         spans = _value_spans(text, ("category", "priority"))
-        answer_weights = [class_weight if any(a < end and b > start for start, end in spans) else 1.0
-                          for a, b in encoded["offset_mapping"]]
-        weights = [0.0] * len(prompt) + answer_weights
+        answer_fields = [next((k + 1 for k, (start, end) in enumerate(spans) if a < end and b > start), 0)
+                         for a, b in encoded["offset_mapping"]]
+        if class_weight != 1.0:
+            weights = [0.0] * len(prompt) + [class_weight if f else 1.0 for f in answer_fields]
+        # Only a value's first token decides it ("b" of "b|illing"); the rest follow trivially.
+        fields = [0] * len(prompt) + [f if i == 0 or answer_fields[i - 1] != f else 0
+                                      for i, f in enumerate(answer_fields)]
     return Example(
-        id=str(record.get("id", "")), input_ids=prompt + answer,
-        labels=[IGNORE_INDEX] * len(prompt) + answer, prompt_len=len(prompt), record=record, weights=weights,
+        id=str(record.get("id", "")), input_ids=prompt + answer, labels=[IGNORE_INDEX] * len(prompt) + answer,
+        prompt_len=len(prompt), record=record, weights=weights, fields=fields,
     )
 
 

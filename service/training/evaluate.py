@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from service.training.config import TrainingConfig
 from service.training.data import Example
-from service.training.forward import Generation, generate_greedy, mean_loss
+from service.training.forward import Generation, generate_greedy, validation_loss
 
 SAMPLES_KEPT = 3  # generated answers quoted in the model card
 
@@ -24,8 +24,9 @@ def evaluate(config: TrainingConfig, model: Any, tokenizer: Any, validation: lis
              eos_id: int, progress: Callable[[str], None]) -> dict[str, Any]:
     if not validation:
         return {}
-    metrics: dict[str, Any] = {"validation_loss": round(mean_loss(model, validation, pad_id, config.batch_size), 5),
-                               "validation_examples": len(validation)}
+    loss = validation_loss(model, validation, pad_id, config.batch_size)
+    metrics: dict[str, Any] = {"validation_loss": round(loss.pop("loss"), 5), "validation_examples": len(validation),
+                               **{f"teacher_forced_{k}": round(v, 4) for k, v in loss.items()}}
     limit = len(validation) if config.generation_limit is None else config.generation_limit
     answered = validation[:limit]
     if not answered:

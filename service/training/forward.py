@@ -25,6 +25,7 @@ class Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor
     weights: torch.Tensor  # loss weight per position (0 where the label is ignored)
+    fields: torch.Tensor  # 1 category value, 2 priority value, 0 other (see Example.fields)
     shared: int  # leading tokens identical in every row (and unlabelled)
 
     @property
@@ -57,6 +58,7 @@ def collate(examples: list[Example], pad_id: int) -> Batch:
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
     weights = torch.zeros((len(examples), width), dtype=torch.float32)
+    fields = torch.zeros((len(examples), width), dtype=torch.long)
     for row, example in enumerate(examples):
         n = len(example.input_ids)
         ids[row, :n] = torch.tensor(example.input_ids)
@@ -64,8 +66,10 @@ def collate(examples: list[Example], pad_id: int) -> Batch:
         labels[row, :n] = torch.tensor(example.labels)
         weights[row, :n] = (torch.tensor(example.weights) if example.weights is not None
                             else (labels[row, :n] != IGNORE_INDEX).float())
+        if example.fields is not None:
+            fields[row, :n] = torch.tensor(example.fields)
     shared = shared_prefix_len(examples) if len(examples) > 1 else 0
-    return Batch(ids, mask, labels, weights, shared if shared >= MIN_SHARED_PREFIX else 0)
+    return Batch(ids, mask, labels, weights, fields, shared if shared >= MIN_SHARED_PREFIX else 0)
 
 
 def _causal_lm(model: Any) -> Any:
@@ -99,6 +103,7 @@ class BatchLoss:
     weighted: torch.Tensor  # sum of weight x cross-entropy over the answer tokens (the objective)
     plain: float  # unweighted sum of cross-entropy (what is reported)
     tokens: int
+    field_hits: tuple[tuple[int, int], ...] = ()  # (right, total) argmax tokens: category, priority
 
 
 def batch_loss(model: Any, batch: Batch) -> BatchLoss:
@@ -109,22 +114,34 @@ def batch_loss(model: Any, batch: Batch) -> BatchLoss:
     logits = _causal_lm(model).lm_head(hidden[:, :-1][selected])
     losses = F.cross_entropy(logits.float(), targets[selected], reduction="none")
     weighted = (losses * batch.weights[:, first + 1:][selected]).sum()
-    return BatchLoss(weighted, float(losses.detach().sum()), int(selected.sum()))
+    fields = batch.fields[:, first + 1:][selected]
+    right = logits.detach().argmax(-1) == targets[selected]
+    hits = tuple((int(right[fields == k].sum()), int((fields == k).sum())) for k in (1, 2))
+    return BatchLoss(weighted, float(losses.detach().sum()), int(selected.sum()), hits)
 
 
 @torch.no_grad()
-def mean_loss(model: Any, examples: list[Example], pad_id: int, batch_size: int = 8) -> float:
-    """Mean per-token answer loss over `examples` (eval mode: no dropout)."""
+def validation_loss(model: Any, examples: list[Example], pad_id: int, batch_size: int = 8) -> dict[str, float]:
+    """Mean per-token answer loss over `examples` (eval mode: no dropout), and for triage the
+    teacher-forced accuracy of the category and priority value tokens."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     total, count = 0.0, 0
+    hits = [[0, 0], [0, 0]]
     for start in range(0, len(order), batch_size):
         chunk = [examples[i] for i in order[start:start + batch_size]]
         loss = batch_loss(model, collate(chunk, pad_id))
         total, count = total + loss.plain, count + loss.tokens
+        for k, (right, seen) in enumerate(loss.field_hits):
+            hits[k][0] += right
+            hits[k][1] += seen
     model.train(was_training)
-    return total / max(count, 1)
+    result = {"loss": total / max(count, 1)}
+    for name, (right, seen) in zip(("category", "priority"), hits):
+        if seen:
+            result[f"{name}_token_accuracy"] = right / seen
+    return result
 
 
 @dataclass

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
@@ -24,9 +25,9 @@ import torch
 from service.training import checkpoint as ckpt
 from service.training.config import TrainingConfig
 from service.training.data import BatchSchedule, Example, encode_records, end_of_turn_id, read_jsonl
-from service.training.forward import batch_loss, collate, mean_loss
+from service.training.forward import batch_loss, collate, validation_loss
 
-LOG_FILE = "train_log.jsonl"
+LOG_FILE = ckpt.LOG_FILE
 Progress = Callable[[str], None]
 
 
@@ -164,15 +165,16 @@ def train(config: TrainingConfig, output: Path, model_dir: Path, train_file: Pat
              f"{config.batch_size}x{config.grad_accum} sequences (~{total / schedule.steps_per_epoch:.2f} epochs), "
              f"{sum(p.numel() for p in params):,} trainable parameters, {torch.get_num_threads()} threads")
 
-    log_path = output / LOG_FILE
     step, elapsed, tokens = 0, 0.0, 0
     if resume:
         meta = ckpt.load_checkpoint(output, model, optimizer, scheduler)
         step, elapsed, tokens = meta.step, meta.elapsed_s, meta.tokens
+        log_path = ckpt.live_log(output)
         rows = _read_log(log_path, step)
         log_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
         progress(f"resumed from step {step}/{total} ({_fmt_duration(elapsed)} of training so far)")
     else:
+        log_path = ckpt.live_log(output)
         log_path.write_text("")
 
     eval_every = config.eval_every or max(1, total // 4)
@@ -217,9 +219,11 @@ def train(config: TrainingConfig, output: Path, model_dir: Path, train_file: Pat
                 progress(f"step {step}/{total} loss {row['loss']:.4f} lr {lr:.2e} | {row['tokens_per_s']:.0f} tok/s "
                          f"{dt:.1f} s/step | elapsed {_fmt_duration(elapsed)} eta {_fmt_duration(eta)}")
             if step % eval_every == 0 and step < total and data.validation:
-                val = mean_loss(model, data.validation, data.pad_id, config.batch_size)
-                log({"step": step, "val_loss": round(val, 5)})
-                progress(f"step {step}/{total} validation loss {val:.4f}")
+                val = validation_loss(model, data.validation, data.pad_id, config.batch_size)
+                val_loss = val.pop("loss")
+                log({"step": step, "val_loss": round(val_loss, 5), **{k: round(v, 4) for k, v in val.items()}})
+                progress(f"step {step}/{total} validation loss {val_loss:.4f} "
+                         + " ".join(f"{k} {v:.3f}" for k, v in val.items()))
             if stop.requested or step == stop_at < total or (step % config.checkpoint_every == 0 and step < total):
                 save()
             if stop.requested:
@@ -229,6 +233,7 @@ def train(config: TrainingConfig, output: Path, model_dir: Path, train_file: Pat
         progress(f"stopped at step {step}/{total} as asked; continue with --resume")
         return TrainingResult("stopped", step, total, output)
 
+    shutil.copy2(log_path, output / LOG_FILE)
     metrics = _finish(config, model, data, output, model_dir, train_file, validation_file,
                       total, elapsed, tokens, time.monotonic() - started, progress)
     return TrainingResult("finished", step, total, output, metrics)

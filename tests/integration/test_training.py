@@ -53,7 +53,10 @@ def train(*args: str) -> subprocess.CompletedProcess:
 
 
 def steps(output: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    log = output / "train_log.jsonl"
+    if not log.exists():  # an unfinished run keeps its log with its checkpoint
+        log = output / ".checkpoint" / "train_log.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
     return [row for row in rows if "loss" in row]
 
 
@@ -108,6 +111,7 @@ def test_interrupted_run_resumes_to_the_same_result(finished: Path, data_files: 
     first = train(*TINY, *data_files, "--output", str(output), "--stop-after", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     assert (output / ".checkpoint").is_dir() and not (output / "adapter_model.safetensors").exists()
+    assert not (output / "train_log.jsonl").exists()  # a previous adapter there would stay whole
     assert [row["step"] for row in steps(output)] == [1]
 
     # Starting over without --resume, or resuming with other settings, is refused.

@@ -92,6 +92,8 @@ def test_class_token_weight_marks_only_the_category_and_priority_values(tokenize
     heavy = [example.input_ids[i] for i, w in enumerate(example.weights) if w == 5.0]
     assert tokenizer.decode(heavy) == "billinghigh"
     assert encode_example(tokenizer, "ticket-triage", TICKET).weights is None  # default: plain loss
+    firsts = [(example.fields[i], tokenizer.decode([t])) for i, t in enumerate(example.input_ids) if example.fields[i]]
+    assert firsts == [(1, "b"), (2, "high")]  # the deciding first token of each value
 
 
 def test_too_long_examples_are_skipped_not_cut(tokenizer) -> None:
