@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pydantic import BaseModel
 
-from service.errors import ServiceError
+from service.errors import ServiceError, as_service_error
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class ErrorResponse(BaseModel):
 
 
 # Every error status a route may answer with, for the OpenAPI document.
-ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 502, 503)}
+ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 429, 502, 503, 504)}
 
 _HTTP_ERROR_TYPES = {
     400: ("invalid_request_error", "invalid_value"),
@@ -80,8 +80,12 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return message, param
 
 
-def service_error_response(exc: ServiceError) -> JSONResponse:
-    return JSONResponse(ErrorResponse(error=ErrorDetail.of(exc)).model_dump(), status_code=exc.status)
+def service_error_response(exc: BaseException) -> JSONResponse:
+    """Any failure as the client sees it, mapped once by `service.errors.failure_of`."""
+    error = as_service_error(exc)
+    headers = {"retry-after": str(error.retry_after)} if error.retry_after is not None else None
+    return JSONResponse(ErrorResponse(error=ErrorDetail.of(error)).model_dump(), status_code=error.status,
+                        headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -103,5 +107,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error")
-        return error_response(500, "The server had an error while processing your request.", "server_error")
+        if as_service_error(exc).status >= 500:
+            logger.exception("request failed")
+        return service_error_response(exc)
