@@ -86,10 +86,24 @@ class Settings(BaseSettings):
     structured_compile_timeout_s: float = Field(
         5.0, gt=0, description="A constraint that takes longer to compile is refused (400)."
     )
+    constraint_workers: int = Field(2, ge=1, description="Worker processes trial-compiling constraints at once.")
+    constraint_wait_s: float = Field(
+        5.0, ge=0, description="Longest wait for a free constraint worker; then 503 with Retry-After."
+    )
+    constraint_max_waiting: int = Field(
+        32, ge=0, description="Requests that may wait for a constraint worker; more get 503 with Retry-After."
+    )
+    constraint_cache_size: int = Field(
+        1024, ge=1, description="Constraint verdicts remembered (passes, and refusals), each."
+    )
     triage_batch_max: int = Field(32, ge=1, description="Most tickets in one /v1/tickets/triage/batch call.")
     triage_batch_concurrency: int = Field(8, ge=1, description="Tickets of one batch generated at once.")
     grammar_cache_mib: int = Field(64, ge=1, description="Memory for cached compiled grammars (MiB).")
     enforce_eager: bool = Field(True, description="Skip graph capture/compilation (faster start on CPU).")
+    vllm_plugin: bool = Field(
+        True, description="loragate's vLLM plugin: per-request structured-output backends (the fallback chain) "
+        "and grouped CPU LoRA ops. Off: one backend per engine, vLLM's own LoRA ops.",
+    )
 
     # LoRA adapters
     max_loras: int = Field(4, ge=1, description="Adapters resident in one engine batch.")
@@ -126,6 +140,29 @@ class Settings(BaseSettings):
     stats_window_s: float = Field(
         900.0, ge=1, description="Longest window GET /v1/stats can report on (seconds of requests kept)."
     )
+
+    # Authentication (service/api/auth.py): keys are read once at start
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="API keys for /v1/* (JSON list in the env var); sent as "
+        "`Authorization: Bearer KEY`.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="File of API keys, one per line (`id:key` names a key; blank lines and # comments "
+        "are skipped).",
+    )
+    admin_keys: list[SecretStr] = Field(
+        default_factory=list, description="Admin keys for /admin/* (they also work on /v1/*); JSON list in "
+        "the env var.",
+    )
+    admin_keys_file: Path | None = Field(None, description="File of admin keys, same format as api_keys_file.")
+    auth_disabled: bool = Field(
+        False, description="Serve without keys (every endpoint open); refused on a non-loopback host unless "
+        "allow_insecure_bind. `make serve` sets it when no keys are given.",
+    )
+    allow_insecure_bind: bool = Field(
+        False, description="Allow auth_disabled on a host other than 127.0.0.1, ::1 or localhost.",
+    )
+    metrics_require_key: bool = Field(False, description="GET /metrics needs a key (any valid key).")
 
     @field_validator("model", "cache_dir", "adapter_store", "routes_file", mode="after")
     @classmethod

@@ -2,7 +2,8 @@
 
 No HTTP here. The registry owns which version of each adapter name is current, persists that in
 the `AdapterStore`, loads adapters into the engine, and counts in-flight requests per adapter
-version (leases) so an old version is unloaded only after its last request finished.
+version (leases) so an old version is unloaded only after its last request finished. Its files
+are deleted only once no replica sharing the store serves it any more (see replicas.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 from typing import IO
 
 
+from service.adapters.replicas import ReplicaMarkers
 from service.adapters.store import AdapterRecord, AdapterStore, AuditEvent, Manifest
-from service.adapters.types import AdapterEngine, AdapterStatus, Lease, RegistryLimits
+from service.adapters.types import AdapterEngine, AdapterStatus, BackgroundTasks, Lease, RegistryLimits
 from service.adapters.validation import (
     AdapterInspection,
     AdapterValidationError,
@@ -45,6 +47,7 @@ class AdapterRegistry:
         limits: RegistryLimits,
         metrics: Metrics,
         reserved_names: Callable[[], set[str]],
+        replica_id: str | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -59,6 +62,8 @@ class AdapterRegistry:
         self._drained = asyncio.Condition()
         self._write_lock = asyncio.Lock()
         self._manifest_mtime = 0
+        self.replicas = ReplicaMarkers(store, limits.sync_interval_s, replica_id)
+        self.tasks = BackgroundTasks()
 
     # ----------------------------------------------------------- lookups
     def handle(self, name: str) -> AdapterHandle | None:
@@ -91,7 +96,7 @@ class AdapterRegistry:
             self._in_flight[engine_id] = remaining
             return
         self._in_flight.pop(engine_id, None)
-        asyncio.get_running_loop().create_task(self._notify_drained())
+        self.tasks.spawn(self._notify_drained())
 
     async def _notify_drained(self) -> None:
         async with self._drained:
@@ -116,30 +121,38 @@ class AdapterRegistry:
             logger.warning("removed leftovers of interrupted registrations: %s", ", ".join(removed))
         self._current = dict(manifest.adapters)
         self._manifest_mtime = mtime
+        self.tasks.spawn(self.replicas.keep_fresh())
         for record in list(self._current.values())[: self.limits.preload]:
             await self._load(record)
         await self._update_gauges()
 
-    def _load_and_clean(self) -> tuple[Manifest, int, list[str]]:
+    def _load_and_clean(self, clean: bool = True) -> tuple[Manifest, int, list[str]]:
         with self.store.locked():
-            # mtime under the lock: it then describes exactly the manifest loaded.
+            # mtime under the lock: it then describes exactly the manifest loaded. The marker lists
+            # the versions before this replica serves them, so no replica deletes them meanwhile.
             manifest, mtime = self.store.load(), self.store.manifest_mtime_ns()
-            return manifest, mtime, self.store.remove_orphans(manifest)
+            self.replicas.serve(manifest.adapters.values())
+            self.replicas.write()
+            return manifest, mtime, (self.store.remove_orphans(manifest, keep=self.replicas.served_elsewhere())
+                                     if clean else [])
 
     async def refresh(self) -> None:
-        """Pick up changes other replicas made to the shared store."""
-        mtime = self.store.manifest_mtime_ns()
-        if mtime == self._manifest_mtime:
-            return
-        async with self._write_lock:
-            manifest = await asyncio.to_thread(self.store.load)
-            self._manifest_mtime = mtime
-            previous, self._current = self._current, dict(manifest.adapters)
-        for name, old in previous.items():
-            new = self._current.get(name)
-            if new is None or new.engine_id != old.engine_id:
-                asyncio.get_running_loop().create_task(self._retire(old, delete_files=False))
-        await self._update_gauges()
+        """Pick up changes other replicas made to the shared store; heartbeat; retry deferred deletions."""
+        if self.store.manifest_mtime_ns() != self._manifest_mtime:
+            async with self._write_lock:
+                manifest, self._manifest_mtime, _ = await asyncio.to_thread(self._load_and_clean, False)
+                previous, self._current = self._current, dict(manifest.adapters)
+            for name, old in previous.items():
+                new = self._current.get(name)
+                if new is None or new.engine_id != old.engine_id:
+                    self.tasks.spawn(self._retire(old))
+            await self._update_gauges()
+        await asyncio.to_thread(self.replicas.sync)
+
+    def close(self) -> None:
+        """Clean shutdown: stop background work and remove this replica's serving marker."""
+        self.tasks.cancel()
+        self.replicas.close()
 
     # ------------------------------------------------------- registration
     @contextlib.asynccontextmanager
@@ -212,7 +225,7 @@ class AdapterRegistry:
         self.store.audit(AuditEvent(action="register", adapter=name, version=record.version, caller=caller,
                                     source=source, sha256=record.sha256))
         if previous is not None:
-            asyncio.get_running_loop().create_task(self._retire(previous))
+            self.tasks.spawn(self._retire(previous))
         await self._update_gauges()
         return record
 
@@ -232,8 +245,14 @@ class AdapterRegistry:
         except Exception:
             await asyncio.to_thread(self._delete_unnamed, record.path)
             raise
-        newer = await asyncio.to_thread(self._publish, record)
+        self.replicas.serve([record])  # _publish lists it in this replica's marker before naming it
+        try:
+            newer = await asyncio.to_thread(self._publish, record)
+        except BaseException:
+            self.replicas.forget(record)
+            raise
         if newer is not None:
+            self.replicas.forget(record)
             with contextlib.suppress(Exception):
                 await self.engine.unload_adapter(record.engine_id)
             await asyncio.to_thread(self._delete_unnamed, record.path)
@@ -270,6 +289,7 @@ class AdapterRegistry:
             current = manifest.adapters.get(record.name)
             if current is not None and current.version > record.version:
                 return current
+            self.replicas.write()
             manifest.adapters[record.name] = record
             self.store.save(manifest)
         return None
@@ -322,16 +342,17 @@ class AdapterRegistry:
                 self.store.save(manifest)
         return record
 
-    async def _retire(self, record: AdapterRecord, delete_files: bool = True) -> None:
-        """Unload a version that is no longer current, after its in-flight requests finish."""
+    async def _retire(self, record: AdapterRecord) -> None:
+        """Unload a version that is no longer current, after its in-flight requests finish; delete
+        its files unless another replica still serves it (then a later refresh() retries)."""
         if not await self._wait_drained(record.engine_id):
             logger.warning("adapter %s v%s still had requests after %.0f s; unloading anyway",
                            record.name, record.version, self.limits.drain_timeout_s)
         with contextlib.suppress(Exception):
             await self.engine.unload_adapter(record.engine_id)
-        if delete_files:
-            async with self._write_lock:
-                await asyncio.to_thread(self._delete_unnamed, record.path)
+        self.replicas.retire(record)
+        async with self._write_lock:
+            await asyncio.to_thread(self.replicas.sync)
         await self._update_gauges()
 
     # ------------------------------------------------------------- status

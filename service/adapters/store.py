@@ -8,6 +8,7 @@ Layout (`root` is shared by every replica that serves the same adapters):
     root/.writers                  shared lock held by every registration in progress
     root/adapters/NAME/vN/         adapter_config.json + adapter_model.safetensors
     root/.staging/                 copies in progress (removed at start-up)
+    root/.replicas/ID.json, ID.lock  per replica: the versions it serves (see replicas.py)
 
 A crash at any moment leaves the previous manifest intact: folders are complete before the
 manifest names them, and the manifest is written to a temporary file, fsynced and renamed.
@@ -21,7 +22,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
@@ -93,9 +94,11 @@ class AdapterStore:
         self.audit_path = root / "audit.log"
         self.staging_dir = root / ".staging"
         self.adapters_dir = root / "adapters"
+        self.replicas_dir = root / ".replicas"
         root.mkdir(parents=True, exist_ok=True)
         self.staging_dir.mkdir(exist_ok=True)
         self.adapters_dir.mkdir(exist_ok=True)
+        self.replicas_dir.mkdir(exist_ok=True)
 
     # -------------------------------------------------------------- manifest
     def load(self) -> Manifest:
@@ -189,8 +192,9 @@ class AdapterStore:
         with contextlib.suppress(OSError):
             target.parent.rmdir()  # only when it was the name's last version
 
-    def remove_orphans(self, manifest: Manifest) -> list[str]:
-        """Delete staging leftovers and version folders the manifest does not name.
+    def remove_orphans(self, manifest: Manifest, keep: Container[str] = ()) -> list[str]:
+        """Delete staging leftovers and version folders the manifest does not name, except `keep`
+        (retired versions another live replica still serves). Call under `locked()`.
 
         Skipped (returns []) while another process is registering: its files are not leftovers.
         """
@@ -199,19 +203,20 @@ class AdapterStore:
                 fcntl.flock(writers, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return []
-            return self._remove_orphans(manifest)
+            return self._remove_orphans(manifest, keep)
 
-    def _remove_orphans(self, manifest: Manifest) -> list[str]:
+    def _remove_orphans(self, manifest: Manifest, keep: Container[str]) -> list[str]:
         removed = []
         for leftover in self.staging_dir.iterdir():
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
             removed.append(str(leftover.relative_to(self.root)))
-        for stray in self.root.glob(".*.*.tmp"):  # manifest.json and routes.json writes
+        # manifest.json and routes.json writes; marker writes (all under the lock, so none is live)
+        for stray in [*self.root.glob(".*.*.tmp"), *self.replicas_dir.glob(".*.*.tmp")]:
             stray.unlink(missing_ok=True)
         named = {record.path for record in manifest.adapters.values()}
         for version_dir in sorted(self.adapters_dir.glob("*/v*")):
             relative = str(version_dir.relative_to(self.root))
-            if relative not in named:
+            if relative not in named and relative not in keep:
                 self.delete_folder(relative)
                 removed.append(relative)
         for name_dir in sorted(self.adapters_dir.iterdir()):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -12,6 +15,8 @@ from service.engine.types import AdapterHandle
 
 if TYPE_CHECKING:
     from service.adapters.registry import AdapterRegistry
+
+logger = logging.getLogger(__name__)
 
 
 class AdapterEngine(Protocol):
@@ -30,6 +35,8 @@ class RegistryLimits(BaseModel):
     allowed_roots: list[Path]
     drain_timeout_s: float = 60.0
     preload: int = 8  # adapters loaded into the engine at start-up (the rest load on demand)
+    # How often refresh() runs (the replica's heartbeat); its serving marker goes stale after 3x.
+    sync_interval_s: float = 5.0
 
 
 class AdapterStatus(BaseModel):
@@ -53,3 +60,27 @@ class Lease:
 
 
 NO_LEASE = Lease()
+
+
+class BackgroundTasks:
+    """Tasks the registry starts and does not await: referenced until done (the event loop only
+    keeps weak references, so an unreferenced task may be garbage-collected mid-flight), and their
+    failures logged."""
+
+    def __init__(self) -> None:
+        self.running: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self.running.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("adapter background task failed", exc_info=task.exception())
+
+    def cancel(self) -> None:
+        for task in list(self.running):
+            task.cancel()

@@ -42,6 +42,7 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
             max_cpu_loras=settings.max_cpu_loras,
             max_lora_rank=settings.max_lora_rank,
             grammar_cache_mib=settings.grammar_cache_mib,
+            vllm_plugin=settings.vllm_plugin,
         ),
         on_stats=metrics.record_engine_stats,
     )
@@ -59,6 +60,7 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
             allowed_roots=settings.adapter_roots,
             drain_timeout_s=settings.adapter_drain_timeout_s,
             preload=settings.max_cpu_loras,
+            sync_interval_s=settings.registry_sync_interval_s,
         ),
         metrics,
         reserved_names=router.reserved_names,
@@ -79,10 +81,16 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
         max_regex_length=settings.regex_max_length,
         max_grammar_bytes=settings.grammar_max_bytes,
         compile_timeout_s=settings.structured_compile_timeout_s,
+        compile_workers=settings.constraint_workers,
+        compile_wait_s=settings.constraint_wait_s,
+        compile_max_waiting=settings.constraint_max_waiting,
+        cache_entries=settings.constraint_cache_size,
     ))
     policy = StructuredPolicy(
         default_backend=settings.structured_output_backend,
-        fallback_backends=settings.structured_output_fallbacks,
+        # Without the plugin an engine has one backend: no per-request fallback to another.
+        fallback_backends=settings.structured_output_fallbacks if settings.vllm_plugin else [],
+        per_request_backends=settings.vllm_plugin,
     )
     generation = GenerationService(engine, router, metrics, limits, guard=guard, policy=policy,
                                    stats=request_stats, rollout=RolloutGuard(routes, request_stats))
@@ -104,14 +112,17 @@ async def run_services(svc: Services) -> None:
         logger.exception("start-up failed; /health/ready will answer 503")
         svc.engine.state = EngineState.DEAD
     svc.metrics.engine_ready.set(1 if svc.engine.is_ready else 0)
-    while svc.engine.is_ready:
-        await asyncio.sleep(svc.settings.registry_sync_interval_s)
-        try:
-            await svc.registry.refresh()
-            if svc.routes is not None:
-                await svc.routes.refresh()
-        except Exception:
-            logger.exception("could not refresh adapters and routes from the store")
+    try:
+        while svc.engine.is_ready:
+            await asyncio.sleep(svc.settings.registry_sync_interval_s)
+            try:
+                await svc.registry.refresh()  # also this replica's heartbeat in the shared store
+                if svc.routes is not None:
+                    await svc.routes.refresh()
+            except Exception:
+                logger.exception("could not refresh adapters and routes from the store")
+    finally:  # shutdown (cancelled) or a dead engine: this replica serves nothing any more
+        svc.registry.close()
 
 
 async def _register_initial_adapters(svc: Services) -> None:

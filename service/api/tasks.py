@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import ERROR_RESPONSES, ErrorDetail
 from service.api.headers import served_headers
@@ -41,20 +42,24 @@ class BatchTriageResponse(BaseModel):
 
 
 @router.post("/triage", response_model=TriageResponse, responses=RESPONSES)
-async def triage_ticket(body: TriageRequest, services: ServicesDep, route_key: RouteKeyHeader = None):
-    result = await services.triage.triage(body, body.model, body.max_tokens, route_key=route_key)
+async def triage_ticket(body: TriageRequest, request: Request, services: ServicesDep,
+                        route_key: RouteKeyHeader = None):
+    # A client that leaves cancels the work, which aborts its engine request.
+    work = services.triage.triage(body, body.model, body.max_tokens, route_key=route_key)
+    result = await cancel_on_disconnect(request, work)
     meta = result.meta
     headers = served_headers(meta.model, meta.base_model, meta.route, meta.variant, meta.adapter_version)
     return JSONResponse(result.model_dump(mode="json"), headers=headers)
 
 
 @router.post("/triage/batch", response_model=BatchTriageResponse, responses=RESPONSES)
-async def triage_batch(body: BatchTriageRequest, services: ServicesDep,
+async def triage_batch(body: BatchTriageRequest, request: Request, services: ServicesDep,
                        route_key: RouteKeyHeader = None) -> BatchTriageResponse:
     limit = services.settings.triage_batch_max
     if len(body.tickets) > limit:
         raise InvalidRequestError(f"At most {limit} tickets per batch; got {len(body.tickets)}.", param="tickets")
-    results = await services.triage.triage_batch(body.tickets, body.model, route_key=route_key)
+    results = await cancel_on_disconnect(
+        request, services.triage.triage_batch(body.tickets, body.model, route_key=route_key))
     return BatchTriageResponse(data=[
         BatchItem(index=i, triage=r.triage, meta=r.meta) if isinstance(r, TriageResponse)
         else BatchItem(index=i, error=ErrorDetail.of(r))

@@ -12,12 +12,15 @@ from service.engine.types import (
     GenerationDelta,
     GenerationFailedError,
     GenerationUpdate,
+    SamplingExtras,
     SamplingOptions,
     StructuredConstraint,
+    TokenLogprob,
+    TopToken,
 )
 
 __all__ = [
     "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineOptions", "EngineRequestError", "EngineState",
     "EngineUnavailableError", "FinishReason", "GenerationDelta", "GenerationFailedError", "GenerationUpdate",
-    "SamplingOptions", "StructuredConstraint",
+    "SamplingExtras", "SamplingOptions", "StructuredConstraint", "TokenLogprob", "TopToken",
 ]

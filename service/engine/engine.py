@@ -28,6 +28,8 @@ from service.engine.types import (
     SamplingOptions,
     StatsCallback,
     StructuredConstraint,
+    TokenLogprob,
+    TopToken,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,11 @@ class Engine:
         os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "1800")
         # Bounds xgrammar's cache of compiled grammars (vLLM's default is 512 MiB).
         os.environ.setdefault("VLLM_XGRAMMAR_CACHE_MB", str(opts.grammar_cache_mib))
+        # Turns loragate's vLLM plugin on in this process and the engine processes it starts
+        # (the plugin stays off in any other vLLM process of the environment).
+        from service.engine.plugins import ACTIVATION_ENV
+
+        os.environ[ACTIVATION_ENV] = "1" if opts.vllm_plugin else "0"
 
         from vllm.config import StructuredOutputsConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -185,6 +192,7 @@ class Engine:
                         text=choice.text,
                         token_count=len(choice.token_ids),
                         finish_reason=_finish_reason(choice.finish_reason),
+                        logprobs=self._logprobs(choice) if options.extras.logprobs is not None else None,
                     )
                     for choice in output.outputs
                 ]
@@ -199,12 +207,43 @@ class Engine:
         except EngineDeadError as exc:
             self.state = EngineState.DEAD
             raise EngineUnavailableError("the engine stopped unexpectedly") from exc
-        except (VLLMValidationError, ValueError) as exc:
+        except VLLMValidationError as exc:
             raise EngineRequestError(str(exc)) from exc
+        except ValueError as exc:
+            if not first:  # after output began it is a bug, not the request's fault: a 500
+                raise
+            # vLLM validates a request's parameters with plain ValueErrors while admitting it.
+            raise EngineRequestError(str(exc)) from exc
+
+    def _logprobs(self, choice: Any) -> list[TokenLogprob]:
+        """The new tokens' logprobs: the sampled token plus the top alternatives by rank."""
+        out = []
+        for token_id, position in zip(choice.token_ids, choice.logprobs or []):
+            ranked = sorted(position.items(), key=lambda item: item[1].rank or 0)
+            top = [TopToken(token_id=tid, token=self._token_text(tid, lp), logprob=_finite(lp.logprob))
+                   for tid, lp in ranked if lp.rank is not None and lp.rank >= 1]
+            chosen = position.get(token_id)
+            out.append(TokenLogprob(
+                token_id=token_id, token=self._token_text(token_id, chosen),
+                logprob=_finite(chosen.logprob) if chosen is not None else -9999.0, top=top,
+            ))
+        return out
+
+    def _token_text(self, token_id: int, logprob: Any) -> str:
+        decoded = getattr(logprob, "decoded_token", None)
+        return decoded if decoded is not None else self._tokenizer.decode([token_id])
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids a request may name (logit_bias, stop_token_ids, allowed_token_ids)."""
+        if self._llm is None:
+            raise EngineUnavailableError(f"engine is {self.state.value}")
+        return int(self._llm.model_config.get_vocab_size())
 
     def _sampling_params(self, options: SamplingOptions) -> Any:
         from vllm.sampling_params import RequestOutputKind, SamplingParams
 
+        extras = options.extras
         return SamplingParams(
             n=options.n,
             max_tokens=options.max_tokens,
@@ -217,6 +256,16 @@ class Engine:
             repetition_penalty=options.repetition_penalty,
             min_tokens=options.min_tokens,
             ignore_eos=options.ignore_eos,
+            top_k=extras.top_k,
+            min_p=extras.min_p,
+            stop_token_ids=extras.stop_token_ids or None,
+            include_stop_str_in_output=extras.include_stop_str_in_output,
+            skip_special_tokens=extras.skip_special_tokens,
+            spaces_between_special_tokens=extras.spaces_between_special_tokens,
+            logprobs=extras.logprobs,
+            logit_bias=extras.logit_bias,
+            allowed_token_ids=extras.allowed_token_ids,
+            bad_words=extras.bad_words or None,
             structured_outputs=self._structured_params(options.structured),
             output_kind=RequestOutputKind.DELTA,
         )
@@ -232,7 +281,7 @@ class Engine:
             regex=constraint.regex,
             choice=constraint.choice,
             grammar=constraint.grammar,
-            disable_any_whitespace=True,
+            disable_any_whitespace=constraint.disable_any_whitespace,
         )
         if constraint.backend and constraint.backend != self.options.structured_output_backend:
             # Read by the loragate vLLM plugin (register_vllm_plugin) to pick this backend.
@@ -287,6 +336,11 @@ def _stats_forwarder(callback: StatsCallback) -> Any:
             pass
 
     return _Forwarder
+
+
+def _finite(value: float) -> float:
+    # -inf (a token the constraint or logit_bias forbade) is not valid JSON; OpenAI uses -9999.
+    return value if value > -9999.0 else -9999.0
 
 
 def _finish_reason(reason: str | None) -> FinishReason | None:

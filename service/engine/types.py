@@ -39,6 +39,7 @@ class EngineOptions(BaseModel):
     max_lora_rank: int = 64
     grammar_cache_mib: int = 64
     seed: int = 0
+    vllm_plugin: bool = True  # per-request structured backends and grouped CPU LoRA ops
 
 
 class StructuredConstraint(BaseModel):
@@ -50,6 +51,28 @@ class StructuredConstraint(BaseModel):
     choice: list[str] | None = None
     grammar: str | None = None
     backend: str | None = None  # None: the engine's configured default
+    # Compact JSON by default: a small model can otherwise emit whitespace until max_tokens.
+    disable_any_whitespace: bool = True
+
+
+class SamplingExtras(BaseModel):
+    """vLLM's sampling options beyond OpenAI's, passed through as vLLM defines them (defaults: off)."""
+
+    top_k: int = 0  # 0 or -1: all tokens
+    min_p: float = 0.0
+    stop_token_ids: list[int] = Field(default_factory=list)
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
+    logprobs: int | None = None  # top alternatives per sampled token (0: the sampled token only)
+    logit_bias: dict[int, float] | None = None
+    allowed_token_ids: list[int] | None = None
+    bad_words: list[str] = Field(default_factory=list)
+
+    def token_ids(self) -> dict[str, list[int]]:
+        """Every token id the client named, by field (checked against the vocabulary)."""
+        return {"logit_bias": list(self.logit_bias or {}), "allowed_token_ids": self.allowed_token_ids or [],
+                "stop_token_ids": self.stop_token_ids}
 
 
 class SamplingOptions(BaseModel):
@@ -65,6 +88,7 @@ class SamplingOptions(BaseModel):
     min_tokens: int = 0
     ignore_eos: bool = False
     structured: StructuredConstraint | None = None
+    extras: SamplingExtras = Field(default_factory=SamplingExtras)
 
 
 class AdapterHandle(BaseModel):
@@ -82,6 +106,18 @@ StatsCallback = Callable[[int, int, float], None]
 FinishReason = Literal["stop", "length", "abort"]
 
 
+class TopToken(BaseModel):
+    token_id: int
+    token: str
+    logprob: float
+
+
+class TokenLogprob(TopToken):
+    """A sampled token's log probability and the most likely alternatives at its position."""
+
+    top: list[TopToken] = Field(default_factory=list)
+
+
 class GenerationDelta(BaseModel):
     """New output for one choice since the previous delta."""
 
@@ -89,6 +125,7 @@ class GenerationDelta(BaseModel):
     text: str
     token_count: int
     finish_reason: FinishReason | None = None
+    logprobs: list[TokenLogprob] | None = None  # one per new token, when the request asked
 
 
 class GenerationUpdate(BaseModel):

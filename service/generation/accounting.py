@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from service.errors import ServiceError
+from service.errors import ServiceError, failure_of
 from service.generation.types import PreparedGeneration
 from service.observability import NO_ROUTE, Metrics, OutcomeSample, RequestSample, RequestStats
 from service.routing import RolloutGuard, ServingTarget
@@ -20,7 +20,9 @@ class Observation:
 
     started: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
-    completion_tokens: int = 0
+    completion_tokens: int = 0  # of the attempt whose output the client receives
+    discarded_tokens: int = 0  # of attempts whose output was thrown away
+    attempts: int = 0
     queue_seconds: float | None = None
     status: str = "200"
     structured_result: ValidationResult | None = None
@@ -33,6 +35,14 @@ class Observation:
         if count and self.first_token_at is None:
             self.first_token_at = time.monotonic()
         self.completion_tokens += count
+
+    def start_attempt(self) -> None:
+        self.attempts += 1
+
+    def discard_attempt(self) -> int:
+        discarded, self.completion_tokens = self.completion_tokens, 0
+        self.discarded_tokens += discarded
+        return discarded
 
 
 class Accounting:
@@ -77,6 +87,15 @@ class Accounting:
                             len(prepared.prompt_token_ids), obs.completion_tokens, obs.structured_result)
         if self.rollout is not None and prepared.target.route != NO_ROUTE:
             self.rollout.request_finished(prepared.target.route)
+
+    def retried(self, prepared: PreparedGeneration, obs: Observation, reason: str) -> None:
+        """Another engine attempt for the same request: counted apart, its tokens not in usage."""
+        discarded = obs.discard_attempt()
+        if prepared.is_shadow:
+            return
+        labels = prepared.target.labels
+        self.metrics.generation_retries.labels(**labels, reason=reason).inc()
+        self.metrics.discarded_completion_tokens.labels(**labels).inc(discarded)
 
     def outcome(self, prepared: PreparedGeneration, text: str) -> None:
         """Record the outcome fields of a valid structured reply of a routed request (route reports)."""
@@ -127,8 +146,6 @@ class Tracked:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         self.in_flight.dec()
         self.prepared.lease.release()  # not release(): the shadow is started after this, with its own lease
-        if isinstance(exc, ServiceError):
-            self.observation.status = str(exc.status)
-        elif exc is not None:
-            self.observation.status = "499"  # client went away (nginx's convention); engine aborted it
+        if exc is not None:
+            self.observation.status = failure_of(exc).outcome
         self.accounting.finished(self.prepared, self.observation)

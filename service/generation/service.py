@@ -149,6 +149,12 @@ class GenerationService:
                     f"{asked} for the completion). Please reduce the prompt or max_tokens.",
                     param="messages" if endpoint != "completions" else "prompt",
                 )
+            if request.min_tokens > requested:
+                raise InvalidRequestError(
+                    f"min_tokens ({request.min_tokens}) must be less than or equal to max_tokens ({requested}).",
+                    param="min_tokens",
+                )
+            self._check_token_ids(request)
         except ServiceError as exc:
             self.accounting.rejected(target, endpoint, exc, exc.code or "invalid_request")
             raise
@@ -162,19 +168,31 @@ class GenerationService:
             frequency_penalty=request.frequency_penalty or 0.0,
             presence_penalty=request.presence_penalty or 0.0,
             repetition_penalty=request.repetition_penalty or 1.0,
-            min_tokens=min(request.min_tokens, requested),
+            min_tokens=request.min_tokens,
             ignore_eos=request.ignore_eos,
+            extras=request.extras,
             structured=request.structured.constraint if request.structured is not None else None,
         )
         # Last step, with no await since resolving: the adapter version cannot be retired between.
         prepared = PreparedGeneration(endpoint, target, prompt_ids, sampling, request.structured,
-                                      lease=self.router.lease(target), outcome_fields=request.outcome_fields)
+                                      lease=self.router.lease(target), outcome_fields=request.outcome_fields,
+                                      retry_truncated_max_tokens=request.retry_truncated_max_tokens)
         shadow = self.router.shadow(target, request.route_key)
         if shadow is not None:
             prepared.shadow = PreparedGeneration(endpoint, shadow, prompt_ids, sampling, request.structured,
                                                  lease=self.router.lease(shadow), is_shadow=True, priority=1,
                                                  outcome_fields=request.outcome_fields)
         return prepared
+
+    def _check_token_ids(self, request: GenerationRequest) -> None:
+        # vLLM would refuse these too, but only after the constraint fallback chain had begun.
+        vocab = self.engine.vocab_size
+        for field, ids in request.extras.token_ids().items():
+            bad = [i for i in ids if not 0 <= i < vocab]
+            if bad:
+                raise InvalidRequestError(
+                    f"{field} names token id(s) outside the vocabulary (0-{vocab - 1}): {bad[:5]}.", param=field,
+                )
 
     # -------------------------------------------------------------------- run
     async def run(self, prepared: PreparedGeneration) -> GenerationResult:
@@ -186,7 +204,9 @@ class GenerationService:
 
     async def stream(self, prepared: PreparedGeneration) -> AsyncIterator[list[GenerationDelta]]:
         """Yield each engine step's deltas. A constraint refused by a backend falls back to the
-        next one only before any output was sent; validation happens at the end (metrics)."""
+        next one only before any output was sent. A structured stream's verdict is set on
+        `prepared.structured_verdict` before its last deltas are yielded; a `strict` one that
+        fails validation ends with UpstreamGenerationError instead of those last deltas."""
         try:
             async for deltas in self._stream(prepared):
                 yield deltas
@@ -214,17 +234,19 @@ class GenerationService:
         refusals: list[str] = []
         fallback_result: GenerationResult | None = None
         with self.accounting.track(prepared, observation):
-            for attempt in self._backends(prepared):
+            attempts = self._backends(prepared)
+            max_tokens: int | None = None
+            while attempts:
+                attempt = attempts.pop(0)
+                observation.start_attempt()
                 choices = {i: ChoiceResult(index=i) for i in range(prepared.sampling.n)}
                 try:
-                    async for deltas in self._attempt(prepared, observation, attempt):
+                    async for deltas in self._attempt(prepared, observation, attempt, max_tokens):
                         for delta in deltas:
-                            choice = choices[delta.index]
-                            choice.text += delta.text
-                            choice.token_count += delta.token_count
-                            choice.finish_reason = delta.finish_reason or choice.finish_reason
+                            _add(choices[delta.index], delta)
                 except _ConstraintRefused as exc:
                     refusals.append(f"{attempt}: {exc}")
+                    self.accounting.retried(prepared, observation, "backend_refused")
                     continue
                 result = GenerationResult(
                     target=prepared.target,
@@ -234,18 +256,29 @@ class GenerationService:
                     duration_seconds=time.monotonic() - observation.started,
                     time_to_first_token_seconds=observation.time_to_first_token,
                     structured_backend=str(attempt) if attempt else None,
+                    attempts=observation.attempts,
                 )
                 if prepared.structured is None:
                     return result
                 result.structured_result = observation.structured_result = combined_verdict(
                     validate_output(prepared.structured, c.text, c.finish_reason) for c in result.choices
                 )
+                retry_budget = prepared.retry_truncated_max_tokens
+                if result.structured_result == "truncated" and retry_budget and max_tokens is None:
+                    # One more try on the same backend with the larger budget the caller reserved.
+                    max_tokens = retry_budget
+                    attempts.insert(0, attempt)
+                    self.accounting.retried(prepared, observation, "truncated")
+                    fallback_result = result
+                    continue
                 if result.structured_result != "invalid":
                     if result.structured_result == "valid":
                         self.accounting.outcome(prepared, result.choices[0].text)
                     return result
                 refusals.append(f"{attempt}: the output did not validate against the schema")
                 fallback_result = result
+                if attempts:
+                    self.accounting.retried(prepared, observation, "invalid_output")
             return self._give_up(prepared, observation, refusals, fallback_result)
 
     def _give_up(
@@ -255,16 +288,15 @@ class GenerationService:
         structured = prepared.structured
         assert structured is not None
         if invalid_result is None:
-            observation.status = "400"
             raise InvalidRequestError(
                 "No structured-output backend supports this constraint: " + "; ".join(refusals),
                 param=structured.param, code="unsupported_constraint",
             )
         if structured.strict:
-            observation.status = "502"
             raise UpstreamGenerationError(
                 "No backend produced output that validates against the schema (tried "
-                + "; ".join(refusals) + "). Try a larger max_tokens or a simpler schema.",
+                + "; ".join(refusals or [str(invalid_result.structured_backend)])
+                + "). Try a larger max_tokens or a simpler schema.",
             )
         return invalid_result  # best effort, flagged invalid in the response header
 
@@ -273,39 +305,58 @@ class GenerationService:
         texts: dict[int, str] = {}
         finishes: dict[int, FinishReason | None] = {}
         refusals: list[str] = []
+        held: list[GenerationDelta] | None = None  # structured: the latest step, sent after the verdict
         with self.accounting.track(prepared, observation):
             for attempt in self._backends(prepared):
+                observation.start_attempt()
                 sent = False
                 try:
                     async for deltas in self._attempt(prepared, observation, attempt):
                         for delta in deltas:
                             texts[delta.index] = texts.get(delta.index, "") + delta.text
                             finishes[delta.index] = delta.finish_reason or finishes.get(delta.index)
-                        sent = sent or any(d.text or d.token_count for d in deltas)
-                        yield deltas
+                        if prepared.structured is None:
+                            yield deltas
+                            continue
+                        if held is not None:
+                            sent = True
+                            yield held
+                        held = deltas
                     break
                 except _ConstraintRefused as exc:
                     if sent:
                         raise UpstreamGenerationError(f"Structured generation failed mid-stream: {exc}") from exc
+                    held = None
                     refusals.append(f"{attempt}: {exc}")
+                    self.accounting.retried(prepared, observation, "backend_refused")
             else:
                 if prepared.structured is not None:
                     self._give_up(prepared, observation, refusals, None)
-            if prepared.structured is not None:
-                observation.structured_result = combined_verdict(
-                    validate_output(prepared.structured, texts.get(i, ""), finishes.get(i)) for i in sorted(texts)
+            if prepared.structured is None:
+                return
+            verdict = observation.structured_result = prepared.structured_verdict = combined_verdict(
+                validate_output(prepared.structured, texts.get(i, ""), finishes.get(i)) for i in sorted(texts)
+            )
+            if verdict == "invalid" and prepared.structured.strict:
+                # Truncation is reported by finish_reason "length", as in non-streamed replies.
+                raise UpstreamGenerationError(
+                    "The streamed output did not validate against the schema; with strict, its last chunk "
+                    "is withheld. Try a simpler schema.",
                 )
+            if held is not None:
+                yield held
 
     def _backends(self, prepared: PreparedGeneration) -> list[DecodingAttempt | None]:
         constraint = prepared.sampling.structured
         return [None] if constraint is None else list(self.policy.attempts(constraint))
 
     async def _attempt(
-        self, prepared: PreparedGeneration, observation: Observation, attempt: DecodingAttempt | None
+        self, prepared: PreparedGeneration, observation: Observation, attempt: DecodingAttempt | None,
+        max_tokens: int | None = None,
     ) -> AsyncIterator[list[GenerationDelta]]:
         try:
             async for update in self.engine.generate(
-                prepared.prompt_token_ids, prepared.sampling_for(attempt), prepared.target.adapter,
+                prepared.prompt_token_ids, prepared.sampling_for(attempt, max_tokens), prepared.target.adapter,
                 priority=prepared.priority,
             ):
                 if update.queue_seconds is not None and observation.queue_seconds is None:
@@ -320,3 +371,11 @@ class GenerationService:
             if isinstance(exc, EngineRequestError):
                 raise InvalidRequestError(str(exc)) from exc
             raise UpstreamGenerationError(str(exc)) from exc
+
+
+def _add(choice: ChoiceResult, delta: GenerationDelta) -> None:
+    choice.text += delta.text
+    choice.token_count += delta.token_count
+    choice.finish_reason = delta.finish_reason or choice.finish_reason
+    if delta.logprobs is not None:
+        choice.logprobs = (choice.logprobs or []) + delta.logprobs

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from service.adapters import NO_LEASE, Lease
-from service.engine.types import FinishReason, SamplingOptions
+from service.engine.types import FinishReason, SamplingExtras, SamplingOptions, TokenLogprob
 from service.routing import ServingTarget
 from service.structured import DecodingAttempt, StructuredRequest, ValidationResult
 
@@ -42,7 +42,10 @@ class GenerationRequest(BaseModel):
     repetition_penalty: float | None = None
     min_tokens: int = 0
     ignore_eos: bool = False
+    extras: SamplingExtras = Field(default_factory=SamplingExtras)
     structured: StructuredRequest | None = None
+    # A structured reply cut off by max_tokens is retried once with this budget (tasks use it).
+    retry_truncated_max_tokens: int | None = None
     echo: bool = False  # completions: return the prompt before the completion
     route_key: str | None = None  # keeps a client on one variant of an A/B route
     # Fields of a valid structured reply that route reports break down (triage: category, priority).
@@ -70,6 +73,8 @@ class PreparedGeneration:
     is_shadow: bool = False
     outcome_fields: tuple[str, ...] = ()
     priority: int = 0  # engine priority: lower numbers first
+    retry_truncated_max_tokens: int | None = None
+    structured_verdict: ValidationResult | None = None  # a structured stream's, once it has ended
 
     def release(self) -> None:
         """Release this request's adapter lease, and its shadow's if the shadow never ran."""
@@ -77,14 +82,15 @@ class PreparedGeneration:
         if self.shadow is not None:
             self.shadow.release()
 
-    def sampling_for(self, attempt: DecodingAttempt | None) -> SamplingOptions:
-        if attempt is None or self.sampling.structured is None:
-            return self.sampling
+    def sampling_for(self, attempt: DecodingAttempt | None, max_tokens: int | None = None) -> SamplingOptions:
+        sampling = self.sampling if max_tokens is None else self.sampling.model_copy(update={"max_tokens": max_tokens})
+        if attempt is None or sampling.structured is None:
+            return sampling
         update: dict[str, Any] = {"backend": attempt.backend}
         if attempt.relaxed_schema is not None:
             update["json_schema"] = attempt.relaxed_schema
-        constraint = self.sampling.structured.model_copy(update=update)
-        return self.sampling.model_copy(update={"structured": constraint})
+        constraint = sampling.structured.model_copy(update=update)
+        return sampling.model_copy(update={"structured": constraint})
 
 
 @dataclass
@@ -93,6 +99,7 @@ class ChoiceResult:
     text: str = ""
     token_count: int = 0
     finish_reason: FinishReason | None = None
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass
@@ -105,3 +112,4 @@ class GenerationResult:
     time_to_first_token_seconds: float | None
     structured_result: ValidationResult | None = None
     structured_backend: str | None = None
+    attempts: int = 1  # engine attempts behind this reply (backend fallbacks, truncation retries)

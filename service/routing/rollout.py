@@ -60,9 +60,16 @@ class RolloutGuard:
         if route is None or route.spec.guard is None or now - self._checked.get(route_name, 0.0) < self.interval_s:
             return
         self._checked[route_name] = now
-        task = asyncio.get_running_loop().create_task(self.check(route))
+        task = asyncio.get_running_loop().create_task(self._check_in_background(route))
         self._tasks.add(task)  # a reference, so the task cannot be collected mid-flight
         task.add_done_callback(self._tasks.discard)
+
+    async def _check_in_background(self, route: Route) -> None:
+        # Nobody awaits this task: a failure is logged here, or it would be lost.
+        try:
+            await self.check(route)
+        except Exception:
+            logger.exception("Rollout check of route %s failed", route.name)
 
     async def check(self, route: Route) -> list[str]:
         """Roll back every variant that breaks the guard; returns the variants rolled back."""

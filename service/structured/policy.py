@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from service.engine.types import StructuredConstraint
+from service.errors import InvalidRequestError
 from service.structured.relaxation import relaxed_schema
 
 
@@ -25,8 +26,14 @@ class DecodingAttempt:
 class StructuredPolicy(BaseModel):
     default_backend: str = "xgrammar"
     fallback_backends: list[str] = ["guidance"]
+    per_request_backends: bool = True  # False without loragate's vLLM plugin: one backend per engine
 
     def chain(self, requested: str | None = None) -> list[str]:
+        if requested not in (None, self.default_backend) and not self.per_request_backends:
+            raise InvalidRequestError(
+                f"This server runs one structured-output backend ({self.default_backend}); "
+                f"'{requested}' cannot be chosen per request.", param="structured_outputs.backend",
+            )
         first = requested or self.default_backend
         return [first] + [b for b in self.fallback_backends if b != first]
 

@@ -1,4 +1,5 @@
-"""Static checks of a JSON schema: size and nesting limits, dangling `$ref`s, infinite recursion."""
+"""Static checks of a constraint: a JSON schema's size and nesting limits, dangling `$ref`s and
+infinite recursion, and every regex (the request's own, or any a schema holds)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from typing import Any
 import jsonschema
 
 from service.errors import InvalidRequestError
+from service.structured.regex_analysis import RegexSyntaxError, regex_hazard
 from service.structured.types import StructuredLimits
+
+# Keywords whose value is a subschema, a list of subschemas, or an object of subschemas (every
+# draft the validator accepts). Other keywords hold data (`enum`, `const`, `default`, ...), whose
+# `pattern` keys are not regexes.
+_SCHEMA_KEYWORDS = (
+    "additionalItems", "additionalProperties", "contains", "contentSchema", "else", "if", "items", "not",
+    "propertyNames", "then", "unevaluatedItems", "unevaluatedProperties",
+)
+_SCHEMA_LIST_KEYWORDS = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
+_SCHEMA_MAP_KEYWORDS = ("$defs", "definitions", "dependencies", "dependentSchemas", "patternProperties", "properties")
 
 
 def check_schema(schema: dict[str, Any], limits: StructuredLimits, param: str) -> None:
@@ -36,6 +48,8 @@ def check_schema(schema: dict[str, Any], limits: StructuredLimits, param: str) -
         raise schema_error(f"at {where}: {error.message}", param) from error
     except RecursionError as exc:
         raise schema_error("the schema is too deeply nested", param, "schema_too_deep") from exc
+    for where, pattern in _schema_regexes(schema):
+        check_regex(pattern, limits, param, where)
     problem = _unresolvable_or_infinite(schema)
     if problem:
         raise schema_error(problem, param)
@@ -43,6 +57,70 @@ def check_schema(schema: dict[str, Any], limits: StructuredLimits, param: str) -
 
 def schema_error(problem: str, param: str, code: str = "invalid_json_schema") -> InvalidRequestError:
     return InvalidRequestError(f"Invalid JSON schema: {problem}.", param=param, code=code)
+
+
+def check_regex(pattern: str, limits: StructuredLimits, param: str, where: str | None = None) -> None:
+    """Refuse (InvalidRequestError) a regex that is too long, does not parse, or could explode a
+    backend's automaton or the reply validator. `where`: its path in a schema (None: the request's)."""
+    subject = "The regex" if where is None else f"Invalid JSON schema: the regex at {where}"
+    if len(pattern) > limits.max_regex_length:
+        raise InvalidRequestError(f"{subject} is longer than {limits.max_regex_length} characters.",
+                                  param=param, code="regex_too_large")
+    try:
+        problem = regex_hazard(pattern)
+    except RegexSyntaxError as exc:
+        raise InvalidRequestError(f"{subject} does not parse: {exc}.", param=param, code="invalid_regex") from exc
+    if problem:
+        raise InvalidRequestError(f"{subject} is refused: {problem}.", param=param, code="invalid_regex")
+
+
+def _schema_regexes(schema: Any) -> list[tuple[str, str]]:
+    """(path, regex) of every regex the schema holds: each `pattern` (`propertyNames` ones included)
+    and each `patternProperties` key, in every subschema, including those only a local `$ref` reaches."""
+    found: list[tuple[str, str]] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, tuple[str, ...]]] = [(schema, ())]
+    while stack:
+        node, path = stack.pop()
+        if not isinstance(node, dict) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node.get("pattern"), str):
+            found.append(("/".join((*path, "pattern")), node["pattern"]))
+        if isinstance(node.get("patternProperties"), dict):
+            found.extend(("/".join((*path, "patternProperties", str(key))), str(key))
+                         for key in node["patternProperties"])
+        for keyword in _SCHEMA_KEYWORDS:
+            stack.append((node.get(keyword), (*path, keyword)))
+        for keyword in _SCHEMA_LIST_KEYWORDS:
+            if isinstance(node.get(keyword), list):
+                stack.extend((child, (*path, keyword, str(i))) for i, child in enumerate(node[keyword]))
+        for keyword in _SCHEMA_MAP_KEYWORDS:
+            if isinstance(node.get(keyword), dict):
+                stack.extend((child, (*path, keyword, str(name))) for name, child in node[keyword].items())
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            try:
+                stack.append((_resolve_local_ref(schema, ref), ("#" + ref[1:],)))
+            except LookupError:
+                pass  # refused later, as a dangling $ref
+    return sorted(found)
+
+
+def _resolve_local_ref(schema: Any, ref: str) -> Any:
+    """The node a local `$ref` (a JSON pointer such as `#/$defs/item`) points to; LookupError otherwise."""
+    if not ref.startswith("#"):
+        raise LookupError(f"only local $ref are supported, not {ref!r}")
+    node: Any = schema
+    for part in [p for p in ref[1:].split("/") if p]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise LookupError(f"$ref {ref!r} points to nothing")
+    return node
 
 
 def _measure(schema: Any, limits: StructuredLimits, param: str) -> tuple[int, int]:
@@ -76,21 +154,9 @@ def _unresolvable_or_infinite(schema: dict[str, Any]) -> str | None:
     refs: dict[str, Any] = {}
 
     def resolve(ref: str) -> Any:
-        if ref in refs:
-            return refs[ref]
-        if not ref.startswith("#"):
-            raise LookupError(f"only local $ref are supported, not {ref!r}")
-        node: Any = schema
-        for part in [p for p in ref[1:].split("/") if p]:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                raise LookupError(f"$ref {ref!r} points to nothing")
-        refs[ref] = node
-        return node
+        if ref not in refs:
+            refs[ref] = _resolve_local_ref(schema, ref)
+        return refs[ref]
 
     def walk_refs(node: Any) -> None:
         stack = [node]

@@ -28,5 +28,8 @@ class StructuredLimits(BaseModel):
     max_regex_length: int = 2048
     max_grammar_bytes: int = 64 * 1024
     max_choices: int = 256
-    compile_timeout_s: float = 5.0
-    cache_entries: int = 1024
+    compile_timeout_s: float = 5.0  # a trial conversion that takes longer is refused
+    compile_workers: int = 2  # worker processes running trial conversions at once
+    compile_wait_s: float = 5.0  # longest wait for a free worker before OverloadedError (503)
+    compile_max_waiting: int = 32  # requests that may wait for a worker; more get OverloadedError
+    cache_entries: int = 1024  # trial verdicts remembered, for passes and for refusals each

@@ -25,6 +25,8 @@ def free_port() -> int:
 class ServiceProcess:
     """One service process on a free port; logs go to `log_path`."""
 
+    ready_path = "/health/ready"
+
     def __init__(self, log_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -49,7 +51,7 @@ class ServiceProcess:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.base_url}/health/ready", timeout=5).status_code == 200:
+                if httpx.get(f"{self.base_url}{self.ready_path}", timeout=5).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -98,6 +98,26 @@ def test_streaming_with_schema(client: httpx.Client, model: str) -> None:
     jsonschema.validate(json.loads(text), TRIAGE_SCHEMA)
 
 
+def stream_events(client: httpx.Client, body: dict) -> list[dict]:
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_structured_stream_ends_with_its_verdict(client: httpx.Client, model: str, strict: bool) -> None:
+    # Truncation is reported, not refused, with or without strict (as in non-streamed replies and
+    # OpenAI's); a strict stream whose output is invalid ends with an error event (unit-tested).
+    body = {"model": model, "messages": TICKET, "max_tokens": 5, "temperature": 0, "stream": True,
+            "response_format": json_schema_format(TRIAGE_SCHEMA, strict=strict)}
+    events = stream_events(client, body)
+    assert events[-1]["structured_output"] == "truncated"
+    assert events[-1]["choices"][0]["finish_reason"] == "length"
+    assert all(e["structured_output"] is None for e in events[:-1])
+    good = stream_events(client, body | {"max_tokens": 200})
+    assert good[-1]["structured_output"] == "valid"
+
+
 @pytest.mark.parametrize("backend", ["xgrammar", "guidance", "outlines"])
 def test_each_backend_produces_valid_triage(client: httpx.Client, model: str, backend: str) -> None:
     response = structured_chat(

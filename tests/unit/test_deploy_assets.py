@@ -49,6 +49,8 @@ EXPECTED_METRICS = {
     "loragate_prompt_tokens_total",
     "loragate_completion_tokens_total",
     "loragate_structured_output_total",
+    "loragate_generation_retries_total",
+    "loragate_discarded_completion_tokens_total",
     "loragate_requests_in_flight",
     "loragate_rejected_requests_total",
     "loragate_adapter_registrations_total",

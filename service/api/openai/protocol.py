@@ -12,6 +12,27 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_LOGPROBS = 20  # vLLM's default max_logprobs
+
+# OpenAI fields that do not change what is generated: accepted and ignored, as documented.
+IGNORED_FIELDS = frozenset({"store", "metadata", "service_tier", "parallel_tool_calls", "prompt_cache_key",
+                            "safety_identifier"})
+# Fields vLLM's own server honours that loragate does not (README, "Request fields"): a clear 400
+# rather than "unrecognized", and never a silent 200.
+UNSUPPORTED_FIELDS = frozenset({
+    "tools", "functions", "tool_choice", "function_call", "audio", "modalities", "prediction",
+    "web_search_options", "reasoning_effort", "use_beam_search", "length_penalty", "prompt_logprobs",
+    "logprob_token_ids", "suffix", "truncate_prompt_tokens", "truncation_side", "chat_template",
+    "chat_template_kwargs", "add_generation_prompt", "continue_final_message", "add_special_tokens",
+    "documents", "mm_processor_kwargs", "media_io_kwargs", "priority", "request_id", "cache_salt",
+    "kv_transfer_params", "vllm_xargs", "return_tokens_as_token_ids", "return_token_ids", "prompt_embeds",
+    "thinking_token_budget", "include_reasoning", "guided_decoding_backend", "guided_whitespace_pattern",
+    "watermarking", "repetition_detection", "stream_interval", "session_id",
+})
+# Unsupported fields whose "off" value is harmless (clients often send them explicitly).
+_OFF_VALUES = (None, [], {}, "none", False, 0)
+
 
 
 def _new_id(prefix: str) -> str:
@@ -47,6 +68,7 @@ class ResponseFormat(BaseModel):
 class SamplingFields(BaseModel):
     """Fields shared by chat and text completions (OpenAI names and ranges)."""
 
+    # Unknown fields are collected here and refused by `unrecognized_field` (OpenAI's 400).
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1)
@@ -55,12 +77,22 @@ class SamplingFields(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     n: int = Field(1, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)  # vLLM extra
-    min_tokens: int = Field(0, ge=0)  # vLLM extra
-    ignore_eos: bool = False  # vLLM extra (benchmarks: fixed-length replies)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100.0, le=100.0)]] | None = None
+    # vLLM's sampling extras (same names and meaning as vLLM's own server).
+    repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)
+    top_k: int | None = Field(None, ge=-1)
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    min_tokens: int = Field(0, ge=0)
+    ignore_eos: bool = False  # benchmarks: fixed-length replies
+    stop_token_ids: list[int] | None = None
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
+    allowed_token_ids: list[int] | None = Field(None, min_length=1)
+    bad_words: list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
@@ -72,16 +104,32 @@ class SamplingFields(BaseModel):
     guided_choice: list[str] | None = None
     guided_grammar: str | None = None
 
-    @model_validator(mode="after")
-    def _refuse_unsupported(self) -> SamplingFields:
-        # Accepting these silently would return something other than what the client asked for.
+    def unrecognized_field(self) -> str | None:
+        """The first field the client sent that this server does not know, if any."""
+        return next((name for name in (self.model_extra or {})
+                     if name not in UNSUPPORTED_FIELDS and name not in IGNORED_FIELDS), None)
+
+    def unsupported_field(self) -> str | None:
+        """The first field vLLM honours that loragate does not, sent with a value that matters."""
         extras = self.model_extra or {}
-        for name in ("tools", "functions", "tool_choice", "function_call", "logit_bias", "audio", "modalities"):
-            if extras.get(name) not in (None, [], {}, "none", "auto"):
-                raise ValueError(f"'{name}' is not supported by this server")
-        if extras.get("logprobs") not in (None, False, 0) or extras.get("top_logprobs"):
-            raise ValueError("'logprobs' is not supported by this server")
-        return self
+        return next((name for name in sorted(UNSUPPORTED_FIELDS)
+                     if name in extras and extras[name] not in _OFF_VALUES and extras[name] != "auto"), None)
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_id_keys(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None:
+            for key in value:
+                if not key.lstrip("-").isdigit():
+                    raise ValueError(f"keys must be token ids (integers as strings); got {key!r}")
+            if len(value) > 300:
+                raise ValueError("at most 300 tokens may be biased")
+        return value
+
+    @property
+    def top_logprobs_requested(self) -> int | None:
+        """Alternatives per token the client asked for (None: no logprobs)."""
+        return None
 
     @field_validator("stop")
     @classmethod
@@ -124,6 +172,12 @@ class ChatMessage(BaseModel):
 class ChatCompletionRequest(SamplingFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
+
+    @property
+    def top_logprobs_requested(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     @property
     def requested_max_tokens(self) -> int | None:
@@ -142,11 +196,25 @@ class AssistantMessage(BaseModel):
     refusal: str | None = None
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class ChatTokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: list[ChatTokenLogprob] | None
+
+
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
     finish_reason: Literal["stop", "length", "abort"] | None
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletionResponse(BaseModel):
@@ -167,7 +235,7 @@ class ChatChunkChoice(BaseModel):
     index: int
     delta: ChatDelta
     finish_reason: Literal["stop", "length", "abort"] | None = None
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -177,19 +245,33 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatChunkChoice]
     usage: Usage | None = None
+    # loragate extra, on the last chunk of a structured stream: the output's validation verdict.
+    structured_output: Literal["valid", "invalid", "truncated", "unchecked"] | None = None
 
 
 # ------------------------------------------------------------ text completion
 class CompletionRequest(SamplingFields):
     prompt: str = Field(min_length=1)
     echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
+
+    @property
+    def top_logprobs_requested(self) -> int | None:
+        return self.logprobs
+
+
+class CompletionLogprobs(BaseModel):
+    text_offset: list[int]
+    token_logprobs: list[float | None]
+    tokens: list[str]
+    top_logprobs: list[dict[str, float] | None]
 
 
 class CompletionChoice(BaseModel):
     index: int
     text: str
     finish_reason: Literal["stop", "length", "abort"] | None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class CompletionResponse(BaseModel):
@@ -199,6 +281,7 @@ class CompletionResponse(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage | None = None
+    structured_output: Literal["valid", "invalid", "truncated", "unchecked"] | None = None  # as in chat chunks
 
 
 # -------------------------------------------------------------------- models

@@ -23,6 +23,7 @@ from service.api.openai.protocol import (
     ModelList,
     usage,
 )
+from service.api.openai.logprobs import chat_logprobs, completion_logprobs
 from service.api.openai.streaming import chat_chunks, completion_chunks, event_stream
 from service.api.openai.translate import generation_request
 from service.generation import GenerationResult, GenerationService, PreparedGeneration
@@ -37,12 +38,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, servic
     generation = services.generation
     prepared = await generation.prepare(generation_request(body, generation, route_key))
     if body.stream:
-        return await event_stream(prepared, chat_chunks(prepared, generation, body.include_usage))
+        return await event_stream(prepared, chat_chunks(prepared, generation, body))
     result = await _run(request, generation, prepared)
+    top = body.top_logprobs_requested
     response = ChatCompletionResponse(
         model=body.model,
         choices=[
-            ChatChoice(index=c.index, message=AssistantMessage(content=c.text), finish_reason=c.finish_reason)
+            ChatChoice(index=c.index, message=AssistantMessage(content=c.text), finish_reason=c.finish_reason,
+                       logprobs=chat_logprobs(c.logprobs, top))
             for c in result.choices
         ],
         usage=usage(result.prompt_tokens, result.completion_tokens),
@@ -56,12 +59,13 @@ async def completions(body: CompletionRequest, request: Request, services: Servi
     generation = services.generation
     prepared = await generation.prepare(generation_request(body, generation, route_key))
     if body.stream:
-        return await event_stream(prepared, completion_chunks(prepared, generation, body.include_usage))
+        return await event_stream(prepared, completion_chunks(prepared, generation, body))
     result = await _run(request, generation, prepared)
     response = CompletionResponse(
         model=body.model,
         choices=[
-            CompletionChoice(index=c.index, text=prepared.echo_text + c.text, finish_reason=c.finish_reason)
+            CompletionChoice(index=c.index, text=prepared.echo_text + c.text, finish_reason=c.finish_reason,
+                             logprobs=completion_logprobs(c.logprobs, body.logprobs))
             for c in result.choices
         ],
         usage=usage(result.prompt_tokens, result.completion_tokens),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -11,18 +12,23 @@ from pydantic import BaseModel
 
 from service.api.errors import ErrorDetail, ErrorResponse, service_error_response
 from service.api.headers import target_headers
+from service.api.openai.logprobs import chat_logprobs, completion_logprobs
 from service.api.openai.protocol import (
     ChatChunkChoice,
     ChatCompletionChunk,
+    ChatCompletionRequest,
     ChatDelta,
     CompletionChoice,
+    CompletionRequest,
     CompletionResponse,
     Usage,
     usage,
 )
 from service.engine.types import GenerationDelta
-from service.errors import ServiceError
+from service.errors import ServiceError, as_service_error
 from service.generation import GenerationService, PreparedGeneration
+
+logger = logging.getLogger(__name__)
 
 
 def sse_event(payload: BaseModel) -> str:
@@ -30,10 +36,11 @@ def sse_event(payload: BaseModel) -> str:
 
 
 async def event_stream(prepared: PreparedGeneration, events: AsyncIterator[str]) -> StreamingResponse | JSONResponse:
-    """Start the stream, but surface errors that happen before the first event as plain HTTP errors."""
+    """Start the stream, but surface errors that happen before the first event as plain HTTP errors;
+    later ones end the stream with an error event (mapped by the one failure table)."""
     try:
         first = await anext(events)
-    except ServiceError as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure is mapped by service_error_response
         prepared.release()
         return service_error_response(exc)
 
@@ -42,8 +49,11 @@ async def event_stream(prepared: PreparedGeneration, events: AsyncIterator[str])
             yield first
             async for event in events:
                 yield event
-        except ServiceError as exc:
-            yield sse_event(ErrorResponse(error=ErrorDetail.of(exc)))
+        except Exception as exc:  # noqa: BLE001 - the status line is gone: the error is the last event
+            error = as_service_error(exc)
+            if error.status >= 500 and not isinstance(exc, ServiceError):
+                logger.exception("stream failed")
+            yield sse_event(ErrorResponse(error=ErrorDetail.of(error)))
         finally:
             prepared.release()
         yield "data: [DONE]\n\n"
@@ -52,13 +62,16 @@ async def event_stream(prepared: PreparedGeneration, events: AsyncIterator[str])
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
-async def chat_chunks(prepared: PreparedGeneration, generation: GenerationService, include_usage: bool) -> AsyncIterator[str]:
+async def chat_chunks(prepared: PreparedGeneration, generation: GenerationService,
+                      body: ChatCompletionRequest) -> AsyncIterator[str]:
     chunk_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), prepared.target.model
+    top = body.top_logprobs_requested
     tokens = 0
     sent_role: set[int] = set()
 
     def chunk(choices: list[ChatChunkChoice], usage: Usage | None = None) -> str:
-        return sse_event(ChatCompletionChunk(id=chunk_id, created=created, model=model, choices=choices, usage=usage))
+        return sse_event(ChatCompletionChunk(id=chunk_id, created=created, model=model, choices=choices, usage=usage,
+                                             structured_output=prepared.structured_verdict))
 
     async for deltas in generation.stream(prepared):
         choices = []
@@ -66,34 +79,41 @@ async def chat_chunks(prepared: PreparedGeneration, generation: GenerationServic
             tokens += delta.token_count
             role = None if delta.index in sent_role else "assistant"
             sent_role.add(delta.index)
-            if delta.text or role or delta.finish_reason:
+            if delta.text or role or delta.finish_reason or delta.logprobs:
                 choices.append(ChatChunkChoice(
                     index=delta.index, delta=ChatDelta(role=role, content=delta.text),
-                    finish_reason=delta.finish_reason,
+                    finish_reason=delta.finish_reason, logprobs=chat_logprobs(delta.logprobs, top),
                 ))
         if choices:
             yield chunk(choices)
-    if include_usage:
+    if body.include_usage:
         yield chunk([], usage(len(prepared.prompt_token_ids), tokens))
 
 
-async def completion_chunks(prepared: PreparedGeneration, generation: GenerationService, include_usage: bool) -> AsyncIterator[str]:
+async def completion_chunks(prepared: PreparedGeneration, generation: GenerationService,
+                            body: CompletionRequest) -> AsyncIterator[str]:
     chunk_id, created, model = f"cmpl-{uuid.uuid4().hex}", int(time.time()), prepared.target.model
     tokens = 0
     echoed: set[int] = set()
+    offsets: dict[int, int] = {}  # text length sent so far per choice (logprobs' text_offset)
 
     def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
-        return sse_event(CompletionResponse(id=chunk_id, created=created, model=model, choices=choices, usage=usage))
+        return sse_event(CompletionResponse(id=chunk_id, created=created, model=model, choices=choices, usage=usage,
+                                            structured_output=prepared.structured_verdict))
 
     async for deltas in generation.stream(prepared):
         choices = []
         for delta in _with_echo(deltas, prepared.echo_text, echoed):
             tokens += delta.token_count
-            if delta.text or delta.finish_reason:
-                choices.append(CompletionChoice(index=delta.index, text=delta.text, finish_reason=delta.finish_reason))
+            if delta.text or delta.finish_reason or delta.logprobs:
+                choices.append(CompletionChoice(
+                    index=delta.index, text=delta.text, finish_reason=delta.finish_reason,
+                    logprobs=completion_logprobs(delta.logprobs, body.logprobs, offsets.get(delta.index, 0)),
+                ))
+            offsets[delta.index] = offsets.get(delta.index, 0) + len(delta.text)
         if choices:
             yield chunk(choices)
-    if include_usage:
+    if body.include_usage:
         yield chunk([], usage(len(prepared.prompt_token_ids), tokens))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.errors import InvalidRequestError, ServiceError
+from service.engine.types import SamplingExtras
+from service.errors import InvalidRequestError, ServiceError, UnrecognizedArgumentError
 from service.generation import GenerationRequest, GenerationService, PromptMessage
 from service.api.openai.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
 from service.structured import STRUCTURED_OUTPUT_BACKENDS, StructuredConstraint, StructuredRequest
@@ -15,6 +16,7 @@ def generation_request(body: ChatCompletionRequest | CompletionRequest, generati
     """The generation request for a chat or completion body; a malformed constraint is counted
     as refused (like every other refusal) and raised. The route key is the header's, else `user`."""
     try:
+        check_fields(body)
         structured = structured_request(body)
     except ServiceError as exc:
         generation.refused(exc)
@@ -24,13 +26,46 @@ def generation_request(body: ChatCompletionRequest | CompletionRequest, generati
         "stop": body.stop_sequences, "frequency_penalty": body.frequency_penalty,
         "presence_penalty": body.presence_penalty, "repetition_penalty": body.repetition_penalty,
         "min_tokens": body.min_tokens, "ignore_eos": body.ignore_eos, "structured": structured,
-        "route_key": route_key or body.user,
+        "route_key": route_key or body.user, "extras": sampling_extras(body),
     }
     if isinstance(body, ChatCompletionRequest):
         return GenerationRequest(endpoint="chat", messages=prompt_messages(body.messages),
                                  max_tokens=body.requested_max_tokens, **common)
     return GenerationRequest(endpoint="completions", prompt=body.prompt, max_tokens=body.max_tokens,
                              echo=body.echo, **common)
+
+
+def check_fields(body: SamplingFields) -> None:
+    """OpenAI answers an argument it does not know with a 400; so does loragate, rather than
+    return a 200 that silently ignored it. Fields vLLM knows but loragate does not honour get
+    their own message."""
+    unknown = body.unrecognized_field()
+    if unknown is not None:
+        raise UnrecognizedArgumentError(unknown)
+    unsupported = body.unsupported_field()
+    if unsupported is not None:
+        raise InvalidRequestError(f"'{unsupported}' is not supported by this server.", param=unsupported,
+                                  code="unsupported_parameter")
+    if isinstance(body, ChatCompletionRequest) and body.top_logprobs and not body.logprobs:
+        raise InvalidRequestError("top_logprobs needs logprobs set to true.", param="top_logprobs")
+    if isinstance(body, CompletionRequest) and body.echo and body.logprobs is not None:
+        raise InvalidRequestError("echo with logprobs (prompt logprobs) is not supported by this server.",
+                                  param="echo", code="unsupported_parameter")
+
+
+def sampling_extras(body: SamplingFields) -> SamplingExtras:
+    return SamplingExtras(
+        top_k=body.top_k if body.top_k is not None else 0,
+        min_p=body.min_p or 0.0,
+        stop_token_ids=body.stop_token_ids or [],
+        include_stop_str_in_output=body.include_stop_str_in_output,
+        skip_special_tokens=body.skip_special_tokens,
+        spaces_between_special_tokens=body.spaces_between_special_tokens,
+        logprobs=body.top_logprobs_requested,
+        logit_bias={int(token): bias for token, bias in body.logit_bias.items()} if body.logit_bias else None,
+        allowed_token_ids=body.allowed_token_ids,
+        bad_words=body.bad_words or [],
+    )
 
 
 def prompt_messages(messages: list[ChatMessage]) -> list[PromptMessage]:
@@ -52,6 +87,10 @@ def structured_request(request: SamplingFields) -> StructuredRequest | None:
         ))
     extras = dict(request.structured_outputs or {})
     backend = extras.pop("backend", None)
+    compact = extras.pop("disable_any_whitespace", True)
+    if not isinstance(compact, bool):
+        raise InvalidRequestError("structured_outputs.disable_any_whitespace must be a boolean.",
+                                  param="structured_outputs.disable_any_whitespace")
     if backend is not None and backend not in STRUCTURED_OUTPUT_BACKENDS:
         raise InvalidRequestError(
             f"structured_outputs.backend must be one of {', '.join(STRUCTURED_OUTPUT_BACKENDS)}.",
@@ -78,6 +117,7 @@ def structured_request(request: SamplingFields) -> StructuredRequest | None:
     chosen = found[0]
     if backend is not None:
         chosen.constraint.backend = backend
+    chosen.constraint.disable_any_whitespace = compact
     return chosen
 
 

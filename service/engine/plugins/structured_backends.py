@@ -36,19 +36,25 @@ def patch_structured_backends() -> None:
             )
         original_validate(self, model_config, so_config, tokenizer)
 
-    def backend_for(manager: Any, name: str) -> Any:
+    def backend_for(manager: Any, params: Any) -> Any:
+        # One backend instance per (name, whitespace mode): vLLM's backends read the engine-wide
+        # disable_any_whitespace, loragate honours the request's.
+        name, compact = params._backend, bool(params.disable_any_whitespace)
         backends = manager.__dict__.setdefault("_loragate_backends", {})
-        if name not in backends:
+        key = (name, compact)
+        if key not in backends:
             vocab_size = manager.vllm_config.model_config.get_vocab_size()
-            backends[name] = _make_structured_backend(name, manager.vllm_config, manager.tokenizer, vocab_size)
+            backend = _make_structured_backend(name, manager.vllm_config, manager.tokenizer, vocab_size)
+            backend.disable_any_whitespace = compact and name in WHITESPACE_FREE_BACKENDS
+            backends[key] = backend
             if manager.backend is None:
-                manager.backend = backends[name]  # allocates the shared bitmask
-        return backends[name]
+                manager.backend = backend  # allocates the shared bitmask
+        return backends[key]
 
     def grammar_init(self: Any, request: Any) -> None:
         if request.structured_output_request is None:
             return
-        backend_for(self, request.sampling_params.structured_outputs._backend)
+        backend_for(self, request.sampling_params.structured_outputs)
         if self._use_async_grammar_compilation:
             grammar: Any = self.executor.submit(self._create_grammar, request)
         else:
@@ -60,7 +66,7 @@ def patch_structured_backends() -> None:
         request.structured_output_request.grammar = grammar
 
     def create_grammar(self: Any, request: Any) -> Any:
-        backend = backend_for(self, request.sampling_params.structured_outputs._backend)
+        backend = backend_for(self, request.sampling_params.structured_outputs)
         request_type, grammar_spec = request.structured_output_request.structured_output_key
         stop_token_ids = request.sampling_params.all_stop_token_ids
         return backend.compile_grammar(request_type, grammar_spec, stop_token_ids=stop_token_ids)

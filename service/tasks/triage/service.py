@@ -13,7 +13,7 @@ from functools import cached_property
 
 from pydantic import ValidationError
 
-from service.errors import ServiceError, UpstreamGenerationError
+from service.errors import EngineNotReadyError, ServiceError, UpstreamGenerationError
 from service.generation import GenerationRequest, GenerationResult, GenerationService
 from service.structured import StructuredConstraint, StructuredRequest
 from service.tasks.triage.prompt import TriagePrompt
@@ -34,7 +34,7 @@ class TriageService:
         self.prompt = prompt or TriagePrompt.load()
         self.default_max_tokens = default_max_tokens
         self.repetition_penalty = repetition_penalty
-        self._batch_slots = asyncio.Semaphore(batch_concurrency)
+        self.batch_concurrency = batch_concurrency  # tickets in flight per batch (each batch its own)
 
     @cached_property
     def schema(self) -> dict:
@@ -45,24 +45,24 @@ class TriageService:
         """Triage one ticket. `route_key` keeps a customer on one variant of an A/B route (default:
         the ticket's `metadata.customer_id`); without one, both attempts still share a variant."""
         started = time.monotonic()
+        self._require_ready()
         customer = (ticket.metadata or {}).get("customer_id")
         route_key = route_key or (str(customer) if customer is not None else None) or uuid.uuid4().hex
         budget = max_tokens or self.default_max_tokens
         # Room for the retry's doubled budget is kept from the start.
         ticket, shortened = self._fit(ticket, 2 * budget)
-        # A reply cut off by the token budget gets one more try with twice the budget.
-        for attempt in (1, 2):
-            result = await self._generate(ticket, model or self.base_model, budget, route_key)
-            triage = _parse(result)
-            if triage is not None:
-                meta = _meta(result, started, attempt)
-                meta.input_truncated = shortened
-                return TriageResponse(triage=triage, meta=meta)
-            budget *= 2
-        raise UpstreamGenerationError(
-            f"The model did not produce a complete, schema-valid triage within {budget // 2} tokens "
-            f"(two attempts); the ticket may be too long for this model."
-        )
+        # A reply cut off by the token budget gets one more try with twice the budget: one request
+        # for the metrics and usage, the extra attempt counted as a retry.
+        result = await self._generate(ticket, model or self.base_model, budget, route_key)
+        triage = _parse(result)
+        if triage is None:
+            raise UpstreamGenerationError(
+                f"The model did not produce a complete, schema-valid triage within {2 * budget} tokens "
+                f"({result.attempts} attempts); the ticket may be too long for this model."
+            )
+        meta = _meta(result, started, result.attempts)
+        meta.input_truncated = shortened
+        return TriageResponse(triage=triage, meta=meta)
 
     def _fit(self, ticket: Ticket, reply_budget: int) -> tuple[Ticket, bool]:
         """Shorten an over-long body (keeping its start and end) so prompt and reply fit the
@@ -80,11 +80,23 @@ class TriageService:
             ticket = ticket.model_copy(update={"body": f"{head}\n[...]\n{tail}"})
         return ticket, True
 
+    def _require_ready(self) -> None:
+        """Refuse as /v1/chat/completions does (a 503 with Retry-After) before anything touches the
+        tokenizer, which does not exist until the engine is ready (else start-up gives a 500)."""
+        engine = self.generation.engine
+        if not engine.is_ready:
+            self.generation.accounting.refused("engine_not_ready")
+            raise EngineNotReadyError(f"The engine is {engine.state.value}; try again shortly.")
+
     async def triage_batch(self, tickets: list[Ticket], model: str | None = None,
                            route_key: str | None = None) -> list[TriageResponse | ServiceError]:
-        """Triage every ticket (a few at a time); a ticket that fails gets its error, not the batch."""
+        """Triage every ticket (a few at a time); a ticket that fails gets its error, not the batch.
+        The limit is per batch, so one large batch cannot hold back another."""
+        self._require_ready()  # a batch sent during start-up is one 503, not a 200 of errors
+        slots = asyncio.Semaphore(self.batch_concurrency)
+
         async def one(ticket: Ticket) -> TriageResponse | ServiceError:
-            async with self._batch_slots:
+            async with slots:
                 try:
                     return await self.triage(ticket, model, route_key=route_key)
                 except ServiceError as exc:
@@ -100,6 +112,7 @@ class TriageService:
             outcome_fields=("category", "priority"),
             messages=self.prompt.messages(ticket),
             max_tokens=max_tokens,
+            retry_truncated_max_tokens=2 * max_tokens,
             temperature=0,
             repetition_penalty=self.repetition_penalty,
             structured=StructuredRequest(

@@ -13,7 +13,7 @@ import shutil
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,13 +50,20 @@ def src(tmp_path: Path, adapter_root: Path) -> Path:
 
 
 @pytest.fixture()
-def replica(store_root: Path, tiny_model_dir: Path, adapter_root: Path, src: Path) -> Replica:
+def replica(store_root: Path, tiny_model_dir: Path, adapter_root: Path, src: Path) -> Iterator[Replica]:
     """Builds a registry (one replica) on the test's store; call it inside the test's loop."""
+    built: list[AdapterRegistry] = []
 
     def build(**options: object) -> tuple[AdapterRegistry, FakeEngine]:
-        return make_registry(store_root, tiny_model_dir, [adapter_root, src], **options)  # type: ignore[arg-type]
+        registry, engine = make_registry(
+            store_root, tiny_model_dir, [adapter_root, src], **options  # type: ignore[arg-type]
+        )
+        built.append(registry)
+        return registry, engine
 
-    return build
+    yield build
+    for registry in built:
+        registry.replicas.close()  # its serving marker and lock file
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -490,7 +497,7 @@ async def test_two_replicas_share_one_store(replica: Replica, adapter_root: Path
     assert engine_b.unloads() == []  # B's own request still holds v1
     lease_b.release()
     await eventually(lambda: engine_b.unloads() == [first.engine_id])
-    await eventually(lambda: not (store_root / first.path).exists())  # A (the writer) deletes it
+    await eventually(lambda: not (store_root / first.path).exists())  # B, the last replica serving it, deletes it
 
     await b.remove("alpha")
     await a.refresh()

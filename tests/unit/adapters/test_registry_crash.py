@@ -80,10 +80,12 @@ def _before_crash(store: Path, base: Path, root: Path) -> dict[str, AdapterRecor
     async def register() -> dict[str, AdapterRecord]:
         registry, _ = make_registry(store, base, [root])
         await registry.start()
-        return {
+        records = {
             "keeper": await registry.register_path("keeper", str(root / "one")),
             "victim": await registry.register_path("victim", str(root / "two")),
         }
+        registry.close()  # a finished run: its serving marker must not keep files of the child's run
+        return records
 
     return asyncio.run(register())
 
@@ -164,3 +166,4 @@ async def _restart_and_check(
     after = await registry.register_path("after", str(root / "one"))
     assert after.version == 1 and after.engine_id >= ids_before
     assert after.engine_id not in {r.engine_id for r in manifest.adapters.values()}
+    registry.close()

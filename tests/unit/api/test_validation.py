@@ -28,6 +28,7 @@ class StubEngine:
     state = EngineState.READY
     is_ready = True
     started_at = 0.0
+    vocab_size = 1000
 
     def __init__(self) -> None:
         self.generate_calls = 0
@@ -98,8 +99,25 @@ MSG = [{"role": "user", "content": "hello there"}]
     ({"model": MODEL, "messages": MSG, "n": 3}, 400, "n", "invalid_value"),
     ({"model": MODEL, "messages": [{"role": "user", "content": "w " * 250}], "max_tokens": 10}, 400, "messages", "context_length_exceeded"),
     ({"model": "other", "messages": MSG}, 404, "model", "model_not_found"),
-    ({"model": MODEL, "messages": MSG, "tools": [{"type": "function", "function": {"name": "f"}}]}, 400, None, "invalid_value"),
-    ({"model": MODEL, "messages": MSG, "logprobs": True}, 400, None, "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "tools", "unsupported_parameter"),
+    ({"model": MODEL, "messages": MSG, "use_beam_search": True}, 400, "use_beam_search", "unsupported_parameter"),
+    # OpenAI's answer to an argument it does not know (misspelt fields included): never a silent 200.
+    ({"model": MODEL, "messages": MSG, "temprature": 0}, 400, "temprature", "unrecognized_argument"),
+    ({"model": MODEL, "messages": MSG, "top_logprobs": 2}, 400, "top_logprobs", "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "top_logprobs": 21, "logprobs": True}, 400, "top_logprobs", "invalid_value"),
+    # vLLM had an advisory for exactly this overflow; was a 500.
+    ({"model": MODEL, "messages": MSG, "seed": 2**64}, 400, "seed", "invalid_value"),
+    # Was silently clamped to max_tokens.
+    ({"model": MODEL, "messages": MSG, "max_tokens": 5, "min_tokens": 6}, 400, "min_tokens", "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "logit_bias": {"abc": 1}}, 400, "logit_bias", "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "logit_bias": {"5": 101}}, 400, "logit_bias.5", "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "logit_bias": {"1000": 5}}, 400, "logit_bias", "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "stop_token_ids": [-1]}, 400, "stop_token_ids", "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "allowed_token_ids": [7, 99999]}, 400, "allowed_token_ids", "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "top_k": -2}, 400, "top_k", "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "min_p": 1.5}, 400, "min_p", "invalid_value"),
+    ({"model": MODEL, "messages": MSG, "structured_outputs": {"json_object": True, "disable_any_whitespace": "no"}},
+     400, "structured_outputs.disable_any_whitespace", "invalid_value"),
     ({"model": MODEL, "messages": MSG, "n": 2, "temperature": 0}, 400, "n", "invalid_value"),
     ({"model": MODEL, "messages": MSG, "response_format": {"type": "json_schema"}}, 400, "response_format", "invalid_value"),
     ({"model": MODEL, "messages": MSG, "response_format": {"type": "xml"}}, 400, "response_format.type", "invalid_value"),
@@ -112,6 +130,34 @@ def test_rejections_use_openai_error_shape(client: TestClient, engine: StubEngin
     assert error["param"] == param and error["code"] == code
     assert error["type"] == "invalid_request_error"
     assert engine.generate_calls == 0
+
+
+@pytest.mark.parametrize(("body", "param", "code"), [
+    ({"model": MODEL, "prompt": "hi", "logprobs": 6, "echo": True}, "echo", "unsupported_parameter"),
+    ({"model": MODEL, "prompt": "hi", "logprobs": 21}, "logprobs", "invalid_value"),
+    ({"model": MODEL, "prompt": "hi", "suffix": "x"}, "suffix", "unsupported_parameter"),
+    ({"model": MODEL, "prompt": "hi", "best_of": 2}, "best_of", "unrecognized_argument"),
+])
+def test_completion_rejections(client: TestClient, engine: StubEngine, body, param, code) -> None:
+    response = post(client, body, "/v1/completions")
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param and response.json()["error"]["code"] == code
+    assert engine.generate_calls == 0
+
+
+def test_unrecognized_argument_message_matches_openai(client: TestClient) -> None:
+    response = post(client, {"model": MODEL, "messages": MSG, "frobnicate": 1})
+    assert response.json()["error"]["message"] == "Unrecognized request argument supplied: frobnicate"
+
+
+def test_harmless_openai_fields_and_off_values_are_accepted(client: TestClient, engine: StubEngine) -> None:
+    # Clients send these explicitly; they change nothing that is generated. The stub engine then
+    # raises (a bug, not a client error): the unexpected exception is a 500, never a 400.
+    body = {"model": MODEL, "messages": MSG, "store": False, "metadata": {"a": "b"}, "tools": [], "tool_choice": "none",
+            "parallel_tool_calls": True, "use_beam_search": False}
+    response = post(TestClient(client.app, raise_server_exceptions=False), body)
+    assert engine.generate_calls == 1
+    assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
 
 
 def test_context_message_names_the_limit(client: TestClient) -> None:

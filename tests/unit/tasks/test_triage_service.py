@@ -1,0 +1,81 @@
+"""Triage edges: a request during engine start-up, and batches that share the service."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from service.errors import EngineNotReadyError
+from service.generation import GenerationLimits, GenerationRequest, GenerationService, PromptMessage
+from service.observability import Metrics
+from service.tasks.triage import TriageResponse, TriageService
+from tests.unit.tasks.fakes import BASE_MODEL, FakeEngine, FakeGeneration, eventually, ticket
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture()
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# ------------------------------------------------------------- start-up: 503
+async def test_triage_during_startup_is_the_same_503_as_chat_without_touching_the_tokenizer() -> None:
+    engine = FakeEngine(ready=False)  # its tokenizer raises, as the real one before start-up
+    metrics = Metrics(CollectorRegistry())
+    generation = GenerationService(engine, router=None, metrics=metrics,  # type: ignore[arg-type]
+                                   limits=GenerationLimits(max_model_len=4096, max_tokens_limit=2048, max_n=4))
+    with pytest.raises(EngineNotReadyError) as chat:
+        await generation.prepare(GenerationRequest(model=BASE_MODEL,
+                                                   messages=[PromptMessage(role="user", content="hi")]))
+
+    triage = TriageService(generation, BASE_MODEL)
+    with pytest.raises(EngineNotReadyError) as single:
+        await triage.triage(ticket("A"))
+    with pytest.raises(EngineNotReadyError) as batch:
+        await triage.triage_batch([ticket("A", 0), ticket("A", 1)])
+
+    assert engine.rendered == 0
+    for error in (single.value, batch.value):
+        assert (error.status, error.code, error.retry_after, error.message) == (
+            chat.value.status, chat.value.code, chat.value.retry_after, chat.value.message)
+        assert error.status == 503 and error.retry_after
+    # Counted as chat's refusal is (one for the ticket, one for the whole batch).
+    assert metrics.registry.get_sample_value("loragate_rejected_requests_total", {"reason": "engine_not_ready"}) == 3
+
+
+async def test_triage_during_startup_with_a_fake_generation() -> None:
+    generation = FakeGeneration(ready=False)
+    with pytest.raises(EngineNotReadyError):
+        await TriageService(generation, BASE_MODEL).triage(ticket("A"))  # type: ignore[arg-type]
+    assert generation.engine.rendered == 0 and not generation.prepared
+    assert generation.refusals == ["engine_not_ready"]
+
+
+async def test_triage_when_ready() -> None:
+    generation = FakeGeneration()
+    result = await TriageService(generation, BASE_MODEL).triage(ticket("A"))  # type: ignore[arg-type]
+    assert result.triage.category == "billing" and result.meta.attempts == 1
+    assert generation.prepared[0].released and not generation.refusals
+
+
+# ------------------------------------------------------ batch concurrency
+async def test_each_batch_has_its_own_concurrency_limit() -> None:
+    generation = FakeGeneration()
+    generation.gates["A"] = asyncio.Event()  # batch A's engine runs hold until released
+    triage = TriageService(generation, BASE_MODEL, batch_concurrency=2)  # type: ignore[arg-type]
+
+    first = asyncio.create_task(triage.triage_batch([ticket("A", i) for i in range(6)]))
+    await eventually(lambda: generation.running["A"] == 2)
+    # The second batch runs (and finishes) while the first still holds all of its slots.
+    second = await asyncio.wait_for(triage.triage_batch([ticket("B", i) for i in range(5)]), timeout=5)
+    assert not first.done()
+    assert all(isinstance(r, TriageResponse) for r in second)
+    assert generation.finished["B"] == 5 and generation.finished["A"] == 0
+
+    generation.gates["A"].set()
+    results = await asyncio.wait_for(first, timeout=5)
+    assert all(isinstance(r, TriageResponse) for r in results)
+    assert generation.peak == {"A": 2, "B": 2}  # each within its limit, and using all of it
