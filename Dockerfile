@@ -14,5 +14,8 @@ COPY service service
 RUN make install && .venv/bin/loragate prepare-model --cache-dir /app/.cache
 COPY adapters adapters
 ENV LORAGATE_HOST=0.0.0.0 LORAGATE_CACHE_DIR=/app/.cache
+# API keys are required: the container refuses to start without them. Pass them at run time, e.g.
+#   docker run -e LORAGATE_API_KEYS='["KEY"]' -e LORAGATE_ADMIN_KEYS='["ADMIN_KEY"]' ...
+# or mount keys files and set LORAGATE_API_KEYS_FILE / LORAGATE_ADMIN_KEYS_FILE (see README, Authentication).
 EXPOSE 8000
 CMD [".venv/bin/loragate", "serve"]

@@ -22,8 +22,13 @@ prepare-model: install
 # at start when the store lacks them.
 DEMO_ADAPTERS := {"ticket-triage": "ticket-triage", "brand-voice": "brand-voice"}
 
+# Keyless on 127.0.0.1 (the service logs a warning that auth is off) unless keys are exported:
+# LORAGATE_API_KEYS, LORAGATE_ADMIN_KEYS or their *_FILE forms turn authentication on (an
+# exported LORAGATE_AUTH_DISABLED is left as it is).
+SERVE_AUTH := $(if $(LORAGATE_AUTH_DISABLED)$(LORAGATE_API_KEYS)$(LORAGATE_ADMIN_KEYS)$(LORAGATE_API_KEYS_FILE)$(LORAGATE_ADMIN_KEYS_FILE),,LORAGATE_AUTH_DISABLED=true)
+
 serve: prepare-model
-	LORAGATE_INITIAL_ADAPTERS='$(DEMO_ADAPTERS)' $(VENV)/bin/loragate serve $(ARGS)
+	$(SERVE_AUTH) LORAGATE_INITIAL_ADAPTERS='$(DEMO_ADAPTERS)' $(VENV)/bin/loragate serve $(ARGS)
 
 test: prepare-model
 	bash scripts/install_test_tools.sh

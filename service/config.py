@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     triage_batch_concurrency: int = Field(8, ge=1, description="Tickets of one batch generated at once.")
     grammar_cache_mib: int = Field(64, ge=1, description="Memory for cached compiled grammars (MiB).")
     enforce_eager: bool = Field(True, description="Skip graph capture/compilation (faster start on CPU).")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM: longest wait for requests in flight before the process stops.",
+    )
+    engine_watchdog_interval_s: float = Field(
+        2.0, gt=0, description="How often the watchdog checks the engine; a dead engine stops the process (exit 3).",
+    )
+    request_timeout_s: float = Field(
+        600.0, gt=0, description="Longest a generation request may take; then 504 and the engine request is aborted.",
+    )
     vllm_plugin: bool = Field(
         True, description="loragate's vLLM plugin: per-request structured-output backends (the fallback chain) "
         "and grouped CPU LoRA ops. Off: one backend per engine, vLLM's own LoRA ops.",
@@ -136,22 +145,55 @@ class Settings(BaseSettings):
         "inside an allowed root); `make serve` passes the project's trained adapters.",
     )
 
+    # Admission control (service/api/admission.py): generation endpoints are chat, completions, triage
+    max_concurrent_requests: int = Field(
+        32, ge=1, description="Generation requests handled at once; more wait for a slot (streams hold theirs "
+        "until the last chunk).",
+    )
+    max_queued_requests: int = Field(
+        64, ge=0, description="Generation requests that may wait for a slot; more get 429 with Retry-After."
+    )
+    queue_timeout_s: float = Field(30.0, ge=0, description="Longest wait for a slot; then 429 with Retry-After.")
+    rate_limit_rpm: int = Field(
+        0, ge=0, description="Generation requests per minute per API key (else client IP); 0: no limit."
+    )
+    rate_limit_tpm: int = Field(
+        0, ge=0, description="Estimated tokens per minute per API key (else client IP): prompt bytes / 4 + "
+        "max_tokens x n, counted at admission; 0: no limit.",
+    )
+    max_body_bytes: int = Field(
+        4 * 2**20, ge=1, description="Largest request body (bytes); adapter uploads are capped by adapter_max_bytes."
+    )
+    max_prompt_chars: int = Field(
+        100_000, ge=1, description="Most prompt characters: all message contents of a chat, or a completion's prompt."
+    )
+    max_messages: int = Field(256, ge=1, description="Most messages in one chat request.")
+
     # Observability
     stats_window_s: float = Field(
         900.0, ge=1, description="Longest window GET /v1/stats can report on (seconds of requests kept)."
     )
+    access_log: bool = Field(
+        True, description="One JSON line per request on the `loragate.access` logger (replaces uvicorn's)."
+    )
+    access_log_bodies: bool = Field(
+        False, description="Also log request and response bodies in access log lines, each cut to 2 KiB."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Service log lines: one JSON object each, or plain text."
+    )
 
     # Authentication (service/api/auth.py): keys are read once at start
-    api_keys: list[SecretStr] = Field(
-        default_factory=list, description="API keys for /v1/* (JSON list in the env var); sent as "
+    api_keys: list[str] = Field(
+        default_factory=list, repr=False, description="API keys for /v1/* (JSON list in the env var); sent as "
         "`Authorization: Bearer KEY`.",
     )
     api_keys_file: Path | None = Field(
         None, description="File of API keys, one per line (`id:key` names a key; blank lines and # comments "
         "are skipped).",
     )
-    admin_keys: list[SecretStr] = Field(
-        default_factory=list, description="Admin keys for /admin/* (they also work on /v1/*); JSON list in "
+    admin_keys: list[str] = Field(
+        default_factory=list, repr=False, description="Admin keys for /admin/* (they also work on /v1/*); JSON list in "
         "the env var.",
     )
     admin_keys_file: Path | None = Field(None, description="File of admin keys, same format as api_keys_file.")

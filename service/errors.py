@@ -132,6 +132,10 @@ class Failure:
 
 INTERNAL_ERROR_MESSAGE = "The server had an error while processing your request."
 
+# The message a request's work is cancelled with when its time is up (vs. a client that left).
+TIMEOUT_CANCEL = "loragate: request timeout"
+_TIMED_OUT = Failure(504, "server_error", "timeout", "504", "The request timed out.")
+
 # Exception type -> Failure, first match wins (subclasses before their bases). `ServiceError`
 # subclasses carry their own status/type/code; the rest are listed here once.
 FAILURE_TABLE: tuple[tuple[type[BaseException], Failure | None], ...] = (
@@ -141,13 +145,15 @@ FAILURE_TABLE: tuple[tuple[type[BaseException], Failure | None], ...] = (
     (GenerationFailedError, Failure(502, "server_error", "generation_failed", "502")),
     (asyncio.CancelledError, Failure(499, "client_closed_request", "client_closed_request", "499",
                                      "The client closed the connection before the reply was complete.")),
-    (TimeoutError, Failure(504, "server_error", "timeout", "504", "The request timed out.")),
+    (TimeoutError, _TIMED_OUT),
     # Anything else is a bug: a 500 that says nothing about internals (never a 400 in disguise).
     (BaseException, Failure(500, "server_error", "internal_error", "500", INTERNAL_ERROR_MESSAGE)),
 )
 
 
 def failure_of(exc: BaseException) -> Failure:
+    if isinstance(exc, asyncio.CancelledError) and exc.args == (TIMEOUT_CANCEL,):
+        return _TIMED_OUT
     for kind, failure in FAILURE_TABLE:
         if isinstance(exc, kind):
             if failure is None:

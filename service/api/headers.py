@@ -23,8 +23,13 @@ def target_headers(target: ServingTarget) -> dict[str, str]:
     return served_headers(target.model, target.base_model, target.route, target.variant, version)
 
 
+def token_headers(prompt_tokens: int, completion_tokens: int) -> dict[str, str]:
+    """The `usage` figures of a finished reply (the access log reads them; streams cannot send them)."""
+    return {"x-loragate-prompt-tokens": str(prompt_tokens), "x-loragate-completion-tokens": str(completion_tokens)}
+
+
 def result_headers(result: GenerationResult) -> dict[str, str]:
-    headers = target_headers(result.target)
+    headers = target_headers(result.target) | token_headers(result.prompt_tokens, result.completion_tokens)
     headers["x-loragate-duration-ms"] = f"{result.duration_seconds * 1000:.1f}"
     if result.time_to_first_token_seconds is not None:
         headers["x-loragate-ttft-ms"] = f"{result.time_to_first_token_seconds * 1000:.1f}"

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from service.api.deps import ServicesDep
+from service.engine import EngineState
 
 router = APIRouter(tags=["health"])
 
@@ -16,9 +17,12 @@ class HealthStatus(BaseModel):
     engine: str
 
 
-@router.get("/health/live", response_model=HealthStatus)
-async def live(services: ServicesDep) -> HealthStatus:
-    return HealthStatus(status="ok", engine=services.engine.state.value)
+@router.get("/health/live", response_model=HealthStatus, responses={503: {"model": HealthStatus}})
+async def live(services: ServicesDep) -> JSONResponse:
+    """503 once the engine is dead (the watchdog also stops the process): restart me."""
+    dead = services.engine.state == EngineState.DEAD
+    body = HealthStatus(status="dead" if dead else "ok", engine=services.engine.state.value)
+    return JSONResponse(body.model_dump(), status_code=503 if dead else 200)
 
 
 @router.get("/health/ready", response_model=HealthStatus, responses={503: {"model": HealthStatus}})

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import ERROR_RESPONSES, ErrorDetail
-from service.api.headers import served_headers
+from service.api.headers import served_headers, token_headers
 from service.errors import InvalidRequestError
 from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse
 
@@ -46,9 +46,10 @@ async def triage_ticket(body: TriageRequest, request: Request, services: Service
                         route_key: RouteKeyHeader = None):
     # A client that leaves cancels the work, which aborts its engine request.
     work = services.triage.triage(body, body.model, body.max_tokens, route_key=route_key)
-    result = await cancel_on_disconnect(request, work)
+    result = await cancel_on_disconnect(request, work, services.settings.request_timeout_s)
     meta = result.meta
     headers = served_headers(meta.model, meta.base_model, meta.route, meta.variant, meta.adapter_version)
+    headers |= token_headers(meta.prompt_tokens, meta.completion_tokens)
     return JSONResponse(result.model_dump(mode="json"), headers=headers)
 
 
@@ -59,7 +60,8 @@ async def triage_batch(body: BatchTriageRequest, request: Request, services: Ser
     if len(body.tickets) > limit:
         raise InvalidRequestError(f"At most {limit} tickets per batch; got {len(body.tickets)}.", param="tickets")
     results = await cancel_on_disconnect(
-        request, services.triage.triage_batch(body.tickets, body.model, route_key=route_key))
+        request, services.triage.triage_batch(body.tickets, body.model, route_key=route_key),
+        services.settings.request_timeout_s)
     return BatchTriageResponse(data=[
         BatchItem(index=i, triage=r.triage, meta=r.meta) if isinstance(r, TriageResponse)
         else BatchItem(index=i, error=ErrorDetail.of(r))

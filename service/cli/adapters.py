@@ -11,12 +11,15 @@ from pathlib import Path
 
 import httpx
 
+from service.cli.client_auth import add_key_option, bearer_headers
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loragate adapters", description="Manage adapters on a running loragate.")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"Server base URL (default {DEFAULT_URL}).")
+    add_key_option(parser, admin=True)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="List registered adapters.")
     add = commands.add_parser("add", help="Register a folder the server can read (inside its allowed roots).")
@@ -43,7 +46,7 @@ def _archive(folder: Path) -> bytes:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    with httpx.Client(base_url=args.url, timeout=600) as client:
+    with httpx.Client(base_url=args.url, headers=bearer_headers(args.api_key), timeout=600) as client:
         try:
             if args.command == "list":
                 response = client.get("/admin/adapters")

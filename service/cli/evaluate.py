@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from service.cli.client_auth import add_key_option
 from service.evaluation.client import ServiceUnreachable
 from service.evaluation.dataset import DatasetError
 
@@ -39,8 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int,
                         help="max_tokens of chat requests (default 256 for unconstrained triage, 200 with --voice).")
     parser.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
-    parser.add_argument("--api-key", default=os.environ.get("LORAGATE_API_KEY"),
-                        help="Sent as `Authorization: Bearer ...` (default $LORAGATE_API_KEY).")
+    add_key_option(parser, admin=False)
     parser.add_argument("--voice", action="store_true", help="Evaluate brand voice instead of triage.")
     return parser
 

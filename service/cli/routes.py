@@ -25,6 +25,8 @@ from urllib.parse import quote
 
 import httpx
 
+from service.cli.client_auth import add_key_option, bearer_headers
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 # option dest -> guard field in the route spec
@@ -45,8 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loragate routes", description="Manage A/B routes on a running loragate.")
     parser.add_argument("--url", default=os.environ.get("LORAGATE_URL", DEFAULT_URL),
                         help=f"Server base URL (default $LORAGATE_URL or {DEFAULT_URL}).")
-    parser.add_argument("--api-key", default=os.environ.get("LORAGATE_API_KEY"),
-                        help="Sent as `Authorization: Bearer ...` (default $LORAGATE_API_KEY).")
+    add_key_option(parser, admin=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="List routes.")
@@ -288,8 +289,8 @@ def run(argv: list[str], transport: httpx.BaseTransport | None = None) -> int:
     if getattr(args, "window", None) is not None and args.window <= 0:
         parser.error("--window must be positive")
     path = f"/admin/routes/{quote(args.name, safe='')}" if hasattr(args, "name") else "/admin/routes"
-    headers = {"authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    with httpx.Client(base_url=args.url, headers=headers, timeout=120, transport=transport) as client:
+    with httpx.Client(base_url=args.url, headers=bearer_headers(args.api_key), timeout=120,
+                      transport=transport) as client:
         try:
             if args.command == "list":
                 response = client.get(path)

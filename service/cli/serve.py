@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from pydantic import ValidationError
 
+from service.cli.logs import configure_logging
 from service.config import Settings, load_settings
 
 
@@ -16,15 +16,21 @@ def run(argv: list[str]) -> int:
     except ValidationError as exc:
         print(f"loragate serve: invalid settings\n{exc}", file=sys.stderr)
         return 2
+    configure_logging(settings)  # JSON lines unless --log-format text
+    from service.api.auth import AuthConfigError, key_ring_for
+
+    try:
+        key_ring_for(settings, warn=False)  # refuse keyless or insecure starts before preparing anything
+    except AuthConfigError as exc:
+        print(f"loragate serve: {exc}", file=sys.stderr)
+        return 2
     _prepare_if_default(settings)
-    import uvicorn
-
     from service.api import create_app
+    from service.api.server import serve
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, timeout_graceful_shutdown=30)
-    return 0
+    # SIGTERM drains then exits 0; a dead engine exits 3 (service/api/lifecycle.py).
+    return serve(create_app(settings), settings.host, settings.port, settings.log_level,
+                 log_config=None, access_log=False)  # our handlers; loragate.access replaces uvicorn's access log
 
 
 def _prepare_if_default(settings: Settings) -> None:

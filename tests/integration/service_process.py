@@ -22,8 +22,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Every test service runs keyless on 127.0.0.1 unless a test passes its own settings in `env`
+# (an auth test passes keys with LORAGATE_AUTH_DISABLED=false: keys and auth_disabled together
+# are refused at start).
+DEFAULT_ENV = {"PYTHONUNBUFFERED": "1", "LORAGATE_AUTH_DISABLED": "true"}
+
+
 class ServiceProcess:
-    """One service process on a free port; logs go to `log_path`."""
+    """One service process on a free port; logs go to `log_path`. `env` is added to
+    `DEFAULT_ENV` and the caller's environment, and wins over both."""
 
     ready_path = "/health/ready"
 
@@ -36,7 +43,7 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
-        env = os.environ | {"PYTHONUNBUFFERED": "1"} | self.extra_env
+        env = os.environ | DEFAULT_ENV | self.extra_env
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "service", "serve", "--port", str(self.port), *self.args],

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_LOGPROBS = 20  # vLLM's default max_logprobs
+MAX_STOP_CHARS = 256  # per stop sequence
 
 # OpenAI fields that do not change what is generated: accepted and ignored, as documented.
 IGNORED_FIELDS = frozenset({"store", "metadata", "service_tier", "parallel_tool_calls", "prompt_cache_key",
@@ -136,6 +137,8 @@ class SamplingFields(BaseModel):
     def _stop_list(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences are allowed")
+        if any(len(stop) > MAX_STOP_CHARS for stop in ([value] if isinstance(value, str) else value or [])):
+            raise ValueError(f"each stop sequence may be at most {MAX_STOP_CHARS} characters long")
         return value
 
     @property

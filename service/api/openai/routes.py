@@ -38,8 +38,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, servic
     generation = services.generation
     prepared = await generation.prepare(generation_request(body, generation, route_key))
     if body.stream:
-        return await event_stream(prepared, chat_chunks(prepared, generation, body))
-    result = await _run(request, generation, prepared)
+        return await event_stream(prepared, chat_chunks(prepared, generation, body, request.state),
+                                  services.settings.request_timeout_s)
+    result = await _run(request, generation, prepared, services.settings.request_timeout_s)
     top = body.top_logprobs_requested
     response = ChatCompletionResponse(
         model=body.model,
@@ -59,8 +60,9 @@ async def completions(body: CompletionRequest, request: Request, services: Servi
     generation = services.generation
     prepared = await generation.prepare(generation_request(body, generation, route_key))
     if body.stream:
-        return await event_stream(prepared, completion_chunks(prepared, generation, body))
-    result = await _run(request, generation, prepared)
+        return await event_stream(prepared, completion_chunks(prepared, generation, body, request.state),
+                                  services.settings.request_timeout_s)
+    result = await _run(request, generation, prepared, services.settings.request_timeout_s)
     response = CompletionResponse(
         model=body.model,
         choices=[
@@ -84,8 +86,9 @@ async def list_models(services: ServicesDep) -> ModelList:
     return ModelList(data=cards)
 
 
-async def _run(request: Request, generation: GenerationService, prepared: PreparedGeneration) -> GenerationResult:
+async def _run(request: Request, generation: GenerationService, prepared: PreparedGeneration,
+               timeout_s: float) -> GenerationResult:
     try:
-        return await cancel_on_disconnect(request, generation.run(prepared))
+        return await cancel_on_disconnect(request, generation.run(prepared), timeout_s)
     finally:
         prepared.release()

@@ -6,10 +6,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
+from service.api.cancellation import within_deadline
 from service.api.errors import ErrorDetail, ErrorResponse, service_error_response
 from service.api.headers import target_headers
 from service.api.openai.logprobs import chat_logprobs, completion_logprobs
@@ -35,9 +37,12 @@ def sse_event(payload: BaseModel) -> str:
     return f"data: {payload.model_dump_json()}\n\n"
 
 
-async def event_stream(prepared: PreparedGeneration, events: AsyncIterator[str]) -> StreamingResponse | JSONResponse:
+async def event_stream(prepared: PreparedGeneration, events: AsyncIterator[str],
+                       timeout_s: float | None = None) -> StreamingResponse | JSONResponse:
     """Start the stream, but surface errors that happen before the first event as plain HTTP errors;
-    later ones end the stream with an error event (mapped by the one failure table)."""
+    later ones end the stream with an error event (mapped by the one failure table). After
+    `timeout_s` the work is aborted and the stream ends with a 504 error event."""
+    events = within_deadline(events, timeout_s)
     try:
         first = await anext(events)
     except Exception as exc:  # noqa: BLE001 - every failure is mapped by service_error_response
@@ -62,8 +67,14 @@ async def event_stream(prepared: PreparedGeneration, events: AsyncIterator[str])
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
+def _record_usage(state: Any, prepared: PreparedGeneration, tokens: int) -> None:
+    """For the access log: a stream's token counts are known only after its headers went out."""
+    if state is not None:
+        state.prompt_tokens, state.completion_tokens = len(prepared.prompt_token_ids), tokens
+
+
 async def chat_chunks(prepared: PreparedGeneration, generation: GenerationService,
-                      body: ChatCompletionRequest) -> AsyncIterator[str]:
+                      body: ChatCompletionRequest, state: Any = None) -> AsyncIterator[str]:
     chunk_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), prepared.target.model
     top = body.top_logprobs_requested
     tokens = 0
@@ -86,12 +97,13 @@ async def chat_chunks(prepared: PreparedGeneration, generation: GenerationServic
                 ))
         if choices:
             yield chunk(choices)
+    _record_usage(state, prepared, tokens)
     if body.include_usage:
         yield chunk([], usage(len(prepared.prompt_token_ids), tokens))
 
 
 async def completion_chunks(prepared: PreparedGeneration, generation: GenerationService,
-                            body: CompletionRequest) -> AsyncIterator[str]:
+                            body: CompletionRequest, state: Any = None) -> AsyncIterator[str]:
     chunk_id, created, model = f"cmpl-{uuid.uuid4().hex}", int(time.time()), prepared.target.model
     tokens = 0
     echoed: set[int] = set()
@@ -113,6 +125,7 @@ async def completion_chunks(prepared: PreparedGeneration, generation: Generation
             offsets[delta.index] = offsets.get(delta.index, 0) + len(delta.text)
         if choices:
             yield chunk(choices)
+    _record_usage(state, prepared, tokens)
     if body.include_usage:
         yield chunk([], usage(len(prepared.prompt_token_ids), tokens))
 

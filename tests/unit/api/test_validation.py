@@ -64,7 +64,8 @@ def engine() -> StubEngine:
 
 @pytest.fixture()
 def client(engine: StubEngine, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(model=tmp_path, served_model_name=MODEL, max_model_len=256, max_tokens_limit=64, max_n=2)
+    settings = Settings(model=tmp_path, served_model_name=MODEL, max_model_len=256, max_tokens_limit=64, max_n=2,
+                        auth_disabled=True)  # keys: tests/unit/api/test_auth.py
     metrics = Metrics(CollectorRegistry())
     router = ModelRouter(MODEL)
     limits = GenerationLimits(max_model_len=256, max_tokens_limit=64, max_n=2)

@@ -1,0 +1,112 @@
+"""The process's life around the engine: drain on SIGTERM, a watchdog for a dead engine, and
+the exit code a supervisor reads.
+
+- Drain: the first SIGTERM (or SIGINT) turns `/health/ready` to 503 at once and answers every
+  new request except health probes with 503 `shutting_down`; requests in flight finish (up to
+  `drain_timeout_s`), then the server stops and the process exits 0.
+- Watchdog: every `engine_watchdog_interval_s` it asks the engine whether it is alive. A dead
+  engine fails in-flight requests with 503 (vLLM raises EngineDeadError to every waiting request),
+  turns readiness and liveness to 503 and stops the process with exit code 3, so a supervisor
+  restarts it; the adapter store and routes are on disk and come back unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from service.api.errors import error_response
+from service.engine import EngineState
+
+logger = logging.getLogger(__name__)
+
+ENGINE_DEAD_EXIT_CODE = 3
+OPEN_WHILE_DRAINING = ("/health/live", "/health/ready", "/metrics")
+
+
+class Lifecycle:
+    """Shared by the middleware, the watchdog and the server: in-flight count, drain, exit code."""
+
+    def __init__(self, drain_timeout_s: float) -> None:
+        self.drain_timeout_s = drain_timeout_s
+        self.draining = False
+        self.in_flight = 0
+        self.exit_code = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.request_exit: Callable[[], None] = lambda: None  # set by the server that runs the app
+
+    def started(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def finished(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def drain(self, on_drain: Callable[[], None]) -> None:
+        """Refuse new work, wait for what is in flight (bounded), then ask the server to stop."""
+        if self.draining:
+            return
+        self.draining = True
+        on_drain()
+        started = time.monotonic()
+        logger.warning("draining: %d request(s) in flight, up to %.0f s", self.in_flight, self.drain_timeout_s)
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.drain_timeout_s)
+            logger.warning("drained in %.1f s; stopping", time.monotonic() - started)
+        except TimeoutError:
+            logger.error("drain timeout: %d request(s) still in flight; stopping anyway", self.in_flight)
+        self.request_exit()
+
+    def fail(self, exit_code: int) -> None:
+        self.exit_code = exit_code
+        self.draining = True
+        self.request_exit()
+
+
+class LifecycleMiddleware:
+    """Counts requests in flight (a stream until its last byte) and refuses new ones while draining."""
+
+    def __init__(self, app: Any, lifecycle: Lifecycle) -> None:
+        self.app, self.lifecycle = app, lifecycle
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_WHILE_DRAINING:
+            await self.app(scope, receive, send)
+            return
+        if self.lifecycle.draining:
+            response = error_response(503, "The server is shutting down; retry on another replica.", "server_error",
+                                      code="shutting_down", headers={"retry-after": "1", "connection": "close"})
+            await response(scope, receive, send)
+            return
+        self.lifecycle.started()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.lifecycle.finished()
+
+
+async def watch_engine(engine: Any, lifecycle: Lifecycle, interval_s: float, on_dead: Callable[[], None]) -> None:
+    """Poll the engine's health; on death, stop the process with a non-zero exit code."""
+    while True:
+        await asyncio.sleep(interval_s)
+        if engine.state not in (EngineState.READY, EngineState.DRAINING):
+            if engine.state == EngineState.DEAD:
+                break
+            continue
+        try:
+            alive = await asyncio.wait_for(engine.check_health(), timeout=max(interval_s, 5.0))
+        except Exception:  # noqa: BLE001 - a health check that cannot answer is a dead engine
+            alive = False
+        if not alive and engine.state != EngineState.DRAINING:
+            break
+    engine.state = EngineState.DEAD
+    on_dead()
+    logger.critical("the engine died; exiting with code %d so the supervisor restarts this replica",
+                    ENGINE_DEAD_EXIT_CODE)
+    lifecycle.fail(ENGINE_DEAD_EXIT_CODE)
