@@ -1,0 +1,333 @@
+"""Operations against the real service with keys on: credentials on every route (path variants
+included), a bad-input matrix, admission control, timeouts and disconnects, schemathesis against
+the service's own OpenAPI document, drain on SIGTERM and a killed engine.
+
+One keyed service process serves the module (drain stops it, so that test runs last); the
+killed-engine test starts its own process twice (kill, then restart over the same store).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import service_env
+from tests.integration.metrics_scrape import scrape_value
+from tests.integration.service_process import ServiceProcess
+from tests.support.adapters import make_peft_adapter
+
+API_KEY, ADMIN_KEY = "test-api-key-0123456789", "test-admin-key-0123456789"
+API, ADMIN = {"authorization": f"Bearer {API_KEY}"}, {"authorization": f"Bearer {ADMIN_KEY}"}
+MSG = [{"role": "user", "content": "Say hi."}]
+REQUEST_TIMEOUT_S = 6
+
+
+def keyed_env(store: Path, roots: list[Path], **extra: str) -> dict[str, str]:
+    return service_env(store, roots) | {
+        "LORAGATE_AUTH_DISABLED": "false",
+        "LORAGATE_API_KEYS": json.dumps([API_KEY]),
+        "LORAGATE_ADMIN_KEYS": json.dumps([ADMIN_KEY]),
+        "LORAGATE_MAX_CONCURRENT_REQUESTS": "2",
+        "LORAGATE_MAX_QUEUED_REQUESTS": "1",
+        "LORAGATE_QUEUE_TIMEOUT_S": "60",
+        "LORAGATE_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S),
+        "LORAGATE_MAX_TOKENS_LIMIT": "64",
+        "LORAGATE_MAX_BODY_BYTES": str(256 * 1024),
+        "LORAGATE_DRAIN_TIMEOUT_S": "60",
+    } | extra
+
+
+@pytest.fixture(scope="module")
+def ops(logs_dir: Path, tmp_path_factory: pytest.TempPathFactory, adapter_source_dir: Path) -> Iterator[ServiceProcess]:
+    store = tmp_path_factory.mktemp("ops-store")
+    proc = ServiceProcess(logs_dir / "ops.log", env=keyed_env(store, [adapter_source_dir])).start()
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture()
+def http(ops: ServiceProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=ops.base_url, timeout=120) as client:
+        yield client
+
+
+def still_serves(http: httpx.Client, model: str) -> None:
+    reply = http.post("/v1/chat/completions", headers=API,
+                      json={"model": model, "messages": MSG, "max_tokens": 2, "temperature": 0})
+    assert reply.status_code == 200, reply.text
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
+    assert response.status_code == status, (response.request.method, response.request.url, response.text)
+    if response.request.method != "HEAD":
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        if code is not None:
+            assert error["code"] == code, error
+
+
+# ------------------------------------------------------------------ credentials
+ROUTES = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"),
+          ("POST", "/v1/tickets/triage"), ("POST", "/v1/tickets/triage/batch"), ("GET", "/v1/stats"),
+          ("GET", "/admin/adapters"), ("POST", "/admin/adapters"), ("DELETE", "/admin/adapters/x"),
+          ("GET", "/admin/routes"), ("PUT", "/admin/routes/x"), ("DELETE", "/admin/routes/x")]
+ADMIN_VARIANTS = ["//admin/adapters", "/admin/../admin/adapters", "/v1/../admin/adapters", "/%61dmin/adapters",
+                  "/admin%2Fadapters", "/admin/adapters/", "/admin/./adapters", "/ADMIN/adapters"]
+BAD_CREDENTIALS = [None, "Bearer", "Bearer ", f"Basic {API_KEY}", f"Bearer {API_KEY[:-1]}", f"Bearer {API_KEY}x",
+                   "Bearer sk-forged-0000000000", f"Bearer {API_KEY} {API_KEY}"]
+
+
+@pytest.mark.parametrize("credential", BAD_CREDENTIALS, ids=lambda c: repr(c)[:24])
+def test_missing_invalid_and_forged_credentials_are_401_everywhere(http: httpx.Client, credential: str | None) -> None:
+    headers = {"authorization": credential} if credential is not None else {}
+    for method, path in ROUTES:
+        assert_error(http.request(method, path, headers=headers, json={}), 401, "invalid_api_key")
+
+
+def test_path_variants_and_methods_cannot_reach_admin_without_an_admin_key(http: httpx.Client) -> None:
+    for path in ADMIN_VARIANTS:
+        for method in ("GET", "HEAD", "OPTIONS", "POST"):
+            response = http.request(method, path)
+            assert response.status_code == 401, (method, path, response.status_code)
+            response = http.request(method, path, headers=API)
+            assert response.status_code in (403, 404, 405), (method, path, response.status_code)
+            assert response.status_code != 200
+
+
+def test_roles(http: httpx.Client, model: str) -> None:
+    assert_error(http.get("/admin/adapters", headers=API), 403, "insufficient_permissions")
+    assert http.get("/admin/adapters", headers=ADMIN).status_code == 200
+    assert http.get("/v1/models", headers=ADMIN).status_code == 200
+    assert http.get("/health/ready").status_code == 200 and http.get("/health/live").status_code == 200
+    assert http.get("/metrics").status_code == 200
+    still_serves(http, model)
+
+
+def test_openai_client_with_a_key(ops: ServiceProcess, model: str) -> None:
+    import openai
+
+    good = openai.OpenAI(base_url=f"{ops.base_url}/v1", api_key=API_KEY, max_retries=0)
+    assert good.chat.completions.create(model=model, messages=MSG, max_tokens=2).choices
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{ops.base_url}/v1", api_key="wrong-key", max_retries=0).models.list()
+
+
+# ------------------------------------------------------------------ bad input
+def bad_inputs(model: str) -> list[tuple[str, str, bytes | dict, dict[str, str], int, str | None]]:
+    chat = "/v1/chat/completions"
+    base = {"model": model, "messages": MSG}
+    return [
+        ("malformed json", chat, b'{"model": ', {}, 400, None),
+        ("non-object body", chat, b"[1, 2]", {}, 400, None),
+        ("invalid utf-8", chat, b'{"model": "\xff\xfe"}', {}, 400, None),
+        ("oversized body", chat, b'{"x": "' + b"a" * (300 * 1024) + b'"}', {}, 413, "payload_too_large"),
+        ("max_tokens above cap", chat, base | {"max_tokens": 65}, {}, 400, None),
+        ("n above cap", chat, base | {"n": 100, "temperature": 1}, {}, 400, None),
+        ("five stop strings", chat, base | {"stop": ["a", "b", "c", "d", "e"]}, {}, 400, None),
+        ("long stop string", chat, base | {"stop": ["x" * 300]}, {}, 400, None),
+        ("logit_bias too large", chat, base | {"logit_bias": {str(i): 1 for i in range(301)}}, {}, 400, None),
+        ("logit_bias out of vocabulary", chat, base | {"logit_bias": {"9999999": 1}}, {}, 400, None),
+        ("too many messages", chat, {"model": model, "messages": MSG * 300}, {}, 400, None),
+        ("prompt too long", "/v1/completions", {"model": model, "prompt": "word " * 30000}, {}, 400, None),
+        ("min_tokens above max_tokens", chat, base | {"max_tokens": 2, "min_tokens": 3}, {}, 400, None),
+        ("seed overflow", chat, base | {"seed": 2**64}, {}, 400, None),
+        ("unknown field", chat, base | {"temprature": 1}, {}, 400, "unrecognized_argument"),
+        ("unknown model", chat, {"model": "no-such-model", "messages": MSG}, {}, 404, "model_not_found"),
+        ("batch too large", "/v1/tickets/triage/batch",
+         {"tickets": [{"subject": "s", "body": "b"}] * 100}, {}, 400, None),
+        ("nested regex in schema", chat, base | {"response_format": {"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "(a+)+$"}}}}}},
+         {}, 400, "invalid_regex"),
+    ]
+
+
+def test_bad_input_matrix(http: httpx.Client, model: str) -> None:
+    results = {}
+    for name, path, body, headers, status, code in bad_inputs(model):
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        response = http.post(path, content=content, headers=API | {"content-type": "application/json"} | headers)
+        results[name] = response.status_code
+        assert_error(response, status, code)
+    print(json.dumps(results, indent=1))  # the closing note quotes this matrix
+    still_serves(http, model)
+
+
+# ------------------------------------------------------------------ admission
+def test_overload_gets_429_while_admitted_requests_succeed(ops: ServiceProcess, model: str) -> None:
+    body = {"model": model, "messages": MSG, "max_tokens": 6, "min_tokens": 6, "ignore_eos": True}
+
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(base_url=ops.base_url, timeout=120) as client:
+            return client.post("/v1/chat/completions", headers=API, json=body)
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(one, range(8)))
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses.count(200) >= 3 and statuses.count(429) >= 1, statuses  # 2 running + 1 queued admitted
+    assert set(statuses) <= {200, 429}
+    for reply in replies:
+        if reply.status_code == 429:
+            assert int(reply.headers["retry-after"]) >= 1
+            assert reply.json()["error"]["code"] == "rate_limit_exceeded"
+        else:
+            assert reply.json()["usage"]["completion_tokens"] == 6
+
+
+def engine_idle(http: httpx.Client, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if scrape_value(http, "loragate_engine_requests_unfinished") == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_timeout_is_504_and_aborts_the_engine_request(http: httpx.Client, model: str) -> None:
+    body = {"model": model, "prompt": "Once upon a time", "max_tokens": 64, "min_tokens": 64, "ignore_eos": True}
+    started = time.monotonic()
+    reply = http.post("/v1/completions", headers=API, json=body | {"max_tokens": 64})
+    if reply.status_code == 200:
+        pytest.skip("the machine generated 64 tokens within the timeout; nothing to abort")
+    assert_error(reply, 504, "timeout")
+    assert time.monotonic() - started < REQUEST_TIMEOUT_S + 10
+    assert engine_idle(http)
+    with http.stream("POST", "/v1/completions", headers=API, json=body | {"stream": True}) as stream:
+        events = [line for line in stream.iter_lines() if line.startswith("data: ")]
+    if any('"timeout"' in e for e in events):
+        assert events[-1] == "data: [DONE]"
+    assert engine_idle(http)
+
+
+def test_disconnect_aborts_the_engine_request(ops: ServiceProcess, http: httpx.Client, model: str) -> None:
+    body = {"model": model, "prompt": "Once upon a time", "max_tokens": 64, "min_tokens": 64, "ignore_eos": True}
+    for stream in (False, True):
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(f"{ops.base_url}/v1/completions", headers=API, json=body | {"stream": stream}, timeout=1.0)
+        assert engine_idle(http), f"stream={stream}: the engine still runs an abandoned request"
+
+
+# ------------------------------------------------------------------ fuzzing
+def test_schemathesis_finds_no_5xx_and_no_schema_violations(ops: ServiceProcess, model: str) -> None:
+    import schemathesis
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    schema = schemathesis.openapi.from_url(f"{ops.base_url}/openapi.json", headers=ADMIN)
+    failures: list[str] = []
+    cases = 0
+    for operation in schema.get_all_operations():
+        op = operation.ok()
+        if op.method.upper() == "DELETE" or op.path.startswith("/admin/adapters"):
+            continue  # destructive or file-system bound: covered by their own tests
+        strategy = op.as_strategy()
+        for _ in range(12):
+            case = strategy.example()
+            cases += 1
+            response = case.call(base_url=ops.base_url, headers=ADMIN, timeout=60)
+            if response.status_code >= 500:
+                failures.append(f"{op.method.upper()} {op.path}: {response.status_code} {response.text[:200]}")
+                continue
+            try:
+                case.validate_response(response, checks=[response_schema_conformance])
+            except Exception as exc:  # noqa: BLE001 - every violation is reported together
+                failures.append(f"{op.method.upper()} {op.path}: {str(exc)[:300]}")
+    assert cases >= 100
+    assert not failures, "\n".join(failures)
+
+
+# ------------------------------------------------------------------ drain (last: stops the process)
+def test_sigterm_drains_in_flight_requests_and_exits_0(ops: ServiceProcess, model: str) -> None:
+    body = {"model": model, "prompt": "Once upon", "max_tokens": 24, "min_tokens": 24, "ignore_eos": True}
+    results: list[httpx.Response] = []
+
+    def in_flight() -> None:
+        with httpx.Client(base_url=ops.base_url, timeout=120) as client:
+            results.append(client.post("/v1/completions", headers=API, json=body))
+
+    threads = [threading.Thread(target=in_flight) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    assert ops.process is not None
+    os.kill(ops.process.pid, signal.SIGTERM)  # as Docker and Kubernetes send it: to the main process
+    time.sleep(0.5)
+    with httpx.Client(base_url=ops.base_url, timeout=10) as client:
+        assert client.get("/health/ready").status_code == 503
+        assert_error(client.post("/v1/completions", headers=API, json=body), 503, "shutting_down")
+    for thread in threads:
+        thread.join(120)
+    assert [r.status_code for r in results] == [200, 200]
+    assert all(r.json()["usage"]["completion_tokens"] == 24 for r in results)
+    assert ops.process.wait(90) == 0
+
+
+# ------------------------------------------------------------------ engine death
+def engine_core_pids(parent: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and ("EngineCore" in cmdline or "multiprocessing" in cmdline or "spawn" in cmdline):
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_killed_engine_fails_fast_exits_non_zero_and_a_restart_restores_everything(
+    logs_dir: Path, tmp_path: Path, adapter_source_dir: Path, model_dir: Path, model: str,
+) -> None:
+    store = tmp_path / "store"
+    adapter = make_peft_adapter(model_dir, adapter_source_dir / "ops-adapter", seed=11)
+    env = keyed_env(store, [adapter_source_dir])
+    first = ServiceProcess(logs_dir / "ops-kill.log", env=env).start().wait_ready()
+    try:
+        with httpx.Client(base_url=first.base_url, timeout=120, headers=ADMIN) as client:
+            assert client.post("/admin/adapters", json={"name": "ops-adapter", "path": str(adapter)}).status_code == 201
+            assert client.put("/admin/routes/ops-ab", json={"variants": [
+                {"target": model, "weight": 1}, {"target": "ops-adapter", "weight": 1}]}).status_code in (200, 201)
+            adapters_before = client.get("/admin/adapters").json()
+            routes_before = client.get("/admin/routes").json()
+        assert first.process is not None
+        children = engine_core_pids(first.process.pid)
+        assert children, "no engine process found"
+        killed_at = time.monotonic()
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        with httpx.Client(base_url=first.base_url, timeout=30, headers=API) as client:
+            try:
+                reply = client.post("/v1/chat/completions", json={"model": model, "messages": MSG, "max_tokens": 2})
+                assert reply.status_code == 503, reply.text
+            except httpx.TransportError:
+                pass  # the process may already be gone: also never a hang
+        code = first.process.wait(60)
+        assert code != 0 and time.monotonic() - killed_at < 60
+    finally:
+        first.stop(signal.SIGKILL)
+    second = ServiceProcess(logs_dir / "ops-restart.log", env=env).start().wait_ready()
+    try:
+        with httpx.Client(base_url=second.base_url, timeout=120, headers=ADMIN) as client:
+            strip = lambda items: json.dumps(items, sort_keys=True, default=str)  # noqa: E731
+            after = client.get("/admin/adapters").json()
+            assert [a["name"] for a in after["data"]] == [a["name"] for a in adapters_before["data"]]
+            assert [a["version"] for a in after["data"]] == [a["version"] for a in adapters_before["data"]]
+            assert strip([r["name"] for r in client.get("/admin/routes").json()["data"]]) == \
+                strip([r["name"] for r in routes_before["data"]])
+            still_serves(client, "ops-ab")
+    finally:
+        second.stop()
