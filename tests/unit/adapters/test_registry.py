@@ -24,6 +24,7 @@ from service.errors import ConflictError, InvalidRequestError, NotFoundError
 from service.adapters.registry import AdapterRegistry
 from tests.support.adapters import tar_gz
 from tests.support.registry_harness import BASE_MODEL_NAME, FakeEngine, file_sha256, make_registry
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -65,14 +66,6 @@ def replica(store_root: Path, tiny_model_dir: Path, adapter_root: Path, src: Pat
     for registry in built:
         registry.replicas.close()  # its serving marker and lock file
 
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Retirement runs in a background task: poll for its effect."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def manifest_json(store_root: Path) -> dict:

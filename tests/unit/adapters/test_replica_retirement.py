@@ -12,7 +12,6 @@ import asyncio
 import gc
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,6 +25,7 @@ from service.adapters.types import RegistryLimits
 from service.adapters.validation import BaseModelShape
 from service.observability.metrics import Metrics
 from tests.support.registry_harness import MAX_BYTES, FakeEngine, make_registry
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -57,13 +57,6 @@ def replica(store_root: Path, tiny_model_dir: Path, adapter_root: Path) -> Itera
     for registry in built:
         registry.replicas.close()  # its serving marker and lock file
 
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def marker(registry: AdapterRegistry) -> dict:

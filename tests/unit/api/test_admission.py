@@ -19,6 +19,7 @@ from service.api.errors import install_error_handlers
 from service.api.openai.protocol import ChatCompletionRequest
 from service.config import Settings
 from service.observability.metrics import Metrics
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -122,12 +123,6 @@ class FakeAuth:
             scope.setdefault("state", {})["key_id"] = key.decode()
         await self.app(scope, receive, send)
 
-
-async def eventually(condition, timeout: float = 2.0) -> None:  # noqa: ANN001
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-    await asyncio.wait_for(poll(), timeout)
 
 
 def chat(user: str = "", **fields: object) -> dict:

@@ -89,9 +89,3 @@ class FakeGeneration:
                                choices=[SimpleNamespace(text=json.dumps(REPLY))], prompt_tokens=9, completion_tokens=9,
                                attempts=1)
 
-
-async def eventually(condition, timeout: float = 2.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-    await asyncio.wait_for(poll(), timeout)

@@ -10,7 +10,8 @@ from starlette.requests import Request
 
 from service.api.tasks import BatchTriageRequest, TriageRequest, triage_batch, triage_ticket
 from service.tasks.triage import TriageService
-from tests.unit.tasks.fakes import BASE_MODEL, FakeGeneration, eventually, ticket
+from tests.support.waiting import eventually
+from tests.unit.tasks.fakes import BASE_MODEL, FakeGeneration, ticket
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,8 @@ from service.errors import EngineNotReadyError
 from service.generation import GenerationLimits, GenerationRequest, GenerationService, PromptMessage
 from service.observability import Metrics
 from service.tasks.triage import TriageResponse, TriageService
-from tests.unit.tasks.fakes import BASE_MODEL, FakeEngine, FakeGeneration, eventually, ticket
+from tests.support.waiting import eventually
+from tests.unit.tasks.fakes import BASE_MODEL, FakeEngine, FakeGeneration, ticket
 
 pytestmark = pytest.mark.anyio
 
