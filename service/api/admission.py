@@ -200,7 +200,7 @@ class AdmissionMiddleware:
     async def _admit(self, kind: str, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # malformed or absurdly nested: the route answers 400
             payload = None
         payload = payload if isinstance(payload, dict) else None
         key = _client_key(scope)

@@ -28,7 +28,8 @@ from tests.support.adapters import make_peft_adapter
 API_KEY, ADMIN_KEY = "test-api-key-0123456789", "test-admin-key-0123456789"
 API, ADMIN = {"authorization": f"Bearer {API_KEY}"}, {"authorization": f"Bearer {ADMIN_KEY}"}
 MSG = [{"role": "user", "content": "Say hi."}]
-REQUEST_TIMEOUT_S = 6
+REQUEST_TIMEOUT_S = 4
+LONG = 512  # tokens: well past the timeout on any CPU here (timeout and disconnect tests)
 
 
 def keyed_env(store: Path, roots: list[Path], **extra: str) -> dict[str, str]:
@@ -40,7 +41,7 @@ def keyed_env(store: Path, roots: list[Path], **extra: str) -> dict[str, str]:
         "LORAGATE_MAX_QUEUED_REQUESTS": "1",
         "LORAGATE_QUEUE_TIMEOUT_S": "60",
         "LORAGATE_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S),
-        "LORAGATE_MAX_TOKENS_LIMIT": "64",
+        "LORAGATE_MAX_TOKENS_LIMIT": str(LONG),
         "LORAGATE_MAX_BODY_BYTES": str(256 * 1024),
         "LORAGATE_DRAIN_TIMEOUT_S": "60",
     } | extra
@@ -85,7 +86,8 @@ ROUTES = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1
           ("GET", "/admin/routes"), ("PUT", "/admin/routes/x"), ("DELETE", "/admin/routes/x")]
 ADMIN_VARIANTS = ["//admin/adapters", "/admin/../admin/adapters", "/v1/../admin/adapters", "/%61dmin/adapters",
                   "/admin%2Fadapters", "/admin/adapters/", "/admin/./adapters", "/ADMIN/adapters"]
-BAD_CREDENTIALS = [None, "Bearer", "Bearer ", f"Basic {API_KEY}", f"Bearer {API_KEY[:-1]}", f"Bearer {API_KEY}x",
+# (h11 refuses to send a header value with trailing whitespace, so "Bearer " cannot be tried.)
+BAD_CREDENTIALS = [None, "Bearer", f"Basic {API_KEY}", f"Bearer {API_KEY[:-1]}", f"Bearer {API_KEY}x",
                    "Bearer sk-forged-0000000000", f"Bearer {API_KEY} {API_KEY}"]
 
 
@@ -133,7 +135,7 @@ def bad_inputs(model: str) -> list[tuple[str, str, bytes | dict, dict[str, str],
         ("non-object body", chat, b"[1, 2]", {}, 400, None),
         ("invalid utf-8", chat, b'{"model": "\xff\xfe"}', {}, 400, None),
         ("oversized body", chat, b'{"x": "' + b"a" * (300 * 1024) + b'"}', {}, 413, "payload_too_large"),
-        ("max_tokens above cap", chat, base | {"max_tokens": 65}, {}, 400, None),
+        ("max_tokens above cap", chat, base | {"max_tokens": LONG + 1}, {}, 400, None),
         ("n above cap", chat, base | {"n": 100, "temperature": 1}, {}, 400, None),
         ("five stop strings", chat, base | {"stop": ["a", "b", "c", "d", "e"]}, {}, 400, None),
         ("long stop string", chat, base | {"stop": ["x" * 300]}, {}, 400, None),
@@ -195,11 +197,9 @@ def engine_idle(http: httpx.Client, timeout: float = 30) -> bool:
 
 
 def test_timeout_is_504_and_aborts_the_engine_request(http: httpx.Client, model: str) -> None:
-    body = {"model": model, "prompt": "Once upon a time", "max_tokens": 64, "min_tokens": 64, "ignore_eos": True}
+    body = {"model": model, "prompt": "Once upon a time", "max_tokens": LONG, "min_tokens": LONG, "ignore_eos": True}
     started = time.monotonic()
-    reply = http.post("/v1/completions", headers=API, json=body | {"max_tokens": 64})
-    if reply.status_code == 200:
-        pytest.skip("the machine generated 64 tokens within the timeout; nothing to abort")
+    reply = http.post("/v1/completions", headers=API, json=body)
     assert_error(reply, 504, "timeout")
     assert time.monotonic() - started < REQUEST_TIMEOUT_S + 10
     assert engine_idle(http)
@@ -211,10 +211,13 @@ def test_timeout_is_504_and_aborts_the_engine_request(http: httpx.Client, model:
 
 
 def test_disconnect_aborts_the_engine_request(ops: ServiceProcess, http: httpx.Client, model: str) -> None:
-    body = {"model": model, "prompt": "Once upon a time", "max_tokens": 64, "min_tokens": 64, "ignore_eos": True}
+    body = {"model": model, "prompt": "Once upon a time", "max_tokens": LONG, "min_tokens": LONG, "ignore_eos": True}
     for stream in (False, True):
-        with pytest.raises(httpx.TimeoutException):
-            httpx.post(f"{ops.base_url}/v1/completions", headers=API, json=body | {"stream": stream}, timeout=1.0)
+        try:
+            reply = httpx.post(f"{ops.base_url}/v1/completions", headers=API, json=body | {"stream": stream}, timeout=1.0)
+            pytest.fail(f"stream={stream}: answered within a second: {reply.status_code} {reply.text[:200]}")
+        except httpx.TimeoutException:
+            pass  # the client gave up and closed its connection
         assert engine_idle(http), f"stream={stream}: the engine still runs an abandoned request"
 
 
@@ -248,7 +251,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violations(ops: ServiceProcess,
 
 # ------------------------------------------------------------------ drain (last: stops the process)
 def test_sigterm_drains_in_flight_requests_and_exits_0(ops: ServiceProcess, model: str) -> None:
-    body = {"model": model, "prompt": "Once upon", "max_tokens": 24, "min_tokens": 24, "ignore_eos": True}
+    body = {"model": model, "prompt": "Once upon", "max_tokens": 48, "min_tokens": 48, "ignore_eos": True}
     results: list[httpx.Response] = []
 
     def in_flight() -> None:
@@ -258,7 +261,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(ops: ServiceProcess, mode
     threads = [threading.Thread(target=in_flight) for _ in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
+    time.sleep(0.8)
     assert ops.process is not None
     os.kill(ops.process.pid, signal.SIGTERM)  # as Docker and Kubernetes send it: to the main process
     time.sleep(0.5)
@@ -268,7 +271,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(ops: ServiceProcess, mode
     for thread in threads:
         thread.join(120)
     assert [r.status_code for r in results] == [200, 200]
-    assert all(r.json()["usage"]["completion_tokens"] == 24 for r in results)
+    assert all(r.json()["usage"]["completion_tokens"] == 48 for r in results)
     assert ops.process.wait(90) == 0
 
 
@@ -294,7 +297,7 @@ def test_killed_engine_fails_fast_exits_non_zero_and_a_restart_restores_everythi
 ) -> None:
     store = tmp_path / "store"
     adapter = make_peft_adapter(model_dir, adapter_source_dir / "ops-adapter", seed=11)
-    env = keyed_env(store, [adapter_source_dir])
+    env = keyed_env(store, [adapter_source_dir], LORAGATE_REQUEST_TIMEOUT_S="120")  # a cold adapter is slow
     first = ServiceProcess(logs_dir / "ops-kill.log", env=env).start().wait_ready()
     try:
         with httpx.Client(base_url=first.base_url, timeout=120, headers=ADMIN) as client:

@@ -116,6 +116,8 @@ def shape_differences(ours: dict[str, str], theirs: dict[str, str]) -> list[str]
     problems = []
     for path in sorted(set(ours) | set(theirs)):
         mine, peer = ours.get(path), theirs.get(path)
+        if "null" in (mine, peer) and None in (mine, peer):
+            continue  # a null field and an absent one tell a client the same
         if mine is None and not _known(path, VLLM_ONLY_FIELDS) and not path.startswith("choices[].top_logprobs[]."):
             problems.append(f"{path}: only vLLM sends it ({peer})")
         elif peer is None and not _known(path, LORAGATE_ONLY_FIELDS) and not path.startswith("choices[].top_logprobs[]."):

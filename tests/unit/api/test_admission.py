@@ -296,6 +296,15 @@ async def test_the_body_reaches_the_app_unchanged() -> None:
         assert (await client.post("/v1/tickets/triage", json=ticket)).json() == {"ticket": "é" * 500}
 
 
+async def test_an_absurdly_nested_body_is_left_to_the_route() -> None:
+    # json.loads raises RecursionError on it (was a 500); the route answers with its own 400.
+    h = Harness()
+    h.gate.set()
+    async with h.client() as client:
+        response = await client.post(CHAT, content=b"[" * 100_000, headers={"content-type": "application/json"})
+    assert response.status_code == 200 and h.started == ["[" * 100_000]  # admitted, the app decides
+
+
 # ------------------------------------------------------------ request caps
 @pytest.mark.parametrize(("path", "body", "param", "code", "reason"), [
     (CHAT, chat(messages=MSG * 3), "messages", "array_above_max_length", "too_many_messages"),
