@@ -2,8 +2,8 @@
 included), a bad-input matrix, admission control, timeouts and disconnects, schemathesis against
 the service's own OpenAPI document, drain on SIGTERM and a killed engine.
 
-One keyed service process serves the module (drain stops it, so that test runs last); the
-killed-engine test starts its own process twice (kill, then restart over the same store).
+One keyed service process serves the module; the killed-engine test starts its own process
+twice (kill, then restart over the same store) and ends by draining the restarted one.
 """
 
 from __future__ import annotations
@@ -212,13 +212,17 @@ def test_timeout_is_504_and_aborts_the_engine_request(http: httpx.Client, model:
 
 def test_disconnect_aborts_the_engine_request(ops: ServiceProcess, http: httpx.Client, model: str) -> None:
     body = {"model": model, "prompt": "Once upon a time", "max_tokens": LONG, "min_tokens": LONG, "ignore_eos": True}
-    for stream in (False, True):
-        try:
-            reply = httpx.post(f"{ops.base_url}/v1/completions", headers=API, json=body | {"stream": stream}, timeout=1.0)
-            pytest.fail(f"stream={stream}: answered within a second: {reply.status_code} {reply.text[:200]}")
-        except httpx.TimeoutException:
-            pass  # the client gave up and closed its connection
-        assert engine_idle(http), f"stream={stream}: the engine still runs an abandoned request"
+    try:
+        reply = httpx.post(f"{ops.base_url}/v1/completions", headers=API, json=body, timeout=1.0)
+        pytest.fail(f"answered within a second: {reply.status_code} {reply.text[:200]}")
+    except httpx.TimeoutException:
+        pass  # the client gave up and closed its connection
+    assert engine_idle(http), "the engine still runs an abandoned request"
+    with httpx.Client(base_url=ops.base_url, timeout=30, headers=API) as client:
+        with client.stream("POST", "/v1/completions", json=body | {"stream": True}) as stream:
+            assert next(stream.iter_lines()).startswith("data: ")  # streaming has begun
+        # leaving the block closes the connection mid-stream
+    assert engine_idle(http), "the engine still runs an abandoned stream"
 
 
 # ------------------------------------------------------------------ fuzzing
@@ -238,7 +242,8 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violations(ops: ServiceProcess,
             case = strategy.example()
             cases += 1
             response = case.call(base_url=ops.base_url, headers=ADMIN, timeout=60)
-            if response.status_code >= 500:
+            # 504: generation outlived this service's deliberately short request timeout (documented).
+            if response.status_code >= 500 and response.status_code != 504:
                 failures.append(f"{op.method.upper()} {op.path}: {response.status_code} {response.text[:200]}")
                 continue
             try:
@@ -249,30 +254,32 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violations(ops: ServiceProcess,
     assert not failures, "\n".join(failures)
 
 
-# ------------------------------------------------------------------ drain (last: stops the process)
-def test_sigterm_drains_in_flight_requests_and_exits_0(ops: ServiceProcess, model: str) -> None:
+# ------------------------------------------------------------------ drain
+def assert_sigterm_drains_and_exits_0(proc: ServiceProcess, model: str) -> None:
+    """SIGTERM with requests in flight: readiness and new requests 503 at once, the in-flight
+    requests complete, exit 0. (Run on the restarted service below: it has a long request timeout.)"""
     body = {"model": model, "prompt": "Once upon", "max_tokens": 48, "min_tokens": 48, "ignore_eos": True}
     results: list[httpx.Response] = []
 
     def in_flight() -> None:
-        with httpx.Client(base_url=ops.base_url, timeout=120) as client:
-            results.append(client.post("/v1/completions", headers=API, json=body))
+        with httpx.Client(base_url=proc.base_url, timeout=120, headers=API) as client:
+            results.append(client.post("/v1/completions", json=body))
 
     threads = [threading.Thread(target=in_flight) for _ in range(2)]
     for thread in threads:
         thread.start()
     time.sleep(0.8)
-    assert ops.process is not None
-    os.kill(ops.process.pid, signal.SIGTERM)  # as Docker and Kubernetes send it: to the main process
+    assert proc.process is not None
+    os.kill(proc.process.pid, signal.SIGTERM)  # as Docker and Kubernetes send it: to the main process
     time.sleep(0.5)
-    with httpx.Client(base_url=ops.base_url, timeout=10) as client:
+    with httpx.Client(base_url=proc.base_url, timeout=10) as client:
         assert client.get("/health/ready").status_code == 503
         assert_error(client.post("/v1/completions", headers=API, json=body), 503, "shutting_down")
     for thread in threads:
         thread.join(120)
-    assert [r.status_code for r in results] == [200, 200]
+    assert [r.status_code for r in results] == [200, 200], [r.text[:200] for r in results]
     assert all(r.json()["usage"]["completion_tokens"] == 48 for r in results)
-    assert ops.process.wait(90) == 0
+    assert proc.process.wait(90) == 0
 
 
 # ------------------------------------------------------------------ engine death
@@ -292,7 +299,7 @@ def engine_core_pids(parent: int) -> list[int]:
     return pids
 
 
-def test_killed_engine_fails_fast_exits_non_zero_and_a_restart_restores_everything(
+def test_killed_engine_fails_fast_exits_non_zero_a_restart_restores_everything_and_sigterm_drains(
     logs_dir: Path, tmp_path: Path, adapter_source_dir: Path, model_dir: Path, model: str,
 ) -> None:
     store = tmp_path / "store"
@@ -327,10 +334,13 @@ def test_killed_engine_fails_fast_exits_non_zero_and_a_restart_restores_everythi
         with httpx.Client(base_url=second.base_url, timeout=120, headers=ADMIN) as client:
             strip = lambda items: json.dumps(items, sort_keys=True, default=str)  # noqa: E731
             after = client.get("/admin/adapters").json()
-            assert [a["name"] for a in after["data"]] == [a["name"] for a in adapters_before["data"]]
-            assert [a["version"] for a in after["data"]] == [a["version"] for a in adapters_before["data"]]
+            def versions(listing: dict) -> list[tuple[str, int, str]]:
+                return [(a["adapter"]["name"], a["adapter"]["version"], a["adapter"]["sha256"]) for a in listing["data"]]
+
+            assert versions(after) == versions(adapters_before) and versions(after)
             assert strip([r["name"] for r in client.get("/admin/routes").json()["data"]]) == \
                 strip([r["name"] for r in routes_before["data"]])
             still_serves(client, "ops-ab")
+        assert_sigterm_drains_and_exits_0(second, model)
     finally:
         second.stop()
