@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     triage_batch_max: int = Field(32, ge=1, description="Most tickets in one /v1/tickets/triage/batch call.")
     triage_batch_concurrency: int = Field(8, ge=1, description="Tickets of one batch generated at once.")
     grammar_cache_mib: int = Field(64, ge=1, description="Memory for cached compiled grammars (MiB).")
+    outlines_compile_timeout_s: int = Field(
+        30, ge=1, description="Longest outlines index build in the engine (vLLM's default, 5 s, is less than "
+        "a four-field schema takes on a loaded CPU); it runs off the scheduling loop.",
+    )
     enforce_eager: bool = Field(True, description="Skip graph capture/compilation (faster start on CPU).")
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM: longest wait for requests in flight before the process stops.",

@@ -42,6 +42,7 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
             max_cpu_loras=settings.max_cpu_loras,
             max_lora_rank=settings.max_lora_rank,
             grammar_cache_mib=settings.grammar_cache_mib,
+            outlines_compile_timeout_s=settings.outlines_compile_timeout_s,
             vllm_plugin=settings.vllm_plugin,
         ),
         on_stats=metrics.record_engine_stats,

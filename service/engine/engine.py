@@ -75,6 +75,8 @@ class Engine:
         os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "1800")
         # Bounds xgrammar's cache of compiled grammars (vLLM's default is 512 MiB).
         os.environ.setdefault("VLLM_XGRAMMAR_CACHE_MB", str(opts.grammar_cache_mib))
+        # outlines builds its index in a grammar thread, so a long build delays only its request.
+        os.environ.setdefault("VLLM_REGEX_COMPILATION_TIMEOUT_S", str(opts.outlines_compile_timeout_s))
         # Turns loragate's vLLM plugin on in this process and the engine processes it starts
         # (the plugin stays off in any other vLLM process of the environment).
         from service.engine.plugins import ACTIVATION_ENV

@@ -38,6 +38,7 @@ class EngineOptions(BaseModel):
     max_cpu_loras: int = 8
     max_lora_rank: int = 64
     grammar_cache_mib: int = 64
+    outlines_compile_timeout_s: int = 30
     seed: int = 0
     vllm_plugin: bool = True  # per-request structured backends and grouped CPU LoRA ops
 
