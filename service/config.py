@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     kv_cache_space_gib: float = Field(1.0, gt=0, description="KV cache memory in GiB.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("bfloat16", description="Weights dtype.")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size.")
+    pipeline_parallel_size: int = Field(1, ge=1, description="vLLM pipeline parallel size (stages, e.g. nodes).")
+    distributed_executor_backend: Literal["mp", "ray"] | None = Field(
+        None, description="How vLLM runs its workers: `mp` (processes on this node), `ray` (a Ray cluster, "
+        "needed when tensor x pipeline size exceeds this node's GPUs); unset: vLLM chooses.",
+    )
     structured_output_backend: StructuredOutputBackend = Field(
         "xgrammar", description="Default constrained-decoding backend."
     )

@@ -24,29 +24,33 @@ from service.tasks.triage import TriageService
 logger = logging.getLogger(__name__)
 
 
+def engine_options(settings: Settings) -> EngineOptions:
+    """The engine's share of the settings."""
+    return EngineOptions(
+        model_dir=settings.model_dir,
+        served_model_name=settings.model_name,
+        max_model_len=settings.max_model_len,
+        max_num_seqs=settings.max_num_seqs,
+        max_num_batched_tokens=settings.max_num_batched_tokens,
+        kv_cache_space_gib=settings.kv_cache_space_gib,
+        dtype=settings.dtype,
+        tensor_parallel_size=settings.tensor_parallel_size,
+        pipeline_parallel_size=settings.pipeline_parallel_size,
+        distributed_executor_backend=settings.distributed_executor_backend,
+        structured_output_backend=settings.structured_output_backend,
+        enforce_eager=settings.enforce_eager,
+        max_loras=settings.max_loras,
+        max_cpu_loras=settings.max_cpu_loras,
+        max_lora_rank=settings.max_lora_rank,
+        grammar_cache_mib=settings.grammar_cache_mib,
+        outlines_compile_timeout_s=settings.outlines_compile_timeout_s,
+        vllm_plugin=settings.vllm_plugin,
+    )
+
+
 def build_services(settings: Settings, metrics: Metrics | None = None) -> Services:
     metrics = metrics or Metrics()
-    engine = Engine(
-        EngineOptions(
-            model_dir=settings.model_dir,
-            served_model_name=settings.model_name,
-            max_model_len=settings.max_model_len,
-            max_num_seqs=settings.max_num_seqs,
-            max_num_batched_tokens=settings.max_num_batched_tokens,
-            kv_cache_space_gib=settings.kv_cache_space_gib,
-            dtype=settings.dtype,
-            tensor_parallel_size=settings.tensor_parallel_size,
-            structured_output_backend=settings.structured_output_backend,
-            enforce_eager=settings.enforce_eager,
-            max_loras=settings.max_loras,
-            max_cpu_loras=settings.max_cpu_loras,
-            max_lora_rank=settings.max_lora_rank,
-            grammar_cache_mib=settings.grammar_cache_mib,
-            outlines_compile_timeout_s=settings.outlines_compile_timeout_s,
-            vllm_plugin=settings.vllm_plugin,
-        ),
-        on_stats=metrics.record_engine_stats,
-    )
+    engine = Engine(engine_options(settings), on_stats=metrics.record_engine_stats)
     metrics.engine_unfinished.set_function(engine.unfinished_requests)
     store = AdapterStore(settings.adapter_store)
     routes = RouteRegistry(store, settings.model_name, metrics)

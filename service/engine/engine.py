@@ -83,11 +83,19 @@ class Engine:
 
         os.environ[ACTIVATION_ENV] = "1" if opts.vllm_plugin else "0"
 
-        from vllm.config import StructuredOutputsConfig
-        from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = AsyncEngineArgs(
+        args = self.engine_args()
+        stat_loggers = [_stats_forwarder(self._on_stats)] if self._on_stats else None
+        return AsyncLLM.from_engine_args(args, stat_loggers=stat_loggers)
+
+    def engine_args(self) -> Any:
+        """vLLM's engine arguments for these options (cheap: nothing is loaded)."""
+        from vllm.config import StructuredOutputsConfig
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        opts = self.options
+        return AsyncEngineArgs(
             model=str(opts.model_dir),
             served_model_name=opts.served_model_name,
             max_model_len=opts.max_model_len,
@@ -96,6 +104,8 @@ class Engine:
             kv_cache_memory_bytes=int(opts.kv_cache_space_gib * 2**30),
             dtype=opts.dtype,
             tensor_parallel_size=opts.tensor_parallel_size,
+            pipeline_parallel_size=opts.pipeline_parallel_size,
+            distributed_executor_backend=opts.distributed_executor_backend,
             enforce_eager=opts.enforce_eager,
             enable_lora=True,
             max_loras=opts.max_loras,
@@ -111,8 +121,6 @@ class Engine:
             scheduling_policy="priority",
             disable_log_stats=False,
         )
-        stat_loggers = [_stats_forwarder(self._on_stats)] if self._on_stats else None
-        return AsyncLLM.from_engine_args(args, stat_loggers=stat_loggers)
 
     async def shutdown(self) -> None:
         if self._llm is not None:

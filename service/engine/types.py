@@ -32,6 +32,8 @@ class EngineOptions(BaseModel):
     kv_cache_space_gib: float = 1.0
     dtype: str = "bfloat16"
     tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    distributed_executor_backend: str | None = None
     structured_output_backend: str = "xgrammar"
     enforce_eager: bool = True
     max_loras: int = 4

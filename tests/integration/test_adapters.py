@@ -16,10 +16,9 @@ import httpx
 import pytest
 
 from tests.integration.test_gateway import assert_openai_error
-from tests.support.adapters import make_peft_adapter, tar_gz
+from tests.support.adapters import ALL_MODULES, make_peft_adapter, tar_gz
 
 PROMPT = [{"role": "user", "content": "Name three colors."}]
-ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def greedy(client: httpx.Client, model: str, max_tokens: int = 16) -> httpx.Response:

@@ -18,11 +18,10 @@ import httpx
 from service.adapters.store import AdapterStore
 from tests.integration.conftest import service_env
 from tests.integration.service_process import ServiceProcess
-from tests.support.adapters import make_peft_adapter
+from tests.support.adapters import ALL_MODULES, make_peft_adapter
 from tests.support.registry_harness import file_sha256
 
 PROMPT = [{"role": "user", "content": "Name three colors."}]
-ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def start_service(logs_dir: Path, log_name: str, store: Path, roots: list[Path]) -> ServiceProcess:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from tests.integration.conftest import service_env
 from tests.integration.metrics_scrape import scrape_value
 from tests.integration.service_process import ServiceProcess
 from tests.integration.test_gateway import assert_openai_error
-from tests.support.adapters import make_peft_adapter
+from tests.support.adapters import ALL_MODULES, make_peft_adapter
+from tests.support.waiting import wait_until
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 KEYS = [f"customer-{i}" for i in range(200)]
@@ -181,26 +183,84 @@ def test_routes_cli(base_url: str, adapters, model: str) -> None:
     assert missing.returncode == 1 and "ab-cli" in missing.stderr + missing.stdout
 
 
+# ------------------------------------------------- a second replica on the shared store
+REPLICA_SYNC_S = 1.0  # the replica's refresh period; the shared service keeps the default (5 s)
+PROPAGATION_S = 30  # stated in the README: a change reaches every replica within its sync interval
+
+
+@pytest.fixture(scope="module")
+def replica(service_store: Path, adapter_source_dir: Path, logs_dir: Path) -> Iterator[ServiceProcess]:
+    env = service_env(service_store, [adapter_source_dir]) | {"LORAGATE_REGISTRY_SYNC_INTERVAL_S": str(REPLICA_SYNC_S)}
+    proc = ServiceProcess(logs_dir / "replica.log", env=env).start()
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
 def test_second_replica_on_the_same_store_assigns_identically(
-    client: httpx.Client, client_factory, adapters, service_store: Path, adapter_source_dir: Path, logs_dir: Path,
+    client: httpx.Client, client_factory, adapters, replica: ServiceProcess,
 ) -> None:
     """A second process on the shared store is also what a restart looks like: it starts with
     nothing but the store, and every key lands where it did before."""
     assert put_route(client, "ab-replicas", [("route-a", 70), ("route-b", 30)]).status_code == 200
     first = variants_for(client_factory, "ab-replicas", KEYS[:30])
-    env = service_env(service_store, [adapter_source_dir]) | {"LORAGATE_REGISTRY_SYNC_INTERVAL_S": "1"}
-    replica = ServiceProcess(logs_dir / "replica.log", env=env).start()
-    try:
-        replica.wait_ready()
-        second = variants_for(lambda: httpx.Client(base_url=replica.base_url, timeout=300), "ab-replicas", KEYS[:30])
-        assert second == first
-        # A change made through one replica reaches the other within its sync interval.
-        assert put_route(client, "ab-replicas", [("route-a", 0), ("route-b", 1)]).status_code == 200
-        deadline = time.monotonic() + 30
-        with httpx.Client(base_url=replica.base_url, timeout=60) as other:
-            while other.get("/admin/routes/ab-replicas").json()["version"] != 2:
-                assert time.monotonic() < deadline
-                time.sleep(0.5)
-            assert chat(other, "ab-replicas", KEYS[0]).headers["x-loragate-variant"] == "route-b"
-    finally:
-        replica.stop()
+    second = variants_for(lambda: httpx.Client(base_url=replica.base_url, timeout=300), "ab-replicas", KEYS[:30])
+    assert second == first
+    # A change made through one replica reaches the other within its sync interval.
+    assert put_route(client, "ab-replicas", [("route-a", 0), ("route-b", 1)]).status_code == 200
+    with httpx.Client(base_url=replica.base_url, timeout=60) as other:
+        wait_until(lambda: other.get("/admin/routes/ab-replicas").json()["version"] == 2, PROPAGATION_S,
+                   "the replica sees the route's new weights")
+        assert chat(other, "ab-replicas", KEYS[0]).headers["x-loragate-variant"] == "route-b"
+
+
+def test_adapter_registered_on_either_replica_serves_on_both(
+    client: httpx.Client, replica: ServiceProcess, model_dir: Path, adapter_source_dir: Path, model: str,
+) -> None:
+    folder = make_peft_adapter(model_dir, adapter_source_dir / "replica-shared", seed=21, targets=ALL_MODULES,
+                              weight_scale=3.0)
+    with httpx.Client(base_url=replica.base_url, timeout=300) as other:
+        response = other.post("/admin/adapters", json={"name": "replica-shared", "path": str(folder)})
+        assert response.status_code == 201, response.text
+        version = response.json()["version"]
+        wait_until(lambda: client.get("/admin/adapters/replica-shared").status_code == 200, PROPAGATION_S,
+                   "the shared service sees the adapter registered through the replica")
+        here, there = (chat(c, "replica-shared", max_tokens=12) for c in (client, other))
+        assert here.status_code == there.status_code == 200, here.text + there.text
+        assert here.headers["x-loragate-adapter-version"] == there.headers["x-loragate-adapter-version"] == str(version)
+        # The same weights on both replicas: the same greedy reply, and not the base model's.
+        assert here.json()["choices"][0]["message"] == there.json()["choices"][0]["message"]
+        base = chat(client, model, max_tokens=12).json()["choices"][0]["message"]
+        assert here.json()["choices"][0]["message"] != base
+
+
+def test_retired_version_is_deleted_only_when_no_replica_serves_it(
+    client: httpx.Client, replica: ServiceProcess, model_dir: Path, adapter_source_dir: Path, service_store: Path,
+) -> None:
+    """v1 streams on the replica while v2 is registered through the shared service: v1's files stay
+    until that stream ends (the replica still serves v1), then go."""
+    v1 = make_peft_adapter(model_dir, adapter_source_dir / "replica-retire-1", seed=22)
+    v2 = make_peft_adapter(model_dir, adapter_source_dir / "replica-retire-2", seed=23)
+    first = client.post("/admin/adapters", json={"name": "replica-retire", "path": str(v1)})
+    assert first.status_code == 201, first.text
+    v1_files = service_store / first.json()["path"]
+    with httpx.Client(base_url=replica.base_url, timeout=300) as other:
+        wait_until(lambda: other.get("/admin/adapters/replica-retire").status_code == 200, PROPAGATION_S,
+                   "the replica sees v1")
+        body = {"model": "replica-retire", "messages": HELLO, "stream": True, "temperature": 0,
+                "max_tokens": 400, "min_tokens": 400}
+        with other.stream("POST", "/v1/chat/completions", json=body) as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            assert next(line for line in lines if line.startswith("data: {"))  # v1 is generating
+            second = client.post("/admin/adapters", json={"name": "replica-retire", "path": str(v2)})
+            assert second.status_code == 201, second.text
+            wait_until(lambda: other.get("/admin/adapters/replica-retire").json()["adapter"]["version"]
+                       == second.json()["version"], PROPAGATION_S, "the replica adopts v2")
+            assert v1_files.is_dir(), "v1 was deleted while the replica still streamed from it"
+            rest = [line for line in lines if line.startswith("data: ")]
+        assert rest[-1] == "data: [DONE]"
+        assert (service_store / second.json()["path"]).is_dir()
+        wait_until(lambda: not v1_files.exists(), PROPAGATION_S, "v1's files are deleted once no replica serves v1")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_TARGETS = ("q_proj", "v_proj")
+ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,38 @@
+"""Settings reach vLLM's engine arguments: parallelism for one model on several GPUs or nodes."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service.api.bootstrap import engine_options
+from service.config import load_settings
+from service.engine import Engine
+
+
+def test_defaults_leave_parallelism_to_vllm() -> None:
+    args = Engine(engine_options(load_settings([]))).engine_args()
+    assert (args.tensor_parallel_size, args.pipeline_parallel_size) == (1, 1)
+    assert args.distributed_executor_backend is None
+    assert args.enable_lora and args.scheduling_policy == "priority"
+
+
+def test_two_nodes_with_ray_from_flags() -> None:
+    settings = load_settings(["--tensor-parallel-size", "8", "--pipeline-parallel-size", "2",
+                              "--distributed-executor-backend", "ray"])
+    args = Engine(engine_options(settings)).engine_args()
+    assert (args.tensor_parallel_size, args.pipeline_parallel_size) == (8, 2)
+    assert args.distributed_executor_backend == "ray"
+
+
+def test_parallelism_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORAGATE_PIPELINE_PARALLEL_SIZE", "4")
+    monkeypatch.setenv("LORAGATE_DISTRIBUTED_EXECUTOR_BACKEND", "mp")
+    args = Engine(engine_options(load_settings())).engine_args()
+    assert (args.pipeline_parallel_size, args.distributed_executor_backend) == (4, "mp")
+
+
+@pytest.mark.parametrize("flags", [["--pipeline-parallel-size", "0"], ["--distributed-executor-backend", "slurm"]])
+def test_bad_parallelism_is_refused(flags: list[str]) -> None:
+    with pytest.raises((ValidationError, SystemExit)):
+        load_settings(flags)
