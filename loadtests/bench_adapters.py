@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,12 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests` importable
 
-from loadtests.common import RESULTS_DIR, machine_info, percentile, progress  # noqa: E402
+from loadtests.common import RESULTS_DIR, machine_info, percentile, progress, run_pool  # noqa: E402
 
 from service.config import Settings  # noqa: E402
 from tests.integration.service_process import ServiceProcess  # noqa: E402
-from tests.support.adapters import DEFAULT_TARGETS, make_peft_adapter  # noqa: E402
+from tests.support.adapters import ALL_MODULES, DEFAULT_TARGETS, make_peft_adapter  # noqa: E402
 
-ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PROMPT = [{"role": "user", "content": "Name three colors."}]
 
 
@@ -59,10 +57,14 @@ def make_adapters(model_dir: Path, root: Path, ranks: list[int], swap_rank: int)
         targets = ALL_MODULES if rank >= 64 else DEFAULT_TARGETS
         progress(f"making rank-{rank} adapter ({len(targets)} modules)")
         made[f"r{rank}"] = make_peft_adapter(model_dir, root / f"rank{rank}", rank=rank, seed=rank, targets=targets)
-    for side in ("a", "b"):  # two different weights, so every swap really changes the adapter
-        made[f"swap-{side}"] = make_peft_adapter(model_dir, root / f"swap-{side}", rank=swap_rank,
-                                                 seed=1000 + ord(side))
-    return made
+    return made | make_swap_pair(model_dir, root, swap_rank)
+
+
+def make_swap_pair(model_dir: Path, root: Path, rank: int) -> dict[str, Path]:
+    """`swap-a` and `swap-b`: what bench_swaps re-registers under one name."""
+    # Two different weights, so every swap really changes the adapter.
+    return {f"swap-{side}": make_peft_adapter(model_dir, root / f"swap-{side}", rank=rank, seed=1000 + ord(side))
+            for side in ("a", "b")}
 
 
 def register(client: httpx.Client, name: str, path: Path) -> float:
@@ -95,28 +97,24 @@ def bench_registrations(client: httpx.Client, adapters: dict[str, Path], ranks: 
 
 # ----------------------------------------------------------------------------- requests
 def request_latencies(base_url: str, model: str, count: int, concurrency: int, max_tokens: int,
-                      label: str) -> list[float]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def one(_: int) -> None:
+                      label: str, extra: dict[str, Any] | None = None) -> list[float]:
+    """End-to-end latencies of `count` chat requests; `extra` adds body fields (e.g. min_tokens)."""
+    def one(_: int) -> float:
         with httpx.Client(base_url=base_url, timeout=300) as http:
             started = time.perf_counter()
             response = http.post("/v1/chat/completions", json={
-                "model": model, "messages": PROMPT, "max_tokens": max_tokens, "temperature": 0,
+                "model": model, "messages": PROMPT, "max_tokens": max_tokens, "temperature": 0, **(extra or {}),
             })
             elapsed = time.perf_counter() - started
         if response.status_code != 200:
             raise RuntimeError(f"base request failed: {response.status_code} {response.text}")
-        with lock:
-            latencies.append(elapsed)
-            done = len(latencies)
-        if done % max(1, count // 5) == 0 or done == count:
-            progress(f"{label}: {done}/{count} requests")
+        return elapsed
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(one, range(count)))
-    return latencies
+    def report(done: int, total: int, _: int, __: float) -> None:
+        if done % max(1, total // 5) == 0 or done == total:
+            progress(f"{label}: {done}/{total} requests")
+
+    return run_pool(list(range(count)), concurrency, one, report)
 
 
 class Swapper(threading.Thread):
@@ -139,7 +137,7 @@ class Swapper(threading.Thread):
 
 
 def bench_swaps(base_url: str, model: str, adapters: dict[str, Path], requests: int, rounds: int,
-                concurrency: int, max_tokens: int) -> dict[str, Any]:
+                concurrency: int, max_tokens: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Alternate no-swap and swap phases so slow drift (thermal, caches) hits both alike."""
     quiet: list[float] = []
     swapping: list[float] = []
@@ -149,12 +147,12 @@ def bench_swaps(base_url: str, model: str, adapters: dict[str, Path], requests: 
         register(client, "bench-swap", adapters["swap-a"])  # the name exists in both phases
     for round_ in range(1, rounds + 1):
         quiet += request_latencies(base_url, model, per_round, concurrency, max_tokens,
-                                   f"round {round_}/{rounds} no swaps")
+                                   f"round {round_}/{rounds} no swaps", extra)
         swapper = Swapper(base_url, (adapters["swap-b"], adapters["swap-a"]))
         swapper.start()
         try:
             swapping += request_latencies(base_url, model, per_round, concurrency, max_tokens,
-                                          f"round {round_}/{rounds} with swaps")
+                                          f"round {round_}/{rounds} with swaps", extra)
         finally:
             swapper.stop_event.set()
             swapper.join(300)

@@ -33,10 +33,8 @@ import re
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +44,7 @@ from pydantic import ValidationError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests` importable
 
-from loadtests.common import RESULTS_DIR, machine_info, percentile, progress  # noqa: E402
+from loadtests.common import RESULTS_DIR, machine_info, percentile, progress, run_pool  # noqa: E402
 
 from service.tasks.triage import REPETITION_PENALTY, Ticket, TicketTriage, TriagePrompt  # noqa: E402
 from tests.integration.service_process import ServiceProcess  # noqa: E402
@@ -174,23 +172,6 @@ def post_chat(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_pool(items: list[Any], concurrency: int, work: Callable[[Any], dict[str, Any]],
-             report: Callable[[int, int, Any, dict[str, Any]], None]) -> list[dict[str, Any]]:
-    """Run `work` over `items` with `concurrency` threads, reporting each finished request."""
-    lock = threading.Lock()
-    done = [0]
-
-    def one(item: Any) -> dict[str, Any]:
-        result = work(item)
-        with lock:
-            done[0] += 1
-            report(done[0], len(items), item, result)
-        return result
-
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return list(pool.map(one, items))
-
-
 # ------------------------------------------------------------------ length-forcing probe
 def probe_length_forcing(client: httpx.Client, model: str) -> dict[str, Any]:
     """Does the service honour vLLM's `min_tokens` / `ignore_eos`? The request schema allows extra
@@ -255,8 +236,9 @@ def part_a(base_url: str, model: str, tickets: list[dict], concurrency: int, rou
 
             def unconstrained_body(ticket: dict) -> dict[str, Any]:
                 length = max(1, constrained[ticket["id"]]["completion_tokens"])
-                extra = {"min_tokens": length} if forcing == "min_tokens" else (
-                    {"ignore_eos": True} if forcing == "ignore_eos" else None)
+                forced = (forcing or "").split("+")  # e.g. "min_tokens+ignore_eos" sends both
+                extra = ({"min_tokens": length} if "min_tokens" in forced else {}) | (
+                    {"ignore_eos": True} if "ignore_eos" in forced else {})
                 return chat_body(model, ticket["messages"], length, False, repetition_penalty, stream=True,
                                  extra=extra)
 

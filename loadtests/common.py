@@ -7,10 +7,16 @@ import os
 import platform
 import shlex
 import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "loadtests" / "results"
@@ -29,6 +35,29 @@ def percentile(values: list[float], q: float) -> float | None:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def run_pool(items: list[T], concurrency: int, work: Callable[[T], R],
+             report: Callable[[int, int, T, R], None]) -> list[R]:
+    """Run `work` over `items` with `concurrency` threads (a closed loop: each thread sends its next
+    request when the last one returns), reporting each finished item."""
+    lock = threading.Lock()
+    done = [0]
+
+    def one(item: T) -> R:
+        result = work(item)
+        with lock:
+            done[0] += 1
+            report(done[0], len(items), item, result)
+        return result
+
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
+        return list(pool.map(one, items))
+    finally:
+        # On Ctrl-C (or a failed item), drop the queued items instead of sending them all before
+        # the caller can unwind and stop its servers; normally everything is done by now.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _version(*names: str) -> str | None:

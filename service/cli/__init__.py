@@ -17,6 +17,7 @@ COMMANDS = {
     "routes": ("routes", "Manage A/B routes on a running server: list, show, set, delete, report."),
     "eval": ("evaluate", "Evaluate targets of a running server on a labelled dataset (triage or --voice)."),
     "train": ("train", "Fine-tune a LoRA adapter from a recipe (ticket-triage, brand-voice)."),
+    "bench": ("bench", "Benchmark loragate against vLLM's own server; adapter, constraint and swap costs."),
 }
 
 

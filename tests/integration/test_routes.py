@@ -23,7 +23,7 @@ from tests.support.adapters import ALL_MODULES, make_peft_adapter
 from tests.support.waiting import wait_until
 
 HELLO = [{"role": "user", "content": "Say hello."}]
-KEYS = [f"customer-{i}" for i in range(200)]
+KEYS = [f"customer-{i}" for i in range(100)]
 # A tiny JSON answer: the base model closes it in a few tokens; the "collapsed" adapter below
 # fills the string, so at this budget its structured replies are truncated (not valid).
 CITY_SCHEMA = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40}}, "required": ["city"]}
@@ -77,9 +77,9 @@ def test_fifty_fifty_route_is_weighted_and_sticky(client: httpx.Client, client_f
     assert put_route(client, "ab-split", [("route-a", 50), ("route-b", 50)]).status_code == 200
     assigned = variants_for(client_factory, "ab-split", KEYS)
     counts = Counter(assigned.values())
-    assert set(counts) == {"route-a", "route-b"} and 80 <= counts["route-a"] <= 120, counts
-    again = variants_for(client_factory, "ab-split", KEYS[:40])
-    assert again == {k: assigned[k] for k in KEYS[:40]}
+    assert set(counts) == {"route-a", "route-b"} and 35 <= counts["route-a"] <= 65, counts  # 3 sd
+    again = variants_for(client_factory, "ab-split", KEYS[:20])
+    assert again == {k: assigned[k] for k in KEYS[:20]}
     # The OpenAI `user` field is the key when there is no header; the reply names what served it.
     reply = chat(client, "ab-split", user=KEYS[0])
     assert reply.headers["x-loragate-variant"] == assigned[KEYS[0]]

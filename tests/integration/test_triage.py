@@ -1,4 +1,7 @@
-"""The ticket triage endpoint on 60 hand-written tickets, base model and an adapter."""
+"""The ticket triage endpoint on hand-written tickets, base model and an adapter.
+
+Every 5th of the 60 tickets for the base model and every 10th for the adapter: one batch each,
+all categories, short and long tickets (the full set is `loragate eval`'s job)."""
 
 from __future__ import annotations
 
@@ -21,14 +24,14 @@ def _ticket(raw: dict) -> dict:
     return {key: raw[key] for key in TICKET_FIELDS if raw.get(key) is not None}
 
 
-def _triage_all(client: httpx.Client, model: str) -> list[dict]:
-    items: list[dict] = []
-    for start in range(0, len(TICKETS), 30):
-        batch = [_ticket(t) for t in TICKETS[start:start + 30]]
-        response = client.post("/v1/tickets/triage/batch", json={"tickets": batch, "model": model}, timeout=1800)
-        assert response.status_code == 200, response.text
-        items += response.json()["data"]
-    return items
+SAMPLE_EVERY = {"base": 5, "adapter": 10}
+
+
+def _triage_batch(client: httpx.Client, model: str, tickets: list[dict]) -> list[dict]:
+    batch = [_ticket(t) for t in tickets]
+    response = client.post("/v1/tickets/triage/batch", json={"tickets": batch, "model": model}, timeout=1800)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +49,12 @@ def client_module(base_url: str):
 
 
 @pytest.mark.parametrize("which", ["base", "adapter"])
-def test_all_tickets_schema_valid(client_module: httpx.Client, model: str, triage_adapter: str, which: str) -> None:
+def test_tickets_schema_valid(client_module: httpx.Client, model: str, triage_adapter: str, which: str) -> None:
     assert len(TICKETS) >= 50
     served = model if which == "base" else triage_adapter
-    items = _triage_all(client_module, served)
-    assert [item["index"] for item in items] == list(range(30)) + list(range(len(TICKETS) - 30))
+    tickets = TICKETS[::SAMPLE_EVERY[which]]
+    items = _triage_batch(client_module, served, tickets)
+    assert [item["index"] for item in items] == list(range(len(tickets)))
     failures = [(i, item["error"]) for i, item in enumerate(items) if item["error"]]
     assert not failures, failures
     for item in items:
@@ -58,7 +62,7 @@ def test_all_tickets_schema_valid(client_module: httpx.Client, model: str, triag
         assert item["meta"]["model"] == served
         assert item["meta"]["completion_tokens"] > 0
     counts = Counter(item["triage"]["category"] for item in items)
-    hits = sum(item["triage"]["category"] == t["expected_category"] for item, t in zip(items, TICKETS))
+    hits = sum(item["triage"]["category"] == t["expected_category"] for item, t in zip(items, tickets))
     print(f"\n{served}: 100% schema-valid on {len(items)} tickets; category accuracy {hits}/{len(items)}; {dict(counts)}")
 
 

@@ -1,0 +1,244 @@
+"""Results of `loragate bench`: the figures per comparison, the targets, bench.md and the charts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+MIB = 2**20
+
+
+class PhaseStats(BaseModel):
+    """One system at one concurrency, over every round (requests sent by the client, timed there)."""
+
+    system: str
+    server: str
+    concurrency: int
+    requests: int = 0
+    failed: int = 0
+    wrong_length: int = 0  # replies whose completion_tokens differ from the fixed length asked for
+    output_tokens: int = 0
+    wall_s: float = 0.0
+    tokens_per_s: float | None = None
+    requests_per_s: float | None = None
+    ttft_p50_s: float | None = None
+    ttft_p95_s: float | None = None
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    per_round_tokens_per_s: list[float] = Field(default_factory=list)
+    peak_rss_mib: float | None = None  # the server's process tree, while this system's phases ran
+    errors: list[str] = Field(default_factory=list)  # the first few
+
+
+class ComparisonResult(BaseModel):
+    name: str
+    description: str
+    rows: list[PhaseStats] = Field(default_factory=list)
+    # "<numerator>/<denominator>" -> "c<concurrency>" -> figure -> ratio
+    ratios: dict[str, dict[str, dict[str, float | None]]] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+    warmup_failed: int = 0
+    error: str | None = None
+
+    @property
+    def failed(self) -> int:
+        return self.warmup_failed + sum(row.failed for row in self.rows) + (1 if self.error else 0)
+
+    def row(self, system: str, concurrency: int) -> PhaseStats | None:
+        return next((r for r in self.rows if r.system == system and r.concurrency == concurrency), None)
+
+
+class Target(BaseModel):
+    comparison: str
+    name: str
+    value: float | None
+    op: Literal[">=", "<=", "=="]
+    threshold: float
+    met: bool | None  # None: not measured (the figure is missing)
+
+
+class BenchReport(BaseModel):
+    command: str
+    machine: dict[str, Any]
+    versions: dict[str, Any]
+    config: dict[str, Any]
+    servers: dict[str, Any]
+    comparisons: dict[str, ComparisonResult]
+    targets: list[Target]
+    failed_requests: int
+    all_targets_met: bool
+
+
+# ------------------------------------------------------------------------------- ratios
+RATIO_FIGURES = ("tokens_per_s", "requests_per_s", "ttft_p50_s", "ttft_p95_s", "latency_p50_s", "latency_p95_s",
+                 "peak_rss_mib")
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def add_ratios(result: ComparisonResult, numerator: str, denominator: str) -> None:
+    """numerator / denominator for every figure, at every concurrency both were measured at."""
+    table: dict[str, dict[str, float | None]] = {}
+    for row in result.rows:
+        if row.system != numerator:
+            continue
+        other = result.row(denominator, row.concurrency)
+        if other is not None:
+            table[f"c{row.concurrency}"] = {f: _div(getattr(row, f), getattr(other, f)) for f in RATIO_FIGURES}
+    result.ratios[f"{numerator}/{denominator}"] = table
+
+
+# ------------------------------------------------------------------------------ targets
+def _target(comparison: str, name: str, value: float | None, op: Literal[">=", "<=", "=="],
+            threshold: float) -> Target:
+    met = None if value is None else (value >= threshold if op == ">=" else value <= threshold if op == "<="
+                                      else value == threshold)
+    return Target(comparison=comparison, name=name, value=value, op=op, threshold=threshold, met=met)
+
+
+def evaluate_targets(comparisons: dict[str, ComparisonResult]) -> list[Target]:
+    """The issue's targets, for the comparisons that ran (ratios are loragate / the other side)."""
+    targets: list[Target] = []
+    if (c := comparisons.get("peer-base")) is not None:
+        for level, r in c.ratios.get("loragate/vllm", {}).items():
+            targets.append(_target(c.name, f"base tokens/s >= 0.97x vLLM ({level})", r["tokens_per_s"], ">=", 0.97))
+            targets.append(_target(c.name, f"base TTFT p50 <= 1.05x vLLM ({level})", r["ttft_p50_s"], "<=", 1.05))
+    if (c := comparisons.get("peer-adapter")) is not None:
+        for level, r in c.ratios.get("loragate/vllm-lora", {}).items():
+            targets.append(_target(c.name, f"adapter tokens/s >= 1.5x vLLM with LoRA ({level})",
+                                   r["tokens_per_s"], ">=", 1.5))
+    if (c := comparisons.get("adapters")) is not None:
+        for level, r in c.ratios.get("one adapter/base", {}).items():
+            targets.append(_target(c.name, f"adapter tokens/s >= 0.8x loragate base ({level})",
+                                   r["tokens_per_s"], ">=", 0.8))
+        for level, r in c.ratios.get("four adapters/one adapter", {}).items():
+            targets.append(_target(c.name, f"four mixed adapters tokens/s >= 0.9x one adapter ({level})",
+                                   r["tokens_per_s"], ">=", 0.9))
+    if (c := comparisons.get("structured")) is not None:
+        for level, r in c.ratios.get("constrained/unconstrained", {}).items():
+            targets.append(_target(c.name, f"constrained tokens/s >= 0.95x unconstrained ({level})",
+                                   r["tokens_per_s"], ">=", 0.95))
+    if (c := comparisons.get("swaps")) is not None:
+        for level, r in c.ratios.get("with swaps/no swaps", {}).items():
+            targets.append(_target(c.name, f"base latency p95 during swaps <= 1.1x without ({level})",
+                                   r["latency_p95_s"], "<=", 1.1))
+    failed = sum(c.failed for c in comparisons.values())
+    targets.append(_target("all", "zero failed requests", float(failed), "==", 0))
+    return targets
+
+
+# ----------------------------------------------------------------------------- markdown
+def _f(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def markdown(report: BenchReport) -> str:
+    m, cfg = report.machine, report.config
+    lines = [
+        "# loragate bench", "",
+        f"{m['date']} on {m['cpu_model']} ({m['nproc']} CPUs); vLLM {report.versions.get('vllm')}, "
+        f"loragate {report.versions.get('loragate')}. Command: `{report.command}`", "",
+        f"Output length fixed at {cfg['max_tokens']} tokens (`min_tokens` = `max_tokens`, `ignore_eos`) except in "
+        f"`structured`; {cfg['rounds']} interleaved round(s). Ratios are first system / second system.", "",
+    ]
+    for result in report.comparisons.values():
+        lines += [f"## {result.name}", "", result.description, ""]
+        if result.error:
+            lines += [f"**Failed:** `{result.error}`", ""]
+        if result.rows:
+            lines += ["| system | conc. | requests | failed | tok/s | req/s | TTFT p50 ms | TTFT p95 ms | "
+                      "latency p50 ms | latency p95 ms | peak RSS MiB |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            for r in result.rows:
+                lines.append(f"| {r.system} | {r.concurrency} | {r.requests} | {r.failed} | {_f(r.tokens_per_s)} | "
+                             f"{_f(r.requests_per_s, digits=2)} | {_f(r.ttft_p50_s, 1000, 0)} | "
+                             f"{_f(r.ttft_p95_s, 1000, 0)} | {_f(r.latency_p50_s, 1000, 0)} | "
+                             f"{_f(r.latency_p95_s, 1000, 0)} | {_f(r.peak_rss_mib, digits=0)} |")
+            lines.append("")
+        for pair, table in result.ratios.items():
+            lines += [f"Ratios {pair}:", "", "| conc. | tok/s | req/s | TTFT p50 | TTFT p95 | latency p50 | "
+                      "latency p95 | peak RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            for level, r in table.items():
+                lines.append(f"| {level[1:]} | " + " | ".join(_x(r[f]) for f in RATIO_FIGURES) + " |")
+            lines.append("")
+        notes = result.details.get("notes")
+        if notes:
+            lines += [f"- {note}" for note in notes] + [""]
+    lines += ["## Targets", "", "| comparison | target | value | met |", "|---|---|---:|---|"]
+    for t in report.targets:
+        value = f"{t.value:.0f}" if t.op == "==" and t.value is not None else _x(t.value)
+        lines.append(f"| {t.comparison} | {t.name} | {value} | "
+                     f"{'yes' if t.met else 'not measured' if t.met is None else '**missed**'} |")
+    lines += ["", f"Failed requests: {report.failed_requests}. Figures, samples and settings: `bench.json`."]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------- charts
+def plot(result: ComparisonResult, path: Path, subtitle: str) -> None:
+    """Throughput, TTFT and latency per system and concurrency (panels without figures are left out)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a server
+    import matplotlib.pyplot as plt
+
+    panels = [(key, title, scale) for key, title, scale in (
+        ("tokens_per_s", "output tokens/s", 1.0), ("ttft", "TTFT ms (p50, p95 light)", 1000.0),
+        ("latency", "latency ms (p50, p95 light)", 1000.0), ("peak_rss_mib", "peak RSS MiB (process tree)", 1.0),
+    ) if any(_value(r, key) is not None for r in result.rows)]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.6 * max(1, len(panels)), 4.0), squeeze=False)
+    systems = list(dict.fromkeys(r.system for r in result.rows))
+    levels = sorted({r.concurrency for r in result.rows})
+    width = 0.8 / max(1, len(systems))
+    for ax, (key, title, scale) in zip(axes[0], panels):
+        for i, system in enumerate(systems):
+            xs = [j + (i - (len(systems) - 1) / 2) * width for j in range(len(levels))]
+            rows = [result.row(system, c) for c in levels]
+            if key in ("ttft", "latency"):
+                p95 = [(getattr(r, f"{key}_p95_s") or 0) * scale if r else 0 for r in rows]
+                ax.bar(xs, p95, width, color=f"C{i}", alpha=0.35)
+            values = [(_value(r, key) or 0) * scale if r else 0 for r in rows]
+            ax.bar(xs, values, width, color=f"C{i}", label=system)
+        ax.set_xticks(range(len(levels)), [f"c={c}" for c in levels])
+        ax.set_title(title, fontsize=10)
+        if key == "tokens_per_s" and result.ratios:  # the first pair's ratios, where they were measured
+            pair, table = next(iter(result.ratios.items()))
+            shown = ", ".join(f"{_x(r['tokens_per_s'])}" for r in table.values())
+            ax.set_title(f"{title}\n{pair}: {shown}", fontsize=9)
+    if not panels:
+        axes[0][0].text(0.5, 0.5, result.error or "no figures", ha="center", va="center", wrap=True)
+        axes[0][0].set_axis_off()
+    else:
+        axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"loragate bench: {result.name} - {subtitle}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _value(row: PhaseStats | None, key: str) -> float | None:
+    if row is None:
+        return None
+    if key in ("ttft", "latency"):
+        return getattr(row, f"{key}_p50_s")
+    return getattr(row, key)
+
+
+def write(report: BenchReport, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "bench.json", out_dir / "bench.md"]
+    written[0].write_text(report.model_dump_json(indent=2) + "\n")
+    written[1].write_text(markdown(report))
+    subtitle = f"{report.machine['cpu_model']} ({report.machine['nproc']} CPUs), {report.machine['date']}"
+    for name, result in report.comparisons.items():
+        path = out_dir / f"bench-{name}.png"
+        plot(result, path, subtitle)
+        written.append(path)
+    return written

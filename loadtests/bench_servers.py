@@ -1,0 +1,211 @@
+"""The servers `loragate bench` compares: loragate itself and vLLM's own OpenAI server as a peer,
+started together, watched for memory, and stopped together (also on error, Ctrl-C or SIGTERM)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from loadtests.common import progress
+from service.api.bootstrap import engine_options
+from service.config import Settings
+from service.engine.types import EngineOptions
+from tests.integration.service_process import ServiceProcess
+from tests.integration.vllm_server import VllmServer
+
+LORAGATE, PEER, PEER_LORA = "loragate", "vllm", "vllm-lora"
+
+
+def peer_engine_args(opts: EngineOptions) -> list[str]:
+    """loragate's engine options (Engine.engine_args) as vLLM server flags. VllmServer already
+    passes the stock defaults; argparse keeps the last value, so these win if the settings differ."""
+    return [
+        "--max-model-len", str(opts.max_model_len), "--max-num-seqs", str(opts.max_num_seqs),
+        "--max-num-batched-tokens", str(opts.max_num_batched_tokens),
+        "--kv-cache-memory-bytes", str(int(opts.kv_cache_space_gib * 2**30)),
+        "--dtype", opts.dtype, "--seed", str(opts.seed),
+        "--enforce-eager" if opts.enforce_eager else "--no-enforce-eager",
+    ]
+
+
+def peer_lora_args(opts: EngineOptions, adapter: tuple[str, Path]) -> list[str]:
+    name, path = adapter
+    return ["--enable-lora", "--max-lora-rank", str(opts.max_lora_rank), "--max-loras", str(opts.max_loras),
+            "--max-cpu-loras", str(opts.max_cpu_loras), "--lora-modules", f"{name}={path}"]
+
+
+# ------------------------------------------------------------------------------ memory
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, pgid) for every process we can read."""
+    table: dict[int, tuple[int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
+        table[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss(root: int, table: dict[int, tuple[int, int]]) -> int:
+    """VmRSS summed over `root`, its descendants and its process group (vLLM's EngineCore and
+    workers are children; shared pages count once per process, as `ps` would show them)."""
+    members = {pid for pid, (_, pgid) in table.items() if pgid == root} | {root}
+    frontier = list(members)
+    while frontier:  # descendants of every member, also those that left the group
+        parent = frontier.pop()
+        for pid, (ppid, _) in table.items():
+            if ppid == parent and pid not in members:
+                members.add(pid)
+                frontier.append(pid)
+    return sum(_rss_bytes(pid) for pid in members)
+
+
+class RssSampler(threading.Thread):
+    """Samples each server's process-tree RSS every `interval` seconds (and on demand)."""
+
+    def __init__(self, roots: dict[str, int], interval: float = 0.5) -> None:
+        super().__init__(daemon=True, name="rss-sampler")
+        self.roots, self.interval = roots, interval
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+
+    def sample_now(self) -> None:
+        table = _proc_table()
+        point = (time.monotonic(), {name: tree_rss(pid, table) for name, pid in self.roots.items()})
+        with self._lock:
+            self.samples.append(point)
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval):
+            self.sample_now()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+    def peak(self, server: str, since: float = 0.0, until: float = float("inf")) -> int | None:
+        with self._lock:
+            values = [rss[server] for t, rss in self.samples if since <= t <= until and server in rss]
+        return max(values) if values else None
+
+
+# ------------------------------------------------------------------------------- fleet
+@dataclass
+class Fleet:
+    """The running servers by name, their start-up figures and the memory sampler."""
+
+    servers: dict[str, ServiceProcess] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    ready_s: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+    sampler: RssSampler | None = None
+
+    def url(self, name: str) -> str:
+        return self.servers[name].base_url
+
+
+def _interrupt(signum: int, _: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds through the `finally` that stops the servers
+
+
+@contextmanager
+def fleet(wanted: list[str], work: Path, opts: EngineOptions, sources: Path,
+          lora_adapter: tuple[str, Path] | None) -> Iterator[Fleet]:
+    """Start the `wanted` servers at once (their start-ups overlap), wait until each is ready,
+    yield, and stop every one of them whatever happens."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    made = Fleet()
+    try:
+        for name in wanted:
+            log = work / f"{name}.log"
+            if name == LORAGATE:
+                proc: ServiceProcess = ServiceProcess(log, env={
+                    "LORAGATE_ADAPTER_STORE": str(work / "store"),
+                    "LORAGATE_ADAPTER_ROOTS": json.dumps([str(sources)]),
+                    "LORAGATE_ADAPTER_MAX_BYTES": str(200 * 2**20),
+                })
+            else:
+                extra = peer_engine_args(opts)
+                if name == PEER_LORA:
+                    assert lora_adapter is not None
+                    extra += peer_lora_args(opts, lora_adapter)
+                proc = VllmServer(log, opts.model_dir, opts.served_model_name, extra)
+                # The same KV-cache sizing variable loragate's engine sets (it overrides the flag on CPU).
+                proc.extra_env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(opts.kv_cache_space_gib)))
+                made.commands[name] = ["python", "-m", "vllm.entrypoints.openai.api_server", "...", *extra]
+            made.servers[name] = proc.start()
+            progress(f"starting {name} on {proc.base_url} (log {log})")
+        started = time.monotonic()
+        for name, proc in made.servers.items():
+            proc.wait_ready()
+            made.ready_s[name] = round(time.monotonic() - started, 1)
+            progress(f"{name} ready after {made.ready_s[name]:.0f} s")
+            made.versions[name] = _server_version(proc.base_url)
+        made.sampler = RssSampler({name: proc.process.pid for name, proc in made.servers.items()
+                                   if proc.process is not None})
+        made.sampler.start()
+        yield made
+    finally:
+        if made.sampler is not None:
+            made.sampler.stop()
+        _stop_all(made.servers)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _server_version(base_url: str) -> str | None:
+    try:
+        response = httpx.get(f"{base_url}/version", timeout=5)
+        return response.json().get("version") if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def _stop_all(servers: dict[str, ServiceProcess]) -> None:
+    if not servers:
+        return
+    progress(f"stopping {', '.join(servers)}")
+    with ThreadPoolExecutor(max_workers=len(servers)) as pool:  # each may wait for its drain
+        for name, error in zip(servers, pool.map(_stop_one, servers.values())):
+            if error:
+                progress(f"stopping {name}: {error}")
+
+
+def _stop_one(proc: ServiceProcess) -> str | None:
+    try:
+        proc.stop()
+        return None
+    except Exception as exc:  # noqa: BLE001 - keep stopping the others
+        return f"{type(exc).__name__}: {exc}"
+
+
+def loragate_options() -> EngineOptions:
+    """The engine options a `loragate serve` started from this environment uses."""
+    return engine_options(Settings())

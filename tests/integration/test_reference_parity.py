@@ -1,0 +1,119 @@
+"""What is served is what the model computes: greedy replies from loragate against transformers
+(peft for adapters) on the same weights, for every engine configuration the service accepts.
+
+The comparison is vLLM's own (`check_logprobs_close`): sequences may part only where both sides
+agree it is a near tie (each token in the other's top 5). An adapter's replies must also be closer
+to the adapted reference than to the base model's, alone and mixed with base requests in a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import service_env
+from tests.integration.service_process import ServiceProcess
+from tests.support.adapters import ALL_MODULES, make_peft_adapter
+from tests.support.reference import TOP_K, Greedy, assert_close, reference_greedy, shared_prefix
+
+PROMPTS = [
+    "The capital of France is",
+    "Customer: I was charged twice for my March invoice. Agent:",
+    "def fibonacci(n):",
+    "Three tips for writing a clear support reply:",
+]
+MAX_TOKENS = 20
+ADAPTERS = ("parity-a", "parity-b")
+# The shared service runs the defaults (plugin on, eager); the others start their own process.
+CONFIGS = {
+    "plugin-eager": None,
+    "no-plugin-eager": {"LORAGATE_VLLM_PLUGIN": "false"},
+    "plugin-compiled": {"LORAGATE_ENFORCE_EAGER": "false"},
+    "no-plugin-compiled": {"LORAGATE_VLLM_PLUGIN": "false", "LORAGATE_ENFORCE_EAGER": "false"},
+}
+
+
+@pytest.fixture(scope="module")
+def adapter_dirs(model_dir: Path, adapter_source_dir: Path) -> dict[str, Path]:
+    # Random non-zero weights on every module: coherent replies that part from the base model's
+    # within the first few tokens (much larger weights make the model babble, all near ties).
+    return {
+        name: make_peft_adapter(model_dir, adapter_source_dir / name, seed=60 + i, targets=ALL_MODULES)
+        for i, name in enumerate(ADAPTERS)
+    }
+
+
+@pytest.fixture(scope="module")
+def references(model_dir: Path, adapter_dirs: dict[str, Path], model: str) -> dict[str, list[Greedy]]:
+    refs = {model: reference_greedy(model_dir, PROMPTS, MAX_TOKENS)}
+    for name, folder in adapter_dirs.items():
+        refs[name] = reference_greedy(model_dir, PROMPTS, MAX_TOKENS, adapter_dir=folder)
+        # Otherwise a dropped adapter could not be told from a served one.
+        assert all(shared_prefix(a, b) < MAX_TOKENS // 2 for a, b in zip(refs[name], refs[model])), name
+    return refs
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def served(request: pytest.FixtureRequest, adapter_dirs: dict[str, Path], adapter_source_dir: Path,
+           logs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a service in this configuration, with the parity adapters registered."""
+    extra = CONFIGS[request.param]
+    proc = None
+    if extra is None:
+        base_url = request.getfixturevalue("base_url")
+    else:
+        store = tmp_path_factory.mktemp(f"parity-store-{request.param}")
+        proc = ServiceProcess(logs_dir / f"parity-{request.param}.log",
+                              env=service_env(store, [adapter_source_dir]) | extra).start()
+        base_url = proc.base_url
+    try:
+        if proc is not None:
+            proc.wait_ready()
+        with httpx.Client(base_url=base_url, timeout=120) as http:
+            for name, folder in adapter_dirs.items():
+                if http.get(f"/admin/adapters/{name}").status_code == 404:
+                    response = http.post("/admin/adapters", json={"name": name, "path": str(folder)})
+                    assert response.status_code == 201, response.text
+        yield base_url
+    finally:
+        if proc is not None:
+            proc.stop()
+
+
+def serve_greedy(base_url: str, model: str, prompt: str) -> Greedy:
+    body = {"model": model, "prompt": prompt, "max_tokens": MAX_TOKENS, "min_tokens": MAX_TOKENS,
+            "temperature": 0, "logprobs": TOP_K}
+    with httpx.Client(base_url=base_url, timeout=300) as http:
+        response = http.post("/v1/completions", json=body)
+    assert response.status_code == 200, response.text
+    logprobs = response.json()["choices"][0]["logprobs"]
+    return Greedy(tokens=logprobs["tokens"], top=[set(top) for top in logprobs["top_logprobs"]])
+
+
+def test_base_model_matches_transformers(served: str, references: dict[str, list[Greedy]], model: str) -> None:
+    for prompt, reference in zip(PROMPTS, references[model]):
+        assert_close(serve_greedy(served, model, prompt), reference, f"base, {prompt!r}")
+
+
+def test_one_adapter_matches_peft(served: str, references: dict[str, list[Greedy]], model: str) -> None:
+    name = ADAPTERS[0]
+    for prompt, adapted, base in zip(PROMPTS, references[name], references[model]):
+        reply = serve_greedy(served, name, prompt)
+        assert_close(reply, adapted, f"{name}, {prompt!r}")
+        assert shared_prefix(reply, adapted) > shared_prefix(reply, base), f"{name} served like the base model"
+
+
+def test_adapters_mixed_with_base_in_one_batch(served: str, references: dict[str, list[Greedy]], model: str) -> None:
+    """Every target on every prompt, sent at once so the engine batches base and adapter rows."""
+    jobs = [(target, i) for target in (model, *ADAPTERS) for i in range(len(PROMPTS))]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        replies = list(pool.map(lambda job: serve_greedy(served, job[0], PROMPTS[job[1]]), jobs))
+    for (target, i), reply in zip(jobs, replies):
+        context = f"{target} in a mixed batch, {PROMPTS[i]!r}"
+        assert_close(reply, references[target][i], context)
+        if target != model:
+            assert shared_prefix(reply, references[target][i]) > shared_prefix(reply, references[model][i]), context
