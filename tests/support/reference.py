@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TOP_K = 5  # where two greedy sequences first differ, each token must be in the other's top 5
+FIRST_STEP_TOP = 50  # first-step log probabilities a reference keeps, to compare distributions
 
 
 @dataclass(frozen=True)
 class Greedy:
-    """One greedy continuation: its tokens (as text) and the top-k tokens at every position."""
+    """One greedy continuation: its tokens (as text), the top-k tokens at every position, and the
+    log probabilities of the first step's most likely tokens (the same prompt on every side)."""
 
     tokens: list[str]
     top: list[set[str]]
+    first_step: dict[str, float]
 
 
 def reference_greedy(
@@ -45,9 +48,11 @@ def reference_greedy(
             )
             new_ids = out.sequences[0, inputs["input_ids"].shape[1]:].tolist()
             tops = [torch.topk(logits[0].float(), TOP_K).indices.tolist() for logits in out.logits]
+            first = torch.topk(torch.log_softmax(out.logits[0][0].float(), dim=-1), FIRST_STEP_TOP)
             results.append(Greedy(
                 tokens=[tokenizer.decode([i]) for i in new_ids],
                 top=[{tokenizer.decode([i]) for i in ids} for ids in tops],
+                first_step={tokenizer.decode([i]): v for i, v in zip(first.indices.tolist(), first.values.tolist())},
             ))
     return results
 
@@ -70,6 +75,15 @@ def assert_close(served: Greedy, reference: Greedy, context: str) -> None:
         f"{sorted(reference.top[i])}), reference {reference.tokens[i]!r} (served top {sorted(served.top[i])}); "
         f"served so far {''.join(served.tokens[:i])!r}"
     )
+
+
+def first_step_distance(served: Greedy, reference: Greedy) -> float:
+    """Mean absolute difference of the first step's log probabilities over the served top tokens
+    (a token beyond the reference's top 50 counts as its 50th value). A near-tie flip later in the
+    reply cannot hide a dropped adapter here: the first step sees the same prompt on both sides."""
+    floor = min(reference.first_step.values())
+    gaps = [abs(lp - reference.first_step.get(token, floor)) for token, lp in served.first_step.items()]
+    return sum(gaps) / len(gaps)
 
 
 def shared_prefix(a: Greedy, b: Greedy) -> int:
