@@ -41,7 +41,14 @@ class TrialOutcome:
 
 def new_process_executor() -> Executor:
     # spawn, not fork: the service process runs vLLM threads that must not be forked.
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    context = multiprocessing.get_context("spawn")
+    try:
+        return ProcessPoolExecutor(max_workers=1, mp_context=context)
+    except BrokenPipeError:
+        # Seen once at start-up in CI: multiprocessing's resource tracker was dead and registering the
+        # pool's locks hit its closed pipe; a second attempt relaunches the tracker.
+        logger.warning("multiprocessing's resource tracker was gone; relaunching it for the constraint workers")
+        return ProcessPoolExecutor(max_workers=1, mp_context=context)
 
 
 class Worker:
