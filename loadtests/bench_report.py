@@ -100,32 +100,27 @@ def _target(comparison: str, name: str, value: float | None, op: Literal[">=", "
     return Target(comparison=comparison, name=name, value=value, op=op, threshold=threshold, met=met)
 
 
+# The issue's targets: (comparison, ratio pair, label, ratio field, op, threshold).
+TARGETS = (
+    ("peer-base", "loragate/vllm", "base tokens/s >= 0.97x vLLM", "tokens_per_s", ">=", 0.97),
+    ("peer-base", "loragate/vllm", "base TTFT p50 <= 1.05x vLLM", "ttft_p50_s", "<=", 1.05),
+    ("peer-adapter", "loragate/vllm-lora", "adapter tokens/s >= 1.5x vLLM with LoRA", "tokens_per_s", ">=", 1.5),
+    ("adapters", "one adapter/base", "adapter tokens/s >= 0.8x loragate base", "tokens_per_s", ">=", 0.8),
+    ("adapters", "four adapters/one adapter", "four mixed adapters tokens/s >= 0.9x one adapter", "tokens_per_s",
+     ">=", 0.9),
+    ("structured", "constrained/unconstrained", "constrained tokens/s >= 0.95x unconstrained", "tokens_per_s",
+     ">=", 0.95),
+    ("swaps", "with swaps/no swaps", "base latency p95 during swaps <= 1.1x without", "latency_p95_s", "<=", 1.1),
+)
+
+
 def evaluate_targets(comparisons: dict[str, ComparisonResult]) -> list[Target]:
     """The issue's targets, for the comparisons that ran (ratios are loragate / the other side)."""
     targets: list[Target] = []
-    if (c := comparisons.get("peer-base")) is not None:
-        for level, r in c.ratios.get("loragate/vllm", {}).items():
-            targets.append(_target(c.name, f"base tokens/s >= 0.97x vLLM ({level})", r["tokens_per_s"], ">=", 0.97))
-            targets.append(_target(c.name, f"base TTFT p50 <= 1.05x vLLM ({level})", r["ttft_p50_s"], "<=", 1.05))
-    if (c := comparisons.get("peer-adapter")) is not None:
-        for level, r in c.ratios.get("loragate/vllm-lora", {}).items():
-            targets.append(_target(c.name, f"adapter tokens/s >= 1.5x vLLM with LoRA ({level})",
-                                   r["tokens_per_s"], ">=", 1.5))
-    if (c := comparisons.get("adapters")) is not None:
-        for level, r in c.ratios.get("one adapter/base", {}).items():
-            targets.append(_target(c.name, f"adapter tokens/s >= 0.8x loragate base ({level})",
-                                   r["tokens_per_s"], ">=", 0.8))
-        for level, r in c.ratios.get("four adapters/one adapter", {}).items():
-            targets.append(_target(c.name, f"four mixed adapters tokens/s >= 0.9x one adapter ({level})",
-                                   r["tokens_per_s"], ">=", 0.9))
-    if (c := comparisons.get("structured")) is not None:
-        for level, r in c.ratios.get("constrained/unconstrained", {}).items():
-            targets.append(_target(c.name, f"constrained tokens/s >= 0.95x unconstrained ({level})",
-                                   r["tokens_per_s"], ">=", 0.95))
-    if (c := comparisons.get("swaps")) is not None:
-        for level, r in c.ratios.get("with swaps/no swaps", {}).items():
-            targets.append(_target(c.name, f"base latency p95 during swaps <= 1.1x without ({level})",
-                                   r["latency_p95_s"], "<=", 1.1))
+    for comparison, pair, label, field, op, threshold in TARGETS:
+        if (c := comparisons.get(comparison)) is not None:
+            for level, r in c.ratios.get(pair, {}).items():
+                targets.append(_target(c.name, f"{label} ({level})", r[field], op, threshold))
     failed = sum(c.failed for c in comparisons.values())
     targets.append(_target("all", "zero failed requests", float(failed), "==", 0))
     return targets

