@@ -31,6 +31,8 @@ PROMPTS = [
 ]
 MAX_TOKENS = 20
 ADAPTERS = ("parity-a", "parity-b")
+# As many adapters as one engine batch holds (the default max_loras), so every slot is taken.
+FULL_SLOTS = (*ADAPTERS, "parity-c", "parity-d")
 # The shared service runs the defaults (plugin on, eager); the others start their own process.
 CONFIGS = {
     "plugin-eager": None,
@@ -46,7 +48,7 @@ def adapter_dirs(model_dir: Path, adapter_source_dir: Path) -> dict[str, Path]:
     # within the first few tokens (much larger weights make the model babble, all near ties).
     return {
         name: make_peft_adapter(model_dir, adapter_source_dir / name, seed=60 + i, targets=ALL_MODULES)
-        for i, name in enumerate(ADAPTERS)
+        for i, name in enumerate(FULL_SLOTS)
     }
 
 
@@ -123,6 +125,24 @@ def test_adapters_mixed_with_base_in_one_batch(served: str, references: dict[str
         replies = list(pool.map(lambda job: serve_greedy(served, job[0], PROMPTS[job[1]]), jobs))
     for (target, i), reply in zip(jobs, replies):
         context = f"{target} in a mixed batch, {PROMPTS[i]!r}"
+        assert_close(reply, references[target][i], context)
+        if target != model:
+            assert_adapted(reply, references[target][i], references[model][i], context)
+
+
+def test_base_rows_stay_base_when_every_adapter_slot_is_taken(
+    request: pytest.FixtureRequest, served: str, references: dict[str, list[Greedy]], model: str,
+) -> None:
+    """vLLM's CPU torch ops read a base token's "no adapter" index (-1) as the last adapter slot
+    (vllm-project/vllm#48421), so once all max_loras slots hold adapters, a base request batched
+    with adapter requests got the last adapter's delta. The plugin's grouped ops skip base tokens."""
+    if (CONFIGS[request.node.callspec.params["served"]] or {}).get("LORAGATE_VLLM_PLUGIN") == "false":
+        pytest.skip("without the plugin the engine runs vLLM's CPU LoRA ops as they are (vllm#48421)")
+    jobs = [(target, i) for i in range(len(PROMPTS)) for target in (model, *FULL_SLOTS)]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        replies = list(pool.map(lambda job: serve_greedy(served, job[0], PROMPTS[job[1]]), jobs))
+    for (target, i), reply in zip(jobs, replies):
+        context = f"{target} beside {len(FULL_SLOTS)} adapters, {PROMPTS[i]!r}"
         assert_close(reply, references[target][i], context)
         if target != model:
             assert_adapted(reply, references[target][i], references[model][i], context)

@@ -1,31 +1,35 @@
-"""Grouped CPU LoRA ops: one matrix product per distinct adapter in the batch."""
+"""Grouped CPU LoRA ops: one matrix product per distinct adapter in the batch, none for base tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
-def _grouped_lora_matmul(inputs: Any, weights: Any, indices: Any, dtype: Any) -> Any:
-    """`inputs[t] @ weights[indices[t]].T` for every token t, as one matrix product per
-    distinct adapter instead of a per-token gather (vLLM's CPU ops copy the adapter matrices
-    for every token). Same indexing as vLLM's ops, including its negative "no adapter" slot."""
+def _adapter_products(inputs: Any, weights: Any, indices: Any, dtype: Any) -> Iterator[tuple[Any, Any]]:
+    """`(rows, inputs[rows] @ weights[adapter].T)` for each adapter in the batch, as one matrix
+    product per adapter instead of vLLM's per-token gather (which copies the adapter matrices for
+    every token).
+
+    A negative index is vLLM's "no adapter" mark. Its Triton kernels skip those tokens, but its
+    CPU torch ops gather `weights[-1]`, the last adapter slot, so a base request batched with a
+    full set of adapters got that adapter's delta (vllm-project/vllm#48421). Here base tokens cost
+    nothing and get nothing."""
     import torch
 
     stacked = weights.squeeze(1) if weights.dim() == 4 else weights  # (adapters, out, in)
     x = inputs.to(dtype)
-    distinct = torch.unique(indices)
-    if distinct.numel() == 1:
-        return x @ stacked[distinct[0]].to(dtype).T
-    out = torch.empty((x.shape[0], stacked.shape[1]), dtype=dtype, device=x.device)
-    for index in distinct.tolist():
-        rows = (indices == index).nonzero(as_tuple=True)[0]
-        out[rows] = x[rows] @ stacked[index].to(dtype).T
-    return out
+    distinct = torch.unique(indices).tolist()
+    for index in distinct:
+        if index < 0:
+            continue
+        rows = slice(None) if len(distinct) == 1 else (indices == index).nonzero(as_tuple=True)[0]
+        yield rows, x[rows] @ stacked[index].to(dtype).T
 
 
 def patch_cpu_lora_ops() -> None:
     """Swap vLLM's CPU LoRA kernels for grouped matrix products (2-3x faster on CPU in the
-    platform measurements; identical results up to float rounding)."""
+    platform measurements; vLLM's results up to float rounding, minus the last-slot aliasing)."""
     from vllm.platforms import current_platform
 
     if not current_platform.is_cpu():
@@ -35,26 +39,30 @@ def patch_cpu_lora_ops() -> None:
 
     def bgmv_shrink(inputs: Any, lora_a_weights: Any, output_tensor: Any, lora_indices_tensor: Any,
                     scaling: float = 1.0) -> None:
-        outputs = _grouped_lora_matmul(inputs, lora_a_weights, lora_indices_tensor, output_tensor.dtype)
-        output_tensor[:, : outputs.shape[1]] = scaling * outputs
+        target = output_tensor[:, : lora_a_weights.shape[-2]]
+        if bool((lora_indices_tensor < 0).any()):
+            target.zero_()
+        for rows, product in _adapter_products(inputs, lora_a_weights, lora_indices_tensor, output_tensor.dtype):
+            target[rows] = scaling * product
 
     def bgmv_expand(inputs: Any, lora_b_weights: Any, output_tensor: Any, lora_indices_tensor: Any,
                     add_inputs: bool = True) -> None:
-        outputs = _grouped_lora_matmul(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
-        limit = 1 if outputs.shape[0] == 1 and output_tensor.shape[0] != 1 else output_tensor.shape[0]
-        common = min(outputs.shape[1], output_tensor.shape[1])
-        if add_inputs:
-            output_tensor[:, :common] += outputs[:limit, :common]
-        else:
-            output_tensor[:, :common] = outputs[:limit, :common]
+        common = min(lora_b_weights.shape[-2], output_tensor.shape[1])
+        for rows, product in _adapter_products(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype):
+            # A one-row input broadcasts over every output row, as in vLLM's op.
+            if add_inputs:
+                output_tensor[rows, :common] += product[:, :common]
+            else:
+                output_tensor[rows, :common] = product[:, :common]
 
     def bgmv_expand_slice(inputs: Any, lora_b_weights: Any, output_tensor: Any, lora_indices_tensor: Any,
                           slice_offset: int, slice_size: int, add_inputs: bool = True) -> None:
-        outputs = _grouped_lora_matmul(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
-        if add_inputs:
-            output_tensor[:, slice_offset: slice_offset + slice_size] += outputs
-        else:
-            output_tensor[:, slice_offset: slice_offset + slice_size] = outputs
+        columns = slice(slice_offset, slice_offset + slice_size)
+        for rows, product in _adapter_products(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype):
+            if add_inputs:
+                output_tensor[rows, columns] += product
+            else:
+                output_tensor[rows, columns] = product
 
     # lora_ops' sgmv_* call these through module globals; punica_cpu imported them by name.
     for module in (lora_ops, punica_cpu):

@@ -1,4 +1,5 @@
-"""loragate's grouped CPU LoRA ops give vLLM's results (they replace them in the engine)."""
+"""loragate's grouped CPU LoRA ops give vLLM's results (they replace them in the engine), except
+that a base token (index -1) gets no adapter delta where vLLM's torch ops alias the last slot."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def fast_ops() -> dict:
     return ops
 
 
-@pytest.mark.parametrize("indices", [[0] * 7, [0, 1, 2, 1, 0, 2, 2], [-1, 0, -1, 1, 1, 0, -1]])
+@pytest.mark.parametrize("indices", [[0] * 7, [0, 1, 2, 1, 0, 2, 2], [2, 2, 2, 0, 0, 1, 1]])
 @pytest.mark.parametrize("four_dims", [False, True])
 def test_same_results_as_vllm(fast_ops: dict, indices: list[int], four_dims: bool) -> None:
     torch.manual_seed(0)
@@ -49,3 +50,34 @@ def test_same_results_as_vllm(fast_ops: dict, indices: list[int], four_dims: boo
         ORIGINAL["bgmv_expand_slice"](expected_in, b, expected, index, out, out, add)
         fast_ops["bgmv_expand_slice"](expected_in, b, actual, index, out, out, add)
         torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("indices", [[-1, 0, -1, 2, 2, 0, -1], [-1] * 5, [2, -1]])
+def test_base_tokens_get_no_adapter_delta(fast_ops: dict, indices: list[int]) -> None:
+    """Every slot holds an adapter (slot 2 is the last), as when max_loras adapters are in a batch:
+    a -1 token must come out as if no adapter were loaded, not with slot 2's delta."""
+    torch.manual_seed(1)
+    tokens, rank, hidden, out = len(indices), 4, 32, 48
+    index = torch.tensor(indices)
+    a, b = torch.randn(3, rank, hidden), torch.randn(3, out, rank)
+    x, shrunk = torch.randn(tokens, hidden), torch.randn(tokens, rank)
+
+    expected_shrink = torch.stack([
+        0.5 * (x[t] @ a[i].T) if i >= 0 else torch.zeros(rank) for t, i in enumerate(indices)
+    ])
+    actual = torch.full((tokens, rank), 7.0)  # stale buffer contents must not survive
+    fast_ops["bgmv_shrink"](x, a, actual, index, 0.5)
+    torch.testing.assert_close(actual, expected_shrink, rtol=1e-5, atol=1e-5)
+
+    base = torch.randn(tokens, out * 2)
+    expected = base.clone()
+    for t, i in enumerate(indices):
+        if i >= 0:
+            expected[t, out:] += shrunk[t] @ b[i].T
+    actual = base.clone()
+    fast_ops["bgmv_expand_slice"](shrunk, b, actual, index, out, out, True)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+    actual = base[:, :out].clone()
+    fast_ops["bgmv_expand"](shrunk, b, actual, index, True)
+    torch.testing.assert_close(actual, expected[:, out:] - base[:, out:] + base[:, :out], rtol=1e-5, atol=1e-5)
