@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests
 import httpx  # noqa: E402
 
 from loadtests.bench_adapters import PROMPT, bench_swaps, make_swap_pair, register, request_latencies  # noqa: E402
+from loadtests.bench_profile import Profiler, ServerProfile  # noqa: E402
 from loadtests.bench_report import (  # noqa: E402
     MIB, BenchReport, ComparisonResult, PhaseStats, add_ratios, evaluate_targets, write,
 )
@@ -312,6 +313,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tickets", type=int, help=f"tickets in `structured` (default {FULL.tickets})")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--keep-work", action="store_true", help="keep the server logs, adapters and store")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample every server's processes with py-spy during each comparison; the summary "
+                             "goes into bench.md/json, raw stacks to profile-<comparison>-<server>.raw.txt")
     args = parser.parse_args(argv)
     preset = SMOKE if args.smoke else FULL
     for key in ("rounds", "max_tokens", "waves", "min_requests", "mix_concurrency", "tickets"):
@@ -380,7 +384,15 @@ def main(argv: list[str] | None = None) -> int:
                     if name.startswith("bench-a"):
                         register(clients[LORAGATE], name, path)
                 bench = Bench(args, servers, clients, opts.served_model_name, made)
-                comparisons = {name: run_comparison(bench, name) for name in args.only}
+                comparisons: dict[str, ComparisonResult] = {}
+                profiles: dict[str, list[ServerProfile]] = {}
+                for name in args.only:
+                    if not args.profile:
+                        comparisons[name] = run_comparison(bench, name)
+                        continue
+                    with Profiler(servers.pids(), args.out_dir, name) as profiler:
+                        comparisons[name] = run_comparison(bench, name)
+                    profiles[name] = profiler.profiles
             finally:
                 for client in clients.values():
                     client.close()
@@ -403,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                         "command": servers.commands.get(name, ["python", "-m", "service", "serve"])}
                  for name in servers.servers},
         comparisons=comparisons, targets=targets, failed_requests=sum(c.failed for c in comparisons.values()),
-        all_targets_met=all(t.met for t in targets),
+        all_targets_met=all(t.met for t in targets), profiles=profiles,
     )
     written = write(report, args.out_dir)
     for t in targets:

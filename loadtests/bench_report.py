@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from loadtests.bench_profile import ServerProfile
+from loadtests.bench_profile import markdown as profile_markdown
+
 MIB = 2**20
 
 
@@ -69,6 +72,7 @@ class BenchReport(BaseModel):
     targets: list[Target]
     failed_requests: int
     all_targets_met: bool
+    profiles: dict[str, list[ServerProfile]] = {}  # by comparison, with --profile
 
 
 # ------------------------------------------------------------------------------- ratios
@@ -167,6 +171,8 @@ def markdown(report: BenchReport) -> str:
         notes = result.details.get("notes")
         if notes:
             lines += [f"- {note}" for note in notes] + [""]
+        if result.name in report.profiles:
+            lines += [profile_markdown(report.profiles[result.name], level=3), ""]
     lines += ["## Targets", "", "| comparison | target | value | met |", "|---|---|---:|---|"]
     for t in report.targets:
         value = f"{t.value:.0f}" if t.op == "==" and t.value is not None else _x(t.value)

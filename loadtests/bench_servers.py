@@ -47,7 +47,7 @@ def peer_lora_args(opts: EngineOptions, adapter: tuple[str, Path]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ memory
-def _proc_table() -> dict[int, tuple[int, int]]:
+def proc_table() -> dict[int, tuple[int, int]]:
     """pid -> (ppid, pgid) for every process we can read."""
     table: dict[int, tuple[int, int]] = {}
     for entry in os.scandir("/proc"):
@@ -72,9 +72,8 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
-def tree_rss(root: int, table: dict[int, tuple[int, int]]) -> int:
-    """VmRSS summed over `root`, its descendants and its process group (vLLM's EngineCore and
-    workers are children; shared pages count once per process, as `ps` would show them)."""
+def tree_members(root: int, table: dict[int, tuple[int, int]]) -> set[int]:
+    """`root`, its descendants and its process group (vLLM's EngineCore and workers are children)."""
     members = {pid for pid, (_, pgid) in table.items() if pgid == root} | {root}
     frontier = list(members)
     while frontier:  # descendants of every member, also those that left the group
@@ -83,7 +82,13 @@ def tree_rss(root: int, table: dict[int, tuple[int, int]]) -> int:
             if ppid == parent and pid not in members:
                 members.add(pid)
                 frontier.append(pid)
-    return sum(_rss_bytes(pid) for pid in members)
+    return members
+
+
+def tree_rss(root: int, table: dict[int, tuple[int, int]]) -> int:
+    """VmRSS summed over the server's process tree (shared pages count once per process, as `ps`
+    would show them)."""
+    return sum(_rss_bytes(pid) for pid in tree_members(root, table))
 
 
 class RssSampler(threading.Thread):
@@ -97,7 +102,7 @@ class RssSampler(threading.Thread):
         self._lock = threading.Lock()
 
     def sample_now(self) -> None:
-        table = _proc_table()
+        table = proc_table()
         point = (time.monotonic(), {name: tree_rss(pid, table) for name, pid in self.roots.items()})
         with self._lock:
             self.samples.append(point)
@@ -129,6 +134,9 @@ class Fleet:
 
     def url(self, name: str) -> str:
         return self.servers[name].base_url
+
+    def pids(self) -> dict[str, int]:
+        return {name: proc.process.pid for name, proc in self.servers.items() if proc.process is not None}
 
 
 def _interrupt(signum: int, _: FrameType | None) -> None:
@@ -168,8 +176,7 @@ def fleet(wanted: list[str], work: Path, opts: EngineOptions, sources: Path,
             made.ready_s[name] = round(time.monotonic() - started, 1)
             progress(f"{name} ready after {made.ready_s[name]:.0f} s")
             made.versions[name] = _server_version(proc.base_url)
-        made.sampler = RssSampler({name: proc.process.pid for name, proc in made.servers.items()
-                                   if proc.process is not None})
+        made.sampler = RssSampler(made.pids())
         made.sampler.start()
         yield made
     finally:

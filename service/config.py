@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -70,9 +70,10 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("bfloat16", description="Weights dtype.")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size.")
     pipeline_parallel_size: int = Field(1, ge=1, description="vLLM pipeline parallel size (stages, e.g. nodes).")
-    distributed_executor_backend: Literal["mp", "ray"] | None = Field(
-        None, description="How vLLM runs its workers: `mp` (processes on this node), `ray` (a Ray cluster, "
-        "needed when tensor x pipeline size exceeds this node's GPUs); unset: vLLM chooses.",
+    distributed_executor_backend: Literal["uni", "mp", "ray"] | None = Field(
+        None, description="How vLLM runs the model: `uni` (inside the engine-core process: one process fewer, "
+        "one model copy, tensor x pipeline size 1), `mp` (worker processes on this node), `ray` (a Ray cluster, "
+        "needed when tensor x pipeline size exceeds this node's GPUs); unset: `uni` for one worker, else vLLM chooses.",
     )
     structured_output_backend: StructuredOutputBackend = Field(
         "xgrammar", description="Default constrained-decoding backend."
@@ -224,6 +225,13 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_roots(cls, value: list[Path]) -> list[Path]:
         return [root.expanduser() for root in value]
+
+    @model_validator(mode="after")
+    def _one_process_runs_one_worker(self) -> Settings:
+        if self.distributed_executor_backend == "uni" and self.tensor_parallel_size * self.pipeline_parallel_size > 1:
+            raise ValueError("distributed_executor_backend `uni` runs one worker: tensor and pipeline parallel size "
+                             "must be 1 (use `mp` or `ray`)")
+        return self
 
     @property
     def default_model_dir(self) -> Path:

@@ -82,12 +82,28 @@ class Engine:
         from service.engine.plugins import ACTIVATION_ENV
 
         os.environ[ACTIVATION_ENV] = "1" if opts.vllm_plugin else "0"
+        if self.executor_backend == "uni":
+            # Without this vLLM's CPU platform replaces `uni` with `mp`; AsyncLLM keeps its
+            # engine-core process either way (only vLLM's offline LLMEngine reads it otherwise).
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
 
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = self.engine_args()
         stat_loggers = [_stats_forwarder(self._on_stats)] if self._on_stats else None
         return AsyncLLM.from_engine_args(args, stat_loggers=stat_loggers)
+
+    @property
+    def executor_backend(self) -> str | None:
+        """The configured backend; unset and one worker: `uni`, the model in the engine-core
+        process. vLLM's CPU default (`mp`) adds a worker process, and the engine core busy-polls
+        it for every step's result (about a whole core on the 2-core machine, profiled in
+        loadtests/results), so on small CPU machines the model computed on half the cores."""
+        opts = self.options
+        one_worker = opts.tensor_parallel_size * opts.pipeline_parallel_size == 1
+        if opts.distributed_executor_backend is None and one_worker:
+            return "uni"
+        return opts.distributed_executor_backend
 
     def engine_args(self) -> Any:
         """vLLM's engine arguments for these options (cheap: nothing is loaded)."""
@@ -105,7 +121,7 @@ class Engine:
             dtype=opts.dtype,
             tensor_parallel_size=opts.tensor_parallel_size,
             pipeline_parallel_size=opts.pipeline_parallel_size,
-            distributed_executor_backend=opts.distributed_executor_backend,
+            distributed_executor_backend=self.executor_backend,
             enforce_eager=opts.enforce_eager,
             enable_lora=True,
             max_loras=opts.max_loras,

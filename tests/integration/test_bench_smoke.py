@@ -1,6 +1,7 @@
 """`loragate bench --smoke` end to end: it starts loragate, vLLM's own server without and with LoRA,
-runs every comparison (peer-base, peer-adapter, adapters, structured, swaps) with a few requests,
-stops the servers, and writes bench.json, bench.md and one chart per comparison.
+runs every comparison (peer-base, peer-adapter, adapters, structured, swaps) with a few requests
+under py-spy (`--profile`), stops the servers, and writes bench.json, bench.md and one chart per
+comparison.
 
 Only that the benchmark works is checked, not its figures: at smoke size on a shared machine the
 ratios say nothing (the targets are recorded, met or not)."""
@@ -26,7 +27,7 @@ def test_bench_smoke_runs_every_comparison(tmp_path: Path) -> None:
     out = tmp_path / "results"
     log = tmp_path / "bench.log"
     with log.open("wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "service", "bench", "--smoke", "--out-dir", str(out)],
+        proc = subprocess.Popen([sys.executable, "-m", "service", "bench", "--smoke", "--profile", "--out-dir", str(out)],
                                 cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT)
         try:
             code = proc.wait(timeout=RUN_TIMEOUT_S)
@@ -60,6 +61,14 @@ def test_bench_smoke_runs_every_comparison(tmp_path: Path) -> None:
 
     text = (out / "bench.md").read_text()
     assert all(f"## {name}" in text for name in COMPARISONS) and "## Targets" in text
+
+    # The profile names every server's processes, and the engine's work shows in vLLM's code.
+    profiles = report["profiles"]["peer-base"]
+    assert {p["server"] for p in profiles} == set(report["servers"]), profiles
+    loragate = next(p for p in profiles if p["server"] == "loragate")
+    assert len(loragate["processes"]) >= 2 and all((out / p["raw_file"]).stat().st_size > 0 for p in profiles)
+    assert any("vllm/" in f["function"] for proc in loragate["processes"] for f in proc["self_time"]), loragate
+    assert "Where the CPU time goes" in text
 
     # Every server it started has stopped (each served on its own port, recorded in the report).
     ports = [server["url"].rsplit(":", 1)[1] for server in report["servers"].values()]

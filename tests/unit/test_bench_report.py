@@ -11,7 +11,7 @@ from pathlib import Path
 from loadtests.bench_report import (
     BenchReport, ComparisonResult, PhaseStats, add_ratios, evaluate_targets, markdown, write,
 )
-from loadtests.bench_servers import RssSampler, _proc_table, peer_engine_args, tree_rss
+from loadtests.bench_servers import RssSampler, proc_table, peer_engine_args, tree_rss
 from service.engine.types import EngineOptions
 
 
@@ -79,12 +79,12 @@ def test_tree_rss_counts_children() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(64 * 2**20); time.sleep(30)"])
     try:
         deadline = time.monotonic() + 20
-        alone = tree_rss(child.pid, _proc_table())
+        alone = tree_rss(child.pid, proc_table())
         while alone < 64 * 2**20 and time.monotonic() < deadline:
             time.sleep(0.1)
-            alone = tree_rss(child.pid, _proc_table())
+            alone = tree_rss(child.pid, proc_table())
         assert alone >= 64 * 2**20
-        assert tree_rss(os.getpid(), _proc_table()) >= alone
+        assert tree_rss(os.getpid(), proc_table()) >= alone
     finally:
         child.kill()
         child.wait()

@@ -10,9 +10,14 @@ from service.config import load_settings
 from service.engine import Engine
 
 
-def test_defaults_leave_parallelism_to_vllm() -> None:
+def test_one_worker_runs_in_the_engine_core_process_by_default() -> None:
     args = Engine(engine_options(load_settings([]))).engine_args()
     assert (args.tensor_parallel_size, args.pipeline_parallel_size) == (1, 1)
+    assert args.distributed_executor_backend == "uni"
+
+
+def test_several_workers_leave_the_backend_to_vllm() -> None:
+    args = Engine(engine_options(load_settings(["--tensor-parallel-size", "2"]))).engine_args()
     assert args.distributed_executor_backend is None
     assert args.enable_lora and args.scheduling_policy == "priority"
 
@@ -32,7 +37,15 @@ def test_parallelism_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (args.pipeline_parallel_size, args.distributed_executor_backend) == (4, "mp")
 
 
-@pytest.mark.parametrize("flags", [["--pipeline-parallel-size", "0"], ["--distributed-executor-backend", "slurm"]])
+def test_worker_processes_on_request() -> None:
+    args = Engine(engine_options(load_settings(["--distributed-executor-backend", "mp"]))).engine_args()
+    assert args.distributed_executor_backend == "mp"
+
+
+@pytest.mark.parametrize("flags", [
+    ["--pipeline-parallel-size", "0"], ["--distributed-executor-backend", "slurm"],
+    ["--distributed-executor-backend", "uni", "--tensor-parallel-size", "2"],
+])
 def test_bad_parallelism_is_refused(flags: list[str]) -> None:
     with pytest.raises((ValidationError, SystemExit)):
         load_settings(flags)
