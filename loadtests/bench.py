@@ -315,7 +315,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep-work", action="store_true", help="keep the server logs, adapters and store")
     parser.add_argument("--profile", action="store_true",
                         help="sample every server's processes with py-spy during each comparison; the summary "
-                             "goes into bench.md/json, raw stacks to profile-<comparison>-<server>.raw.txt")
+                             "goes into bench.md/json, raw stacks to profile-<comparison>-<server>.raw.txt.gz")
     args = parser.parse_args(argv)
     preset = SMOKE if args.smoke else FULL
     for key in ("rounds", "max_tokens", "waves", "min_requests", "mix_concurrency", "tickets"):

@@ -8,6 +8,7 @@ and the loragate frames they were called under), so a missed target comes with w
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
@@ -171,8 +172,12 @@ class Profiler:
             if not raw.exists():
                 progress(f"py-spy wrote no profile for {server}: {err.decode(errors='replace')[-300:]}")
                 continue
-            self.profiles.append(ServerProfile(server=server, raw_file=raw.name, window_s=round(window, 1),
-                                               processes=summarise(raw.read_text(), cpu)))
+            text = raw.read_text()
+            packed = raw.with_name(raw.name + ".gz")
+            packed.write_bytes(gzip.compress(text.encode()))  # about 30x smaller: kept beside the results
+            raw.unlink()
+            self.profiles.append(ServerProfile(server=server, raw_file=packed.name, window_s=round(window, 1),
+                                               processes=summarise(text, cpu)))
 
 
 def markdown(profiles: list[ServerProfile], level: int = 2) -> str:
