@@ -260,7 +260,8 @@ def swaps(bench: Bench) -> ComparisonResult:
     """bench_adapters' swap benchmark at the mixed concurrency, with fixed-length replies."""
     args, url = bench.args, bench.servers.url(LORAGATE)
     extra = {"min_tokens": args.max_tokens, "ignore_eos": True}
-    request_latencies(url, bench.base, 2, 2, min(8, args.max_tokens), "swaps warm-up", extra)
+    warm = min(8, args.max_tokens)
+    request_latencies(url, bench.base, 2, 2, warm, "swaps warm-up", {"min_tokens": warm, "ignore_eos": True})
     t0 = bench.sample()
     out = bench_swaps(url, bench.base, bench.adapters, bench.requests_for(args.mix_concurrency) * args.rounds,
                       args.rounds, args.mix_concurrency, args.max_tokens, extra)

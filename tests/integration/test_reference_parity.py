@@ -118,16 +118,21 @@ def test_one_adapter_matches_peft(served: str, references: dict[str, list[Greedy
         assert_adapted(reply, adapted, base, f"{name}, {prompt!r}")
 
 
-def test_adapters_mixed_with_base_in_one_batch(served: str, references: dict[str, list[Greedy]], model: str) -> None:
+def assert_batch_matches(served: str, references: dict[str, list[Greedy]], model: str, adapters: tuple[str, ...],
+                         where: str) -> None:
     """Every target on every prompt, sent at once so the engine batches base and adapter rows."""
-    jobs = [(target, i) for target in (model, *ADAPTERS) for i in range(len(PROMPTS))]
+    jobs = [(target, i) for target in (model, *adapters) for i in range(len(PROMPTS))]
     with ThreadPoolExecutor(len(jobs)) as pool:
         replies = list(pool.map(lambda job: serve_greedy(served, job[0], PROMPTS[job[1]]), jobs))
     for (target, i), reply in zip(jobs, replies):
-        context = f"{target} in a mixed batch, {PROMPTS[i]!r}"
+        context = f"{target} {where}, {PROMPTS[i]!r}"
         assert_close(reply, references[target][i], context)
         if target != model:
             assert_adapted(reply, references[target][i], references[model][i], context)
+
+
+def test_adapters_mixed_with_base_in_one_batch(served: str, references: dict[str, list[Greedy]], model: str) -> None:
+    assert_batch_matches(served, references, model, ADAPTERS, "in a mixed batch")
 
 
 def test_base_rows_stay_base_when_every_adapter_slot_is_taken(
@@ -138,11 +143,4 @@ def test_base_rows_stay_base_when_every_adapter_slot_is_taken(
     with adapter requests got the last adapter's delta. The plugin's grouped ops skip base tokens."""
     if (CONFIGS[request.node.callspec.params["served"]] or {}).get("LORAGATE_VLLM_PLUGIN") == "false":
         pytest.skip("without the plugin the engine runs vLLM's CPU LoRA ops as they are (vllm#48421)")
-    jobs = [(target, i) for i in range(len(PROMPTS)) for target in (model, *FULL_SLOTS)]
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        replies = list(pool.map(lambda job: serve_greedy(served, job[0], PROMPTS[job[1]]), jobs))
-    for (target, i), reply in zip(jobs, replies):
-        context = f"{target} beside {len(FULL_SLOTS)} adapters, {PROMPTS[i]!r}"
-        assert_close(reply, references[target][i], context)
-        if target != model:
-            assert_adapted(reply, references[target][i], references[model][i], context)
+    assert_batch_matches(served, references, model, FULL_SLOTS, f"beside {len(FULL_SLOTS)} adapters")
