@@ -1,35 +1,78 @@
-"""Grouped CPU LoRA ops: one matrix product per distinct adapter in the batch, none for base tokens."""
+"""CPU LoRA ops: one matrix product per run of tokens sharing an adapter, none for base tokens.
+
+vLLM's CPU torch ops gather a copy of the adapter matrices for every token, convert them to the
+output dtype and multiply token by token; V1 sends every step through their `sgmv_*` form, which
+first expands the per-run adapter indices to per-token ones. These replacements read the runs
+directly (vLLM's prefill metadata: start, length and adapter of each run of consecutive tokens)
+and multiply each run's rows, as views, by its adapter's matrices in the weights' own dtype.
+
+A negative adapter index is vLLM's "no adapter" mark. Its Triton kernels skip those tokens, but
+its CPU torch ops gather `weights[-1]`, the last adapter slot, so a base request batched with a
+full set of adapters got that adapter's delta (vllm-project/vllm#48421). Here base tokens cost
+nothing and get nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+Groups = Iterable[tuple[Any, int]]  # (rows: a slice or index tensor, adapter slot)
 
-def _adapter_products(inputs: Any, weights: Any, indices: Any, dtype: Any) -> Iterator[tuple[Any, Any]]:
-    """`(rows, inputs[rows] @ weights[adapter].T)` for each adapter in the batch, as one matrix
-    product per adapter instead of vLLM's per-token gather (which copies the adapter matrices for
-    every token).
 
-    A negative index is vLLM's "no adapter" mark. Its Triton kernels skip those tokens, but its
-    CPU torch ops gather `weights[-1]`, the last adapter slot, so a base request batched with a
-    full set of adapters got that adapter's delta (vllm-project/vllm#48421). Here base tokens cost
-    nothing and get nothing."""
+def _stacked(weights: Any) -> Any:
+    return weights.squeeze(1) if weights.dim() == 4 else weights  # (slots, out, in)
+
+
+def _product(rows: Any, weight: Any) -> Any:
+    """`rows @ weight.T` in the weights' dtype, as vLLM's Triton kernels multiply. Converting the
+    adapter matrices (padded to max_lora_rank) to the output dtype on every call, as vLLM's torch
+    ops do, cost more than the products themselves."""
+    return rows.to(weight.dtype) @ weight.T
+
+
+def _runs(starts: Any, lengths: Any, indices: Any, count: int) -> tuple[list[tuple[slice, int]], bool]:
+    """The adapter runs of an sgmv call, and whether some tokens are base tokens."""
+    runs = [(slice(start, start + length), index) for start, length, index in
+            zip(starts[:count].tolist(), lengths[:count].tolist(), indices[:count].tolist())]
+    adapted = [(rows, index) for rows, index in runs if index >= 0]
+    return adapted, len(adapted) < len(runs)
+
+
+def _token_groups(indices: Any) -> tuple[Iterator[tuple[Any, int]], bool]:
+    """The adapter groups of a bgmv call (one index per token), and whether some are base tokens."""
     import torch
 
-    stacked = weights.squeeze(1) if weights.dim() == 4 else weights  # (adapters, out, in)
-    x = inputs.to(dtype)
     distinct = torch.unique(indices).tolist()
-    for index in distinct:
-        if index < 0:
-            continue
-        rows = slice(None) if len(distinct) == 1 else (indices == index).nonzero(as_tuple=True)[0]
-        yield rows, x[rows] @ stacked[index].to(dtype).T
+    groups = ((slice(None) if len(distinct) == 1 else (indices == index).nonzero(as_tuple=True)[0], index)
+              for index in distinct if index >= 0)
+    return groups, min(distinct, default=0) < 0
+
+
+def _shrink(inputs: Any, weights: Any, output: Any, groups: Groups, has_base: bool, scaling: float) -> None:
+    stacked = _stacked(weights)
+    target = output[:, : stacked.shape[1]]
+    if has_base:
+        target.zero_()
+    for rows, index in groups:
+        target[rows] = _product(inputs[rows], stacked[index]).to(target.dtype).mul_(scaling)
+
+
+def _expand(inputs: Any, weights: Any, output: Any, groups: Groups, offset: int, size: int, add: bool) -> None:
+    stacked = _stacked(weights)
+    columns = slice(offset, offset + size)
+    for rows, index in groups:
+        # A one-row input broadcasts over every output row, as in vLLM's op.
+        product = _product(inputs[rows], stacked[index])[:, :size]
+        if add:
+            output[rows, columns] += product
+        else:
+            output[rows, columns] = product
 
 
 def patch_cpu_lora_ops() -> None:
-    """Swap vLLM's CPU LoRA kernels for grouped matrix products (2-3x faster on CPU in the
-    platform measurements; vLLM's results up to float rounding, minus the last-slot aliasing)."""
+    """Swap vLLM's CPU LoRA kernels for these (vLLM's results up to float rounding, minus the
+    last-slot aliasing); measured in loadtests/results (`loragate bench`, peer-adapter, adapters)."""
     from vllm.platforms import current_platform
 
     if not current_platform.is_cpu():
@@ -37,35 +80,44 @@ def patch_cpu_lora_ops() -> None:
     from vllm.lora.ops.torch_ops import lora_ops
     from vllm.lora.punica_wrapper import punica_cpu
 
+    def sgmv_shrink(inputs: Any, lora_a_weights: Any, output_tensor: Any, b_seq_start_loc: Any,
+                    seq_len_tensor: Any, lora_indices_tensor: Any, batches: int, max_seq_length: int,
+                    token_nums: int, scaling: float) -> None:
+        runs, has_base = _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor, batches)
+        _shrink(inputs, lora_a_weights, output_tensor, runs, has_base, scaling)
+
+    def sgmv_expand(inputs: Any, lora_b_weights: Any, output_tensor: Any, b_seq_start_loc: Any,
+                    seq_len_tensor: Any, lora_indices_tensor: Any, batches: int, max_seq_length: int,
+                    token_nums: int, add_inputs: bool = False) -> None:
+        runs, _ = _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor, batches)
+        size = min(lora_b_weights.shape[-2], output_tensor.shape[1])
+        _expand(inputs, lora_b_weights, output_tensor, runs, 0, size, add_inputs)
+
+    def sgmv_expand_slice(inputs: Any, lora_b_weights: Any, output_tensor: Any, b_seq_start_loc: Any,
+                          seq_len_tensor: Any, lora_indices_tensor: Any, batches: int, max_seq_length: int,
+                          token_nums: int, slice_offset: int, slice_size: int, add_inputs: bool = False) -> None:
+        runs, _ = _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor, batches)
+        _expand(inputs, lora_b_weights, output_tensor, runs, slice_offset, slice_size, add_inputs)
+
     def bgmv_shrink(inputs: Any, lora_a_weights: Any, output_tensor: Any, lora_indices_tensor: Any,
                     scaling: float = 1.0) -> None:
-        target = output_tensor[:, : lora_a_weights.shape[-2]]
-        if bool((lora_indices_tensor < 0).any()):
-            target.zero_()
-        for rows, product in _adapter_products(inputs, lora_a_weights, lora_indices_tensor, output_tensor.dtype):
-            target[rows] = scaling * product
+        groups, has_base = _token_groups(lora_indices_tensor)
+        _shrink(inputs, lora_a_weights, output_tensor, groups, has_base, scaling)
 
     def bgmv_expand(inputs: Any, lora_b_weights: Any, output_tensor: Any, lora_indices_tensor: Any,
                     add_inputs: bool = True) -> None:
-        common = min(lora_b_weights.shape[-2], output_tensor.shape[1])
-        for rows, product in _adapter_products(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype):
-            # A one-row input broadcasts over every output row, as in vLLM's op.
-            if add_inputs:
-                output_tensor[rows, :common] += product[:, :common]
-            else:
-                output_tensor[rows, :common] = product[:, :common]
+        groups, _ = _token_groups(lora_indices_tensor)
+        size = min(lora_b_weights.shape[-2], output_tensor.shape[1])
+        _expand(inputs, lora_b_weights, output_tensor, groups, 0, size, add_inputs)
 
     def bgmv_expand_slice(inputs: Any, lora_b_weights: Any, output_tensor: Any, lora_indices_tensor: Any,
                           slice_offset: int, slice_size: int, add_inputs: bool = True) -> None:
-        columns = slice(slice_offset, slice_offset + slice_size)
-        for rows, product in _adapter_products(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype):
-            if add_inputs:
-                output_tensor[rows, columns] += product
-            else:
-                output_tensor[rows, columns] = product
+        groups, _ = _token_groups(lora_indices_tensor)
+        _expand(inputs, lora_b_weights, output_tensor, groups, slice_offset, slice_size, add_inputs)
 
-    # lora_ops' sgmv_* call these through module globals; punica_cpu imported them by name.
+    ops = {"sgmv_shrink": sgmv_shrink, "sgmv_expand": sgmv_expand, "sgmv_expand_slice": sgmv_expand_slice,
+           "bgmv_shrink": bgmv_shrink, "bgmv_expand": bgmv_expand, "bgmv_expand_slice": bgmv_expand_slice}
+    # punica_cpu imported them by name; lora_ops' own callers look them up as module globals.
     for module in (lora_ops, punica_cpu):
-        module.bgmv_shrink = bgmv_shrink
-        module.bgmv_expand = bgmv_expand
-        module.bgmv_expand_slice = bgmv_expand_slice
+        for name, op in ops.items():
+            setattr(module, name, op)

@@ -6,17 +6,18 @@ from __future__ import annotations
 import pytest
 
 torch = pytest.importorskip("torch")
-lora_ops = pytest.importorskip("vllm.lora.ops.torch_ops.lora_ops")
+vllm_ops = pytest.importorskip("vllm.lora.ops.torch_ops.lora_ops")
 
 from service.engine.plugins.cpu_lora_ops import patch_cpu_lora_ops  # noqa: E402
 
-ORIGINAL = {name: getattr(lora_ops, name) for name in ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice")}
+NAMES = ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice", "sgmv_shrink", "sgmv_expand", "sgmv_expand_slice")
+ORIGINAL = {name: getattr(vllm_ops, name) for name in NAMES}
 
 
 @pytest.fixture(scope="module")
 def fast_ops() -> dict:
     patch_cpu_lora_ops()
-    ops = {name: getattr(lora_ops, name) for name in ORIGINAL}
+    ops = {name: getattr(vllm_ops, name) for name in ORIGINAL}
     assert all(ops[name] is not ORIGINAL[name] for name in ORIGINAL), "ops were not replaced"
     return ops
 
@@ -81,3 +82,74 @@ def test_base_tokens_get_no_adapter_delta(fast_ops: dict, indices: list[int]) ->
     actual = base[:, :out].clone()
     fast_ops["bgmv_expand"](shrunk, b, actual, index, True)
     torch.testing.assert_close(actual, expected[:, out:] - base[:, out:] + base[:, :out], rtol=1e-5, atol=1e-5)
+
+
+def _runs(indices: list[int]) -> tuple:
+    """vLLM's prefill metadata for per-token adapter indices (compute_meta: runs of equal indices)."""
+    from vllm.lora.punica_wrapper.utils import compute_meta
+
+    starts, lengths, run_indices, batches, longest, tokens, _ = compute_meta(torch.tensor(indices))
+    return starts, lengths, run_indices, batches, longest, tokens
+
+
+@pytest.mark.parametrize("indices", [[1] * 6, [0, 0, 2, 2, 2, 1], [2, 0, 2, 0, 1, 1, 1]])
+def test_sgmv_runs_match_vllm(fast_ops: dict, indices: list[int]) -> None:
+    """vLLM's sgmv ops expand the runs to per-token indices and call its bgmv ops (the originals here,
+    since the module's bgmv names are patched)."""
+    torch.manual_seed(2)
+    tokens, rank, hidden, out = len(indices), 8, 64, 96
+    meta, index = _runs(indices), torch.tensor(indices)
+    a, b = torch.randn(3, 1, rank, hidden), torch.randn(3, 1, out, rank)
+    x, shrunk = torch.randn(tokens, hidden), torch.randn(tokens, rank)
+
+    expected, actual = torch.zeros(tokens, rank), torch.full((tokens, rank), 3.0)
+    ORIGINAL["bgmv_shrink"](x, a, expected, index, 0.5)
+    fast_ops["sgmv_shrink"](x, a, actual, *meta, 0.5)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+    for add in (False, True):
+        expected = torch.ones(tokens, out * 2)
+        actual = expected.clone()
+        ORIGINAL["bgmv_expand_slice"](shrunk, b, expected, index, out, out, add)
+        fast_ops["sgmv_expand_slice"](shrunk, b, actual, *meta, out, out, add)
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+        expected = torch.ones(tokens, out + 4)
+        actual = expected.clone()
+        ORIGINAL["bgmv_expand"](shrunk, b, expected, index, add)
+        fast_ops["sgmv_expand"](shrunk, b, actual, *meta, add)
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_sgmv_base_runs_get_no_adapter_delta(fast_ops: dict) -> None:
+    torch.manual_seed(3)
+    indices = [-1, -1, 2, 2, -1, 0]
+    tokens, rank, hidden, out = len(indices), 4, 32, 48
+    meta = _runs(indices)
+    a, b = torch.randn(3, rank, hidden), torch.randn(3, out, rank)
+    x, shrunk = torch.randn(tokens, hidden), torch.randn(tokens, rank)
+
+    actual = torch.full((tokens, rank), 7.0)
+    fast_ops["sgmv_shrink"](x, a, actual, *meta, 2.0)
+    for t, i in enumerate(indices):
+        torch.testing.assert_close(actual[t], 2.0 * (x[t] @ a[i].T) if i >= 0 else torch.zeros(rank))
+
+    base = torch.randn(tokens, out)
+    actual = base.clone()
+    fast_ops["sgmv_expand"](shrunk, b, actual, *meta, True)
+    for t, i in enumerate(indices):
+        torch.testing.assert_close(actual[t], base[t] + shrunk[t] @ b[i].T if i >= 0 else base[t])
+
+
+def test_bfloat16_weights_multiply_in_bfloat16_like_the_triton_kernels(fast_ops: dict) -> None:
+    """Adapter weights stay bf16 (no per-call copy to the fp32 buffer's dtype); the result is the
+    fp32 product within bf16 rounding."""
+    torch.manual_seed(4)
+    meta = _runs([0, 0, 1])
+    a = torch.randn(2, 8, 64).to(torch.bfloat16)
+    x = torch.randn(3, 64).to(torch.bfloat16)
+    actual = torch.zeros(3, 8)
+    fast_ops["sgmv_shrink"](x, a, actual, *meta, 1.0)
+    expected = torch.stack([x[0].float() @ a[0].float().T, x[1].float() @ a[0].float().T,
+                            x[2].float() @ a[1].float().T])
+    torch.testing.assert_close(actual, expected, rtol=2e-2, atol=5e-2)
