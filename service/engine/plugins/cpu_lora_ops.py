@@ -19,9 +19,28 @@ from typing import Any
 
 Groups = Iterable[tuple[Any, int]]  # (rows: a slice or index tensor, adapter slot)
 
+# (id of a stacked weight tensor, slot) -> (the tensor's version counter, the slot's rank)
+_slot_ranks: dict[tuple[int, int], tuple[int, int]] = {}
+
 
 def _stacked(weights: Any) -> Any:
     return weights.squeeze(1) if weights.dim() == 4 else weights  # (slots, out, in)
+
+
+def _slot_rank(weights: Any, slot: int, rank_dim: int) -> int:
+    """The rank of the adapter in `slot`. vLLM pads every slot to max_lora_rank: it copies an
+    adapter's A into the leading rows and its B into the leading columns and zeroes the rest, so a
+    rank-8 adapter under the default max_lora_rank of 64 would be multiplied 8 times over. Cached
+    until the slot is written again (every in-place write moves the tensor's version counter)."""
+    key, version = (id(weights), slot), weights._version
+    cached = _slot_ranks.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    matrix = _stacked(weights)[slot]
+    used = matrix.ne(0).any(dim=1 - rank_dim).nonzero()
+    rank = int(used[-1]) + 1 if used.numel() else 1
+    _slot_ranks[key] = (version, rank)
+    return rank
 
 
 def _product(rows: Any, weight: Any) -> Any:
@@ -31,39 +50,37 @@ def _product(rows: Any, weight: Any) -> Any:
     return rows.to(weight.dtype) @ weight.T
 
 
-def _runs(starts: Any, lengths: Any, indices: Any, count: int) -> tuple[list[tuple[slice, int]], bool]:
-    """The adapter runs of an sgmv call, and whether some tokens are base tokens."""
-    runs = [(slice(start, start + length), index) for start, length, index in
-            zip(starts[:count].tolist(), lengths[:count].tolist(), indices[:count].tolist())]
-    adapted = [(rows, index) for rows, index in runs if index >= 0]
-    return adapted, len(adapted) < len(runs)
+def _runs(starts: Any, lengths: Any, indices: Any, count: int) -> list[tuple[slice, int]]:
+    """The adapter runs of an sgmv call (base runs left out)."""
+    return [(slice(start, start + length), index) for start, length, index in
+            zip(starts[:count].tolist(), lengths[:count].tolist(), indices[:count].tolist()) if index >= 0]
 
 
-def _token_groups(indices: Any) -> tuple[Iterator[tuple[Any, int]], bool]:
-    """The adapter groups of a bgmv call (one index per token), and whether some are base tokens."""
+def _token_groups(indices: Any) -> Iterator[tuple[Any, int]]:
+    """The adapter groups of a bgmv call (one index per token; base tokens left out)."""
     import torch
 
     distinct = torch.unique(indices).tolist()
-    groups = ((slice(None) if len(distinct) == 1 else (indices == index).nonzero(as_tuple=True)[0], index)
-              for index in distinct if index >= 0)
-    return groups, min(distinct, default=0) < 0
+    return ((slice(None) if len(distinct) == 1 else (indices == index).nonzero(as_tuple=True)[0], index)
+            for index in distinct if index >= 0)
 
 
-def _shrink(inputs: Any, weights: Any, output: Any, groups: Groups, has_base: bool, scaling: float) -> None:
+def _shrink(inputs: Any, weights: Any, output: Any, groups: Groups, scaling: float) -> None:
     stacked = _stacked(weights)
     target = output[:, : stacked.shape[1]]
-    if has_base:
-        target.zero_()
+    target.zero_()  # base rows, and the columns past each adapter's rank
     for rows, index in groups:
-        target[rows] = _product(inputs[rows], stacked[index]).to(target.dtype).mul_(scaling)
+        rank = _slot_rank(weights, index, rank_dim=0)
+        target[rows, :rank] = _product(inputs[rows], stacked[index, :rank]).to(target.dtype).mul_(scaling)
 
 
 def _expand(inputs: Any, weights: Any, output: Any, groups: Groups, offset: int, size: int, add: bool) -> None:
     stacked = _stacked(weights)
     columns = slice(offset, offset + size)
     for rows, index in groups:
+        rank = _slot_rank(weights, index, rank_dim=1)
         # A one-row input broadcasts over every output row, as in vLLM's op.
-        product = _product(inputs[rows], stacked[index])[:, :size]
+        product = _product(inputs[rows, :rank], stacked[index, :, :rank])[:, :size]
         if add:
             output[rows, columns] += product
         else:
@@ -83,37 +100,35 @@ def patch_cpu_lora_ops() -> None:
     def sgmv_shrink(inputs: Any, lora_a_weights: Any, output_tensor: Any, b_seq_start_loc: Any,
                     seq_len_tensor: Any, lora_indices_tensor: Any, batches: int, max_seq_length: int,
                     token_nums: int, scaling: float) -> None:
-        runs, has_base = _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor, batches)
-        _shrink(inputs, lora_a_weights, output_tensor, runs, has_base, scaling)
+        _shrink(inputs, lora_a_weights, output_tensor, _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor,
+                                                             batches), scaling)
 
     def sgmv_expand(inputs: Any, lora_b_weights: Any, output_tensor: Any, b_seq_start_loc: Any,
                     seq_len_tensor: Any, lora_indices_tensor: Any, batches: int, max_seq_length: int,
                     token_nums: int, add_inputs: bool = False) -> None:
-        runs, _ = _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor, batches)
         size = min(lora_b_weights.shape[-2], output_tensor.shape[1])
-        _expand(inputs, lora_b_weights, output_tensor, runs, 0, size, add_inputs)
+        _expand(inputs, lora_b_weights, output_tensor, _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor,
+                                                             batches), 0, size, add_inputs)
 
     def sgmv_expand_slice(inputs: Any, lora_b_weights: Any, output_tensor: Any, b_seq_start_loc: Any,
                           seq_len_tensor: Any, lora_indices_tensor: Any, batches: int, max_seq_length: int,
                           token_nums: int, slice_offset: int, slice_size: int, add_inputs: bool = False) -> None:
-        runs, _ = _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor, batches)
-        _expand(inputs, lora_b_weights, output_tensor, runs, slice_offset, slice_size, add_inputs)
+        _expand(inputs, lora_b_weights, output_tensor, _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor,
+                                                             batches), slice_offset, slice_size, add_inputs)
 
     def bgmv_shrink(inputs: Any, lora_a_weights: Any, output_tensor: Any, lora_indices_tensor: Any,
                     scaling: float = 1.0) -> None:
-        groups, has_base = _token_groups(lora_indices_tensor)
-        _shrink(inputs, lora_a_weights, output_tensor, groups, has_base, scaling)
+        _shrink(inputs, lora_a_weights, output_tensor, _token_groups(lora_indices_tensor), scaling)
 
     def bgmv_expand(inputs: Any, lora_b_weights: Any, output_tensor: Any, lora_indices_tensor: Any,
                     add_inputs: bool = True) -> None:
-        groups, _ = _token_groups(lora_indices_tensor)
         size = min(lora_b_weights.shape[-2], output_tensor.shape[1])
-        _expand(inputs, lora_b_weights, output_tensor, groups, 0, size, add_inputs)
+        _expand(inputs, lora_b_weights, output_tensor, _token_groups(lora_indices_tensor), 0, size, add_inputs)
 
     def bgmv_expand_slice(inputs: Any, lora_b_weights: Any, output_tensor: Any, lora_indices_tensor: Any,
                           slice_offset: int, slice_size: int, add_inputs: bool = True) -> None:
-        groups, _ = _token_groups(lora_indices_tensor)
-        _expand(inputs, lora_b_weights, output_tensor, groups, slice_offset, slice_size, add_inputs)
+        _expand(inputs, lora_b_weights, output_tensor, _token_groups(lora_indices_tensor), slice_offset, slice_size,
+                add_inputs)
 
     ops = {"sgmv_shrink": sgmv_shrink, "sgmv_expand": sgmv_expand, "sgmv_expand_slice": sgmv_expand_slice,
            "bgmv_shrink": bgmv_shrink, "bgmv_expand": bgmv_expand, "bgmv_expand_slice": bgmv_expand_slice}

@@ -153,3 +153,25 @@ def test_bfloat16_weights_multiply_in_bfloat16_like_the_triton_kernels(fast_ops:
     expected = torch.stack([x[0].float() @ a[0].float().T, x[1].float() @ a[0].float().T,
                             x[2].float() @ a[1].float().T])
     torch.testing.assert_close(actual, expected, rtol=2e-2, atol=5e-2)
+
+
+def test_padded_slots_multiply_at_their_rank_and_notice_rewrites(fast_ops: dict) -> None:
+    """Slots are padded to max_lora_rank (8 here); slot 0 holds a rank-3 adapter, later rewritten in
+    place with a rank-5 one (as vLLM loads an adapter into a slot): results stay vLLM's."""
+    torch.manual_seed(5)
+    indices, hidden, out, width = [0, 0, 1, 0], 32, 40, 8
+    meta, index = _runs(indices), torch.tensor(indices)
+    a, b = torch.zeros(2, width, hidden), torch.zeros(2, out, width)
+    a[0, :3], b[0, :, :3] = torch.randn(3, hidden), torch.randn(out, 3)
+    a[1], b[1] = torch.randn(width, hidden), torch.randn(out, width)
+    x = torch.randn(len(indices), hidden)
+    for rank in (3, 5):
+        a[0, :rank], b[0, :, :rank] = torch.randn(rank, hidden), torch.randn(out, rank)
+        expected, actual = torch.zeros(len(indices), width), torch.full((len(indices), width), 9.0)
+        ORIGINAL["bgmv_shrink"](x, a, expected, index, 1.0)
+        fast_ops["sgmv_shrink"](x, a, actual, *meta, 1.0)
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+        expected_out, actual_out = torch.ones(len(indices), out), torch.ones(len(indices), out)
+        ORIGINAL["bgmv_expand"](expected, b, expected_out, index, True)
+        fast_ops["sgmv_expand"](actual, b, actual_out, *meta, True)
+        torch.testing.assert_close(actual_out, expected_out, rtol=1e-5, atol=1e-5)
