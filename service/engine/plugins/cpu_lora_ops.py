@@ -19,10 +19,6 @@ from typing import Any
 
 Groups = Iterable[tuple[Any, int]]  # (rows: a slice or index tensor, adapter slot)
 
-# (id of a stacked weight tensor, slot) -> (the tensor's version counter, the slot's rank)
-_slot_ranks: dict[tuple[int, int], tuple[int, int]] = {}
-
-
 def _stacked(weights: Any) -> Any:
     return weights.squeeze(1) if weights.dim() == 4 else weights  # (slots, out, in)
 
@@ -31,22 +27,21 @@ def _slot_rank(weights: Any, slot: int, rank_dim: int) -> int:
     """The rank of the adapter in `slot`. vLLM pads every slot to max_lora_rank: it copies an
     adapter's A into the leading rows and its B into the leading columns and zeroes the rest, so a
     rank-8 adapter under the default max_lora_rank of 64 would be multiplied 8 times over. Cached
-    until the slot is written again (every in-place write moves the tensor's version counter)."""
-    key, version = (id(weights), slot), weights._version
-    cached = _slot_ranks.get(key)
-    if cached is not None and cached[0] == version:
+    until the slot is written again (every in-place write moves the tensor's version counter). The
+    cache lives on the tensor itself: keyed by id(), a freed tensor's id could name a new one."""
+    ranks: dict[int, tuple[int, int]] = weights.__dict__.setdefault("_loragate_slot_ranks", {})
+    cached = ranks.get(slot)
+    if cached is not None and cached[0] == weights._version:
         return cached[1]
-    matrix = _stacked(weights)[slot]
-    used = matrix.ne(0).any(dim=1 - rank_dim).nonzero()
+    used = _stacked(weights)[slot].ne(0).any(dim=1 - rank_dim).nonzero()
     rank = int(used[-1]) + 1 if used.numel() else 1
-    _slot_ranks[key] = (version, rank)
+    ranks[slot] = (weights._version, rank)
     return rank
 
 
 def _product(rows: Any, weight: Any) -> Any:
-    """`rows @ weight.T` in the weights' dtype, as vLLM's Triton kernels multiply. Converting the
-    adapter matrices (padded to max_lora_rank) to the output dtype on every call, as vLLM's torch
-    ops do, cost more than the products themselves."""
+    """`rows @ weight.T` in the weights' dtype, as vLLM's Triton kernels multiply, rather than
+    copying the adapter matrices to the output dtype on every call as vLLM's torch ops do."""
     return rows.to(weight.dtype) @ weight.T
 
 
