@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -388,12 +389,10 @@ def main(argv: list[str] | None = None) -> int:
                 comparisons: dict[str, ComparisonResult] = {}
                 profiles: dict[str, list[ServerProfile]] = {}
                 for name in args.only:
-                    if not args.profile:
+                    with Profiler(servers.pids(), args.out_dir, name) if args.profile else nullcontext() as profiler:
                         comparisons[name] = run_comparison(bench, name)
-                        continue
-                    with Profiler(servers.pids(), args.out_dir, name) as profiler:
-                        comparisons[name] = run_comparison(bench, name)
-                    profiles[name] = profiler.profiles
+                    if profiler is not None:
+                        profiles[name] = profiler.profiles
             finally:
                 for client in clients.values():
                     client.close()

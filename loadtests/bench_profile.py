@@ -15,13 +15,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from loadtests.bench_servers import proc_table, tree_members
+from loadtests.bench_servers import proc_table, stat_fields, tree_members
 from loadtests.common import progress
 
 SAMPLE_RATE_HZ = 50  # low enough that py-spy itself stays a few % of a core
@@ -53,15 +54,8 @@ class ServerProfile(BaseModel):
 
 def _cpu_seconds(pids: set[int]) -> dict[int, float]:
     ticks = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-    return seconds
+    return {pid: (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+            for pid in pids if (fields := stat_fields(pid)) is not None}
 
 
 def _frame_name(frame: str) -> tuple[str, str]:
@@ -137,8 +131,6 @@ class Profiler:
         return self.out_dir / f"profile-{self.label}-{server}.raw.txt"
 
     def __enter__(self) -> Profiler:
-        import time
-
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.out_dir.mkdir(parents=True, exist_ok=True)
         table = proc_table()
@@ -153,8 +145,6 @@ class Profiler:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        import time
-
         window = time.monotonic() - self._started
         table = proc_table()
         for server, recorder in self._recorders.items():

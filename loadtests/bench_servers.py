@@ -47,18 +47,22 @@ def peer_lora_args(opts: EngineOptions, adapter: tuple[str, Path]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ memory
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (which may contain spaces), or None
+    once the process is gone: [0] state, [1] ppid, [2] pgid, ... [11] utime, [12] stime."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()
+
+
 def proc_table() -> dict[int, tuple[int, int]]:
     """pid -> (ppid, pgid) for every process we can read."""
     table: dict[int, tuple[int, int]] = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
-        table[int(entry.name)] = (int(fields[1]), int(fields[2]))
+        if entry.name.isdigit() and (fields := stat_fields(entry.name)) is not None:
+            table[int(entry.name)] = (int(fields[1]), int(fields[2]))
     return table
 
 
