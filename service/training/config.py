@@ -46,6 +46,10 @@ class TrainingConfig(BaseModel):
     class_token_weight: float = Field(
         1.0, ge=1, description="Loss weight of the category and priority value tokens (ticket-triage)."
     )
+    balance_labels: bool = Field(
+        False, description="Scale the category and priority value tokens' loss weight by inverse label "
+                            "frequency in the training data (ticket-triage).",
+    )
     batch_size: int = Field(8, ge=1, description="Sequences per forward pass.")
     grad_accum: int = Field(1, ge=1, description="Forward passes per optimizer step.")
     max_length: int = Field(768, ge=16, description="Longer examples (prompt + answer) are skipped.")
@@ -101,6 +105,7 @@ class TicketTriageConfig(TrainingConfig):
     batch_size: int = Field(8, ge=1)
     weight_decay: float = Field(0.01, ge=0)
     class_token_weight: float = Field(15.0, ge=1)
+    balance_labels: bool = True
     max_length: int = Field(704, ge=16)  # the longest generated ticket is 685 tokens
     validation_limit: int = Field(60, ge=1)
     max_new_tokens: int = Field(160, ge=1)  # the longest answer is 119 tokens

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -121,7 +122,22 @@ def end_of_turn_id(tokenizer: Any) -> int:
     return ids[0]
 
 
-def encode_example(tokenizer: Any, recipe: str, record: dict[str, Any], class_weight: float = 1.0) -> Example:
+LABEL_FIELDS = ("category", "priority")  # Example.fields numbers them 1 and 2
+LabelFactors = dict[str, dict[str, float]]  # field -> label -> loss-weight factor
+
+
+def balanced_label_factors(records: list[dict[str, Any]]) -> LabelFactors:
+    """Inverse-frequency factors (mean 1 over the records) for each label field, so a rare label
+    (urgent: 14% of the training tickets) weighs as much in the loss as a common one (low: 35%)."""
+    factors: LabelFactors = {}
+    for key in LABEL_FIELDS:
+        counts = Counter(record[key] for record in records)
+        factors[key] = {label: len(records) / (len(counts) * count) for label, count in counts.items()}
+    return factors
+
+
+def encode_example(tokenizer: Any, recipe: str, record: dict[str, Any], class_weight: float = 1.0,
+                   label_factors: LabelFactors | None = None) -> Example:
     messages_of, answer_of = RECIPE_FORMATS[recipe]
     prompt = render_prompt(tokenizer, messages_of(record))
     # Tokenized on its own, as generated: the model produces answer tokens after the prompt's.
@@ -130,11 +146,13 @@ def encode_example(tokenizer: Any, recipe: str, record: dict[str, Any], class_we
     answer = list(encoded["input_ids"])
     weights = fields = None
     if recipe == "ticket-triage":
-        spans = _value_spans(text, ("category", "priority"))
+        spans = _value_spans(text, LABEL_FIELDS)
         answer_fields = [next((k + 1 for k, (start, end) in enumerate(spans) if a < end and b > start), 0)
                          for a, b in encoded["offset_mapping"]]
-        if class_weight != 1.0:
-            weights = [0.0] * len(prompt) + [class_weight if f else 1.0 for f in answer_fields]
+        if class_weight != 1.0 or label_factors:
+            field_weights = [1.0] + [class_weight * (label_factors[key][record[key]] if label_factors else 1.0)
+                                     for key in LABEL_FIELDS]
+            weights = [0.0] * len(prompt) + [field_weights[f] for f in answer_fields]
         # Only a value's first token decides it ("b" of "b|illing"); the rest follow trivially.
         fields = [0] * len(prompt) + [f if i == 0 or answer_fields[i - 1] != f else 0
                                       for i, f in enumerate(answer_fields)]
@@ -154,14 +172,15 @@ def _value_spans(answer: str, keys: tuple[str, ...]) -> list[tuple[int, int]]:
 
 
 def encode_records(
-    tokenizer: Any, recipe: str, records: list[dict[str, Any]], max_length: int, class_weight: float = 1.0
+    tokenizer: Any, recipe: str, records: list[dict[str, Any]], max_length: int, class_weight: float = 1.0,
+    label_factors: LabelFactors | None = None,
 ) -> tuple[list[Example], list[str]]:
     """Encode records; those longer than `max_length` are skipped (their ids are returned) rather
     than cut, since a cut example would teach answers without their end."""
     examples: list[Example] = []
     skipped: list[str] = []
     for record in records:
-        example = encode_example(tokenizer, recipe, record, class_weight)
+        example = encode_example(tokenizer, recipe, record, class_weight, label_factors)
         if len(example.input_ids) > max_length:
             skipped.append(example.id)
         else:

@@ -24,7 +24,14 @@ import torch
 
 from service.training import checkpoint as ckpt
 from service.training.config import TrainingConfig
-from service.training.data import BatchSchedule, Example, encode_records, end_of_turn_id, read_jsonl
+from service.training.data import (
+    BatchSchedule,
+    Example,
+    balanced_label_factors,
+    encode_records,
+    end_of_turn_id,
+    read_jsonl,
+)
 from service.training.forward import batch_loss, collate, validation_loss
 
 LOG_FILE = ckpt.LOG_FILE
@@ -63,8 +70,10 @@ def load_data(config: TrainingConfig, model_dir: Path, train_file: Path, validat
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    train, skipped = encode_records(tokenizer, config.recipe, read_jsonl(train_file, config.train_limit),
-                                    config.max_length, config.class_token_weight)
+    records = read_jsonl(train_file, config.train_limit)
+    factors = balanced_label_factors(records) if config.balance_labels else None
+    train, skipped = encode_records(tokenizer, config.recipe, records, config.max_length,
+                                    config.class_token_weight, factors)
     validation, skipped_val = encode_records(
         tokenizer, config.recipe, read_jsonl(validation_file, config.validation_limit), config.max_length)
     if not train:

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 vllm_ops = pytest.importorskip("vllm.lora.ops.torch_ops.lora_ops")
 
-from service.engine.plugins.cpu_lora_ops import patch_cpu_lora_ops  # noqa: E402
+from service.engine.plugins.cpu_lora_ops import LONG_RUN, StepPlan, patch_cpu_lora_ops  # noqa: E402
 
 NAMES = ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice", "sgmv_shrink", "sgmv_expand", "sgmv_expand_slice")
 ORIGINAL = {name: getattr(vllm_ops, name) for name in NAMES}
@@ -92,7 +92,10 @@ def _runs(indices: list[int]) -> tuple:
     return starts, lengths, run_indices, batches, longest, tokens
 
 
-@pytest.mark.parametrize("indices", [[1] * 6, [0, 0, 2, 2, 2, 1], [2, 0, 2, 0, 1, 1, 1]])
+@pytest.mark.parametrize("indices", [
+    [1] * 6, [0, 0, 2, 2, 2, 1], [2, 0, 2, 0, 1, 1, 1],
+    [0] * 20 + [1, 2, 1, 0, 2] + [2] * 17 + [1, 0],  # long runs as views, short ones batched
+])
 def test_sgmv_runs_match_vllm(fast_ops: dict, indices: list[int]) -> None:
     """vLLM's sgmv ops expand the runs to per-token indices and call its bgmv ops (the originals here,
     since the module's bgmv names are patched)."""
@@ -141,9 +144,9 @@ def test_sgmv_base_runs_get_no_adapter_delta(fast_ops: dict) -> None:
         torch.testing.assert_close(actual[t], base[t] + shrunk[t] @ b[i].T if i >= 0 else base[t])
 
 
-def test_bfloat16_weights_multiply_in_bfloat16_like_the_triton_kernels(fast_ops: dict) -> None:
-    """Adapter weights stay bf16 (no per-call copy to the fp32 buffer's dtype); the result is the
-    fp32 product within bf16 rounding."""
+def test_bfloat16_weights_multiply_in_float32(fast_ops: dict) -> None:
+    """bf16 adapter weights and inputs are multiplied in fp32 (as the Triton kernels accumulate):
+    the result is the fp32 product of the bf16 values, to fp32 rounding."""
     torch.manual_seed(4)
     meta = _runs([0, 0, 1])
     a = torch.randn(2, 8, 64).to(torch.bfloat16)
@@ -152,7 +155,7 @@ def test_bfloat16_weights_multiply_in_bfloat16_like_the_triton_kernels(fast_ops:
     fast_ops["sgmv_shrink"](x, a, actual, *meta, 1.0)
     expected = torch.stack([x[0].float() @ a[0].float().T, x[1].float() @ a[0].float().T,
                             x[2].float() @ a[1].float().T])
-    torch.testing.assert_close(actual, expected, rtol=2e-2, atol=5e-2)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_padded_slots_multiply_at_their_rank_and_notice_rewrites(fast_ops: dict) -> None:
@@ -175,3 +178,43 @@ def test_padded_slots_multiply_at_their_rank_and_notice_rewrites(fast_ops: dict)
         ORIGINAL["bgmv_expand"](expected, b, expected_out, index, True)
         fast_ops["sgmv_expand"](actual, b, actual_out, *meta, True)
         torch.testing.assert_close(actual_out, expected_out, rtol=1e-5, atol=1e-5)
+
+
+def test_plan_takes_long_runs_as_views_and_batches_short_ones() -> None:
+    plan = StepPlan.from_token_slots(torch.tensor([-1, -1] + [3] * LONG_RUN + [0, 1, 1, -1, 0]))
+    assert plan.runs == ((slice(2, 2 + LONG_RUN), 3),)
+    first = 2 + LONG_RUN
+    assert plan.rows.tolist() == [first, first + 1, first + 2, first + 4]
+    assert plan.slots.tolist() == [0, 1, 1, 0]
+
+
+def test_plan_of_one_short_run_uses_a_view_and_of_base_only_is_empty() -> None:
+    assert StepPlan.from_token_slots(torch.tensor([-1, 2, 2, -1])) == StepPlan(((slice(1, 3), 2),))
+    assert StepPlan.from_token_slots(torch.tensor([-1, -1])) == StepPlan(())
+
+
+@pytest.mark.parametrize("is_prefill", [True, False])
+def test_wrapper_plans_once_per_step_and_matches_vllm(fast_ops: dict, is_prefill: bool) -> None:
+    """vLLM's linear layers call the punica wrapper's add_lora_linear: with the step's plan made in
+    update_metadata, a merged qkv-style layer (three slices) gives vLLM's per-token result, base
+    rows unchanged."""
+    from vllm.lora.layers.utils import LoRAMapping
+    from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
+
+    torch.manual_seed(6)
+    lora_ids = [0, 1, 2, 1, 0, 3, 3, 2]  # 0: base; ids 1-3 sit in slots 0-2
+    tokens, hidden, rank, slices = len(lora_ids), 32, 4, (16, 8, 8)
+    wrapper = PunicaWrapperCPU(max_num_batched_tokens=64, max_batches=8, device="cpu")
+    wrapper.update_metadata(LoRAMapping(lora_ids, lora_ids, is_prefill=is_prefill), [1, 2, 3], 3, 1000)
+    assert wrapper._loragate_plan.rows is not None  # short runs: the batched product
+    a = tuple(torch.randn(3, 1, rank, hidden).to(torch.bfloat16) for _ in slices)
+    b = tuple(torch.randn(3, 1, size, rank).to(torch.bfloat16) for size in slices)
+    x = torch.randn(tokens, hidden).to(torch.bfloat16)
+    y = torch.zeros(tokens, sum(slices))
+    wrapper.add_lora_linear(y, x, a, b, 0.5, slices)
+
+    for t, lora_id in enumerate(lora_ids):
+        slot = lora_id - 1
+        expected = torch.cat([0.5 * (x[t].float() @ a[i][slot, 0].float().T) @ b[i][slot, 0].float().T
+                              for i in range(len(slices))]) if lora_id else torch.zeros(sum(slices))
+        torch.testing.assert_close(y[t], expected, rtol=1e-4, atol=1e-4)

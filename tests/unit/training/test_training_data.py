@@ -17,6 +17,7 @@ from service.training.data import (
     END_OF_TURN,
     IGNORE_INDEX,
     BatchSchedule,
+    balanced_label_factors,
     encode_example,
     encode_records,
     make_batches,
@@ -94,6 +95,22 @@ def test_class_token_weight_marks_only_the_category_and_priority_values(tokenize
     assert encode_example(tokenizer, "ticket-triage", TICKET).weights is None  # default: plain loss
     firsts = [(example.fields[i], tokenizer.decode([t])) for i, t in enumerate(example.input_ids) if example.fields[i]]
     assert firsts == [(1, "b"), (2, "high")]  # the deciding first token of each value
+
+
+def test_balanced_label_factors_weigh_rare_labels_up_with_mean_one() -> None:
+    records = [{"category": "billing", "priority": p} for p in ["low"] * 3 + ["urgent"]]
+    factors = balanced_label_factors(records)
+    assert factors["priority"] == {"low": 4 / 6, "urgent": 2.0}  # 4 tickets / (2 labels x count)
+    assert factors["category"] == {"billing": 1.0}
+    assert sum(factors["priority"][r["priority"]] for r in records) == len(records)
+
+
+def test_label_factors_scale_each_value_by_its_own_label(tokenizer) -> None:
+    factors = {"category": {"billing": 0.25}, "priority": {"high": 3.0}}
+    example = encode_example(tokenizer, "ticket-triage", TICKET, class_weight=2.0, label_factors=factors)
+    weighted = {w: tokenizer.decode([t for t, x in zip(example.input_ids, example.weights) if x == w])
+                for w in set(example.weights) - {0.0, 1.0}}
+    assert weighted == {0.5: "billing", 6.0: "high"}  # 2.0 x 0.25 and 2.0 x 3.0
 
 
 def test_too_long_examples_are_skipped_not_cut(tokenizer) -> None:
