@@ -18,6 +18,7 @@ so it sees every response, 500s included, and streamed bodies to their end:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -77,6 +78,16 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def _work_aborted_for_client(exc: BaseException) -> bool:
+    """The request's work was cancelled because its client left (not this task: a server
+    shutdown must still cancel it), or reading the body found the client gone. Re-raised, uvicorn
+    would log it as "Exception in ASGI application" with a traceback."""
+    if isinstance(exc, ClientDisconnect):
+        return True
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and not (task is not None and task.cancelling())
+
+
 class AccessLogMiddleware:
     def __init__(self, app: ASGIApp, *, enabled: bool = True, bodies: bool = False) -> None:
         self.app = app
@@ -95,6 +106,8 @@ class AccessLogMiddleware:
             if isinstance(exc, ClientDisconnect | OSError):
                 exchange.disconnected = True
             exchange.finish()
+            if exchange.disconnected and _work_aborted_for_client(exc):
+                return  # nothing to send and nothing wrong: the 499 line above is the whole story
             raise
         exchange.finish()  # no-op after a complete body; else the app gave up on an unfinished response
 
