@@ -186,8 +186,8 @@ def test_disabled_keeps_the_request_id(caplog_access: pytest.LogCaptureFixture) 
     assert access_lines(caplog_access) == []
 
 
-async def _call(app: FastAPI, path: str, disconnect_after_chunks: int = 0,
-                disconnect_after_s: float | None = None, raised: list[BaseException] | None = None) -> list[dict[str, Any]]:
+async def _call(app: FastAPI, path: str, disconnect_after_chunks: int = 0, disconnect_after_s: float | None = None,
+                raised: list[BaseException] | None = None) -> list[dict[str, Any]]:
     """Drive the app as a server would, with a client that leaves after some body chunks or time."""
     sent: list[dict[str, Any]] = []
     gone = asyncio.Event()
