@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int,
                         help="max_tokens of chat requests (default 256 for unconstrained triage, 200 with --voice).")
     parser.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
+    parser.add_argument("--modes", default="constrained,unconstrained",
+                        help="Triage modes, comma-separated: constrained (POST /v1/tickets/triage), "
+                        "unconstrained (chat with the same prompt). Default: both.")
     add_key_option(parser, admin=False)
     parser.add_argument("--voice", action="store_true", help="Evaluate brand voice instead of triage.")
     return parser
@@ -51,6 +54,9 @@ def run(argv: list[str]) -> int:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not targets:
         parser.error("--targets names no target")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or not set(modes) <= {"constrained", "unconstrained"}:
+        parser.error("--modes takes constrained, unconstrained or both")
     for name, value in (("--limit", args.limit), ("--concurrency", args.concurrency), ("--max-tokens", args.max_tokens)):
         if value is not None and value < 1:
             parser.error(f"{name} must be at least 1")
@@ -62,7 +68,7 @@ def run(argv: list[str]) -> int:
     shown = ["***" if i and shown[i - 1] == "--api-key" else a for i, a in enumerate(shown)]
     config = EvalConfig(dataset=args.dataset, targets=targets, url=args.url, limit=args.limit,
                         concurrency=args.concurrency, max_tokens=args.max_tokens, voice=args.voice,
-                        api_key=args.api_key, timeout_s=args.timeout,
+                        api_key=args.api_key, timeout_s=args.timeout, modes=modes,
                         command=shlex.join(["loragate", "eval", *shown]))
     try:
         report = asyncio.run(run_eval(config))

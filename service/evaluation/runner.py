@@ -14,10 +14,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from service.evaluation import voice
 from service.evaluation.client import CallResult, EvalClient
@@ -50,6 +50,9 @@ class EvalConfig(BaseModel):
     concurrency: int = 4
     max_tokens: int | None = None  # None: 256 (unconstrained triage) or 200 (voice)
     voice: bool = False
+    # Triage modes to run: constrained (POST /v1/tickets/triage), unconstrained (chat, same prompt).
+    modes: list[Literal["constrained", "unconstrained"]] = Field(
+        default_factory=lambda: ["constrained", "unconstrained"], min_length=1)
     api_key: str | None = None
     timeout_s: float = 300.0
     command: str = "loragate eval"
@@ -104,7 +107,8 @@ async def _run_triage(client: EvalClient, config: EvalConfig, tickets: Sequence[
             "constrained": lambda t, model=model: _triage_constrained(client, t, model),
             "unconstrained": lambda t, model=model: _triage_unconstrained(client, prompt, t, model, max_tokens),
         }
-        for mode, call in calls.items():
+        for mode in config.modes:
+            call = calls[mode]
             outcomes = await _gather(tickets, call, config.concurrency, f"target {target} {mode}")
             results.append(ModeResult(target=target, model=model, mode=mode,  # type: ignore[arg-type]
                                       metrics=summarize_triage(outcomes), outcomes=outcomes))

@@ -124,3 +124,19 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "/v1/models" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         evaluate.run(["--dataset", str(good), "--concurrency", "0"])
+
+
+def test_modes_limit_the_run_to_the_named_triage_modes(tmp_path: Path) -> None:
+    config = EvalConfig(dataset=_dataset(tmp_path, TICKETS), targets=["base", "tuned"], url="http://fake",
+                        modes=["constrained"])
+    report = asyncio.run(run_eval(config, transport=httpx.MockTransport(fake_server)))
+    assert [(r.target, r.mode) for r in report.results] == [("base", "constrained"), ("tuned", "constrained")]
+    written = write_report(report, tmp_path / "out")
+    assert sorted(p.name for p in written) == ["accuracy.png", "confusion_base.png", "confusion_tuned.png",
+                                               "report.json", "report.md"]
+
+
+def test_unknown_mode_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        evaluate.run(["--dataset", str(_dataset(tmp_path, TICKETS)), "--modes", "constrained,fast"])
+    assert exc.value.code == 2 and "--modes" in capsys.readouterr().err
