@@ -12,6 +12,7 @@ from pathlib import Path
 from service.cli.client_auth import add_key_option
 from service.evaluation.client import ServiceUnreachable
 from service.evaluation.dataset import DatasetError
+from service.evaluation.results import TRIAGE_MODES
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int,
                         help="max_tokens of chat requests (default 256 for unconstrained triage, 200 with --voice).")
     parser.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
-    parser.add_argument("--modes", default="constrained,unconstrained",
+    parser.add_argument("--modes", default=",".join(TRIAGE_MODES),
                         help="Triage modes, comma-separated: constrained (POST /v1/tickets/triage), "
                         "unconstrained (chat with the same prompt). Default: both.")
     add_key_option(parser, admin=False)
@@ -55,7 +56,7 @@ def run(argv: list[str]) -> int:
     if not targets:
         parser.error("--targets names no target")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or not set(modes) <= {"constrained", "unconstrained"}:
+    if not modes or not set(modes) <= set(TRIAGE_MODES):
         parser.error("--modes takes constrained, unconstrained or both")
     for name, value in (("--limit", args.limit), ("--concurrency", args.concurrency), ("--max-tokens", args.max_tokens)):
         if value is not None and value < 1:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel
 
 from service.evaluation import metrics
 from service.evaluation.dataset import CATEGORIES, PRIORITIES
 
-Mode = Literal["constrained", "unconstrained", "voice"]
+# Constrained: POST /v1/tickets/triage; unconstrained: chat with the same prompt.
+TriageMode = Literal["constrained", "unconstrained"]
+TRIAGE_MODES: tuple[TriageMode, ...] = get_args(TriageMode)
+Mode = Literal[TriageMode, "voice"]
 
 # Shown in report.md and report.json so every figure is defined where it is read.
 DEFINITIONS = {

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, Field, ValidationError
@@ -25,8 +25,10 @@ from service.evaluation.dataset import LabelledTicket, VoiceExample, load_ticket
 from service.evaluation.results import (
     DEFINITIONS,
     EvalReport,
+    TRIAGE_MODES,
     ModeResult,
     Outcome,
+    TriageMode,
     VoiceOutcome,
     summarize_triage,
     summarize_voice,
@@ -50,9 +52,7 @@ class EvalConfig(BaseModel):
     concurrency: int = 4
     max_tokens: int | None = None  # None: 256 (unconstrained triage) or 200 (voice)
     voice: bool = False
-    # Triage modes to run: constrained (POST /v1/tickets/triage), unconstrained (chat, same prompt).
-    modes: list[Literal["constrained", "unconstrained"]] = Field(
-        default_factory=lambda: ["constrained", "unconstrained"], min_length=1)
+    modes: list[TriageMode] = Field(default_factory=lambda: list(TRIAGE_MODES), min_length=1)
     api_key: str | None = None
     timeout_s: float = 300.0
     command: str = "loragate eval"
