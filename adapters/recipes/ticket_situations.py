@@ -515,8 +515,8 @@ I tried in another browser, same thing.
 I cleared the cache and cookies.
 It started around {since}.
 A colleague has the same issue.
-""", "{feature} is failing for the customer[ with \"{error}\"], though a manual workaround exists.",
-      "Reproduce the {feature} failure[ with \"{error}\"], file a bug with the details and update the customer."),
+""", "For the customer, {feature} is failing[ with \"{error}\"], though a manual workaround exists.",
+      "Reproduce the failure of {feature}[ with \"{error}\"], file a bug with the details and update the customer."),
 
     S("outage", "technical", "urgent", "problem", "", """
 Site down?

@@ -392,14 +392,21 @@ def _subject(rng: random.Random, sit: Situation, slots: Slots, channel: str | No
 # Labels and metadata
 # ----------------------------------------------------------------------------------------------
 
+def _answer_text(text: str) -> str:
+    """Quoted words (an error message, a tracking status) in single quotes, so the JSON answer never
+    needs an escaped quote: writing without constraint, the model copied the ticket's double quotes
+    unescaped into its answer and broke the JSON."""
+    return text.replace('"', "'")
+
+
 def _summary(sit: Situation, slots: Slots, mod: str | None) -> str:
     base = fill_label(sit.summary, slots)
     if mod:
         clause = fill_label(slots["_mod_clause"], slots)
         with_clause = base[:-1] + clause + "."
         if len(with_clause) <= 200:
-            return with_clause
-    return one_sentence(base)
+            return _answer_text(with_clause)
+    return _answer_text(one_sentence(base))
 
 
 _ACTION_PREFIX = {
@@ -416,7 +423,7 @@ def _action(sit: Situation, slots: Slots, mod: str | None) -> str:
         candidate = _ACTION_PREFIX[mod] + base[0].lower() + base[1:]
     elif mod == "deadline":
         candidate = base[:-1] + f" before the customer's deadline ({slots['deadline']})."
-    return candidate if len(candidate) <= 200 else one_sentence(base)
+    return _answer_text(candidate if len(candidate) <= 200 else one_sentence(base))
 
 
 def _metadata(rng: random.Random, register: str, slots: Slots) -> dict[str, Any] | None:

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int,
                         help="max_tokens of chat requests (default 256 for unconstrained triage, 200 with --voice).")
     parser.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
+    parser.add_argument("--wait", type=float, default=600.0,
+                        help="Seconds to wait for GET /health/ready to answer 200 before the first "
+                        "ticket (default 600; a service still loading its engine answers 503).")
     parser.add_argument("--modes", default=",".join(TRIAGE_MODES),
                         help="Triage modes, comma-separated: constrained (POST /v1/tickets/triage), "
                         "unconstrained (chat with the same prompt). Default: both.")
@@ -58,7 +61,8 @@ def run(argv: list[str]) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or not set(modes) <= set(TRIAGE_MODES):
         parser.error("--modes takes constrained, unconstrained or both")
-    for name, value in (("--limit", args.limit), ("--concurrency", args.concurrency), ("--max-tokens", args.max_tokens)):
+    for name, value in (("--limit", args.limit), ("--concurrency", args.concurrency), ("--max-tokens", args.max_tokens),
+                        ("--wait", args.wait)):
         if value is not None and value < 1:
             parser.error(f"{name} must be at least 1")
     # Imported here so `loragate --help` stays fast and the evaluation's imports load only for eval.
@@ -70,6 +74,7 @@ def run(argv: list[str]) -> int:
     config = EvalConfig(dataset=args.dataset, targets=targets, url=args.url, limit=args.limit,
                         concurrency=args.concurrency, max_tokens=args.max_tokens, voice=args.voice,
                         api_key=args.api_key, timeout_s=args.timeout, modes=modes,
+                        ready_wait_s=args.wait,
                         command=shlex.join(["loragate", "eval", *shown]))
     try:
         report = asyncio.run(run_eval(config))

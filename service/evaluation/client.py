@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from pydantic import BaseModel
 
 CONNECT_RETRIES = 3
+READY_POLL_S = 2.0
 
 
 class ServiceUnreachable(RuntimeError):
@@ -44,6 +46,20 @@ class EvalClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._http.aclose()
+
+    async def wait_until_ready(self, max_wait_s: float, progress: Callable[[str], None]) -> None:
+        """Wait while `GET /health/ready` answers 503: a service still loading its engine would
+        record every ticket sent meanwhile as an error. Any other answer (200, a deployment without
+        the probe, no answer at all) ends the wait; the calls that follow report real failures."""
+        deadline = time.monotonic() + max_wait_s
+        announced = False
+        while (result := await self._call("GET", "/health/ready")).status == 503:
+            if time.monotonic() >= deadline:
+                raise ServiceUnreachable(f"{self.url} was not ready after {max_wait_s:.0f} s: {result.error}")
+            if not announced:
+                progress(f"waiting for {self.url}/health/ready ({result.error})")
+                announced = True
+            await asyncio.sleep(READY_POLL_S)
 
     async def models(self) -> list[dict[str, Any]]:
         result = await self._call("GET", "/v1/models")

@@ -55,6 +55,7 @@ class EvalConfig(BaseModel):
     modes: list[TriageMode] = Field(default_factory=lambda: list(TRIAGE_MODES), min_length=1)
     api_key: str | None = None
     timeout_s: float = 300.0
+    ready_wait_s: float = 600.0  # how long a service that is still starting may take to be ready
     command: str = "loragate eval"
 
 
@@ -70,6 +71,7 @@ async def run_eval(config: EvalConfig, transport: httpx.AsyncBaseTransport | Non
     started, date = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     examples = load_voice(config.dataset, config.limit) if config.voice else load_tickets(config.dataset, config.limit)
     async with EvalClient(config.url, config.api_key, config.timeout_s, transport) as client:
+        await client.wait_until_ready(config.ready_wait_s, log)
         base_model = await client.base_model()
         targets = list(dict.fromkeys(config.targets))
         if config.voice and BASE not in targets and base_model not in targets:

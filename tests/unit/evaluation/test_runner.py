@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from service.cli import evaluate
+from service.evaluation import client as client_module
+from service.evaluation.client import ServiceUnreachable
 from service.evaluation.report import write_report
 from service.evaluation.runner import EvalConfig, run_eval
 
@@ -22,6 +24,8 @@ TRIAGE = {"a": ("billing", "high"), "b": ("technical", "medium")}  # "c": no val
 
 
 def fake_server(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/health/ready":
+        return httpx.Response(200, json={"status": "ready", "engine": "ready"})
     if request.url.path == "/v1/models":
         return httpx.Response(200, json={"object": "list", "data": [
             {"id": "tiny-base", "object": "model", "parent": None}, {"id": "tuned", "object": "model", "parent": "tiny-base"}]})
@@ -140,3 +144,31 @@ def test_unknown_mode_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as exc:
         evaluate.run(["--dataset", str(_dataset(tmp_path, TICKETS)), "--modes", "constrained,fast"])
     assert exc.value.code == 2 and "--modes" in capsys.readouterr().err
+
+
+def test_waits_while_the_service_is_starting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(client_module, "READY_POLL_S", 0.0)
+    probes = []
+
+    def starting_server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/health/ready":
+            probes.append(request)
+            if len(probes) <= 2:
+                return httpx.Response(503, json={"status": "unavailable", "engine": "starting"})
+        elif len(probes) <= 2:
+            return httpx.Response(503, json={"error": {"message": "The engine is starting", "type": "server_error",
+                                                       "param": None, "code": "engine_unavailable"}})
+        return fake_server(request)
+
+    config = EvalConfig(dataset=_dataset(tmp_path, TICKETS), targets=["tuned"], url="http://fake",
+                        modes=["constrained"])
+    report = asyncio.run(run_eval(config, transport=httpx.MockTransport(starting_server)))
+    assert len(probes) == 3
+    assert report.results[0].metrics.errors == 0  # none of the 503s reached a ticket
+    assert "waiting for http://fake/health/ready" in capsys.readouterr().err
+
+    stuck = EvalConfig(dataset=_dataset(tmp_path, TICKETS), targets=["tuned"], url="http://fake", ready_wait_s=0.0)
+    with pytest.raises(ServiceUnreachable, match="not ready after 0 s"):
+        asyncio.run(run_eval(stuck, transport=httpx.MockTransport(
+            lambda request: httpx.Response(503, json={"status": "unavailable", "engine": "starting"}))))

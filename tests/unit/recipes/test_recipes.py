@@ -156,6 +156,16 @@ def test_shouting_does_not_set_the_priority(triage: ticket_triage.TriageDataset)
     assert len(calm_urgent) >= 50
 
 
+def test_triage_answers_need_no_json_escape(triage: ticket_triage.TriageDataset) -> None:
+    """What the customer quotes is restated in single quotes: an answer the model learns to write
+    must stay valid JSON without an escape sequence."""
+    records = triage.train + triage.validation
+    for record in records:
+        for label in ("summary", "suggested_action"):
+            assert '"' not in record[label] and "\\" not in record[label], (record["id"], record[label])
+    assert sum("'" in r["summary"] and '"' in r["body"] for r in records) >= 50  # quotes were restated
+
+
 def test_triage_variety(triage: ticket_triage.TriageDataset) -> None:
     bodies = [r["body"] for r in triage.train]
     lengths = sorted(len(b) for b in bodies)
