@@ -42,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="max_tokens of chat requests (default 256 for unconstrained triage, 200 with --voice).")
     parser.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
     parser.add_argument("--wait", type=float, default=600.0,
-                        help="Seconds to wait for GET /health/ready to answer 200 before the first "
-                        "ticket (default 600; a service still loading its engine answers 503).")
+                        help="Seconds to wait, before the first ticket, while GET /health/ready answers "
+                        "503 (a service still loading its engine; default 600).")
     parser.add_argument("--modes", default=",".join(TRIAGE_MODES),
                         help="Triage modes, comma-separated: constrained (POST /v1/tickets/triage), "
                         "unconstrained (chat with the same prompt). Default: both.")

@@ -1,6 +1,6 @@
 """Training hyperparameters: one pydantic model per recipe, whose defaults are the shipped runs.
 
-The defaults are sized for the 2-core build machines (about 11 s per optimizer step of 8 triage
+The defaults are sized for the 2-core build machines (about 13 s per optimizer step of 8 triage
 tickets with the shared-prefix forward, see `forward.py`, with nothing else running): each shipped
 run finishes in under an hour including its validation.
 """
