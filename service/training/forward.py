@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from service.training.data import IGNORE_INDEX, Example
+from service.training.data import FIELD_NAMES, IGNORE_INDEX, Example
 
 MIN_SHARED_PREFIX = 16  # below this the extra forward call is not worth it
 
@@ -25,7 +25,7 @@ class Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor
     weights: torch.Tensor  # loss weight per position (0 where the label is ignored)
-    fields: torch.Tensor  # 1 category value, 2 priority value, 0 other (see Example.fields)
+    fields: torch.Tensor  # 1 category value, 2 priority value, 3 quote mark, 0 other (Example.fields)
     shared: int  # leading tokens identical in every row (and unlabelled)
 
     @property
@@ -103,7 +103,7 @@ class BatchLoss:
     weighted: torch.Tensor  # sum of weight x cross-entropy over the answer tokens (the objective)
     plain: float  # unweighted sum of cross-entropy (what is reported)
     tokens: int
-    field_hits: tuple[tuple[int, int], ...] = ()  # (right, total) argmax tokens: category, priority
+    field_hits: tuple[tuple[int, int], ...] = ()  # (right, total) argmax tokens per FIELD_NAMES
 
 
 def batch_loss(model: Any, batch: Batch) -> BatchLoss:
@@ -116,19 +116,19 @@ def batch_loss(model: Any, batch: Batch) -> BatchLoss:
     weighted = (losses * batch.weights[:, first + 1:][selected]).sum()
     fields = batch.fields[:, first + 1:][selected]
     right = logits.detach().argmax(-1) == targets[selected]
-    hits = tuple((int(right[fields == k].sum()), int((fields == k).sum())) for k in (1, 2))
+    hits = tuple((int(right[fields == k].sum()), int((fields == k).sum())) for k in range(1, len(FIELD_NAMES) + 1))
     return BatchLoss(weighted, float(losses.detach().sum()), int(selected.sum()), hits)
 
 
 @torch.no_grad()
 def validation_loss(model: Any, examples: list[Example], pad_id: int, batch_size: int = 8) -> dict[str, float]:
     """Mean per-token answer loss over `examples` (eval mode: no dropout), and for triage the
-    teacher-forced accuracy of the category and priority value tokens."""
+    teacher-forced accuracy of the category and priority value tokens and the restated quote marks."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     total, count = 0.0, 0
-    hits = [[0, 0], [0, 0]]
+    hits = [[0, 0] for _ in FIELD_NAMES]
     for start in range(0, len(order), batch_size):
         chunk = [examples[i] for i in order[start:start + batch_size]]
         loss = batch_loss(model, collate(chunk, pad_id))
@@ -138,7 +138,7 @@ def validation_loss(model: Any, examples: list[Example], pad_id: int, batch_size
             hits[k][1] += seen
     model.train(was_training)
     result = {"loss": total / max(count, 1)}
-    for name, (right, seen) in zip(("category", "priority"), hits):
+    for name, (right, seen) in zip(FIELD_NAMES, hits):
         if seen:
             result[f"{name}_token_accuracy"] = right / seen
     return result

@@ -117,6 +117,7 @@ def render_card(s: RunSummary, base_hashes: dict[str, str], data_hashes: dict[st
         ("schedule", f"{c.schedule}, {c.warmup_ratio:.0%} linear warmup, decays to 10%"),
         ("weight decay", c.weight_decay),
         ("category/priority token loss weight", c.class_token_weight),
+        ("restated quote mark loss weight", c.quote_token_weight),
         ("label balancing", "inverse label frequency" if c.balance_labels else "none"),
         ("optimizer", f"AdamW, grad-norm clip {c.max_grad_norm}"),
         ("batch", f"{c.batch_size} sequences x {c.grad_accum} accumulation = {c.batch_size * c.grad_accum}"),

@@ -73,7 +73,7 @@ def load_data(config: TrainingConfig, model_dir: Path, train_file: Path, validat
     records = read_jsonl(train_file, config.train_limit)
     factors = balanced_label_factors(records) if config.balance_labels else None
     train, skipped = encode_records(tokenizer, config.recipe, records, config.max_length,
-                                    config.class_token_weight, factors)
+                                    config.class_token_weight, factors, config.quote_token_weight)
     validation, skipped_val = encode_records(
         tokenizer, config.recipe, read_jsonl(validation_file, config.validation_limit), config.max_length)
     if not train:

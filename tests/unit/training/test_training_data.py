@@ -97,6 +97,32 @@ def test_class_token_weight_marks_only_the_category_and_priority_values(tokenize
     assert firsts == [(1, "b"), (2, "high")]  # the deciding first token of each value
 
 
+QUOTING = dict(
+    TICKET, id="q1", body='Checkout says "ERR_CONNECTION_RESET" again.',
+    summary="The customer's checkout fails with 'ERR_CONNECTION_RESET'.",
+    suggested_action="Reproduce the 'ERR_CONNECTION_RESET' failure and update the customer's ticket.",
+)
+
+
+def test_quote_weight_marks_the_restated_quote_marks_not_apostrophes(tokenizer) -> None:
+    example = encode_example(tokenizer, "ticket-triage", QUOTING, quote_weight=7.0)
+    heavy = [tokenizer.decode([t]) for t, w in zip(example.input_ids, example.weights) if w == 7.0]
+    assert len(heavy) == 4 and all("'" in token for token in heavy)  # open and close, twice
+    assert not any("'s" in token for token in heavy)  # the customer's: an apostrophe
+    quotes = [tokenizer.decode([t]) for t, f in zip(example.input_ids, example.fields) if f == 3]
+    assert quotes == heavy
+    plain = encode_example(tokenizer, "ticket-triage", QUOTING)
+    assert plain.weights is None and plain.fields == example.fields  # marked even without the weight
+    assert 3 not in encode_example(tokenizer, "ticket-triage", TICKET).fields  # nothing quoted
+
+
+def test_a_value_does_not_end_at_an_escaped_quote(tokenizer) -> None:
+    escaped = dict(QUOTING, summary='Customer wrote "the page shows \'E-5\'" twice.')  # JSON: \"...\"
+    example = encode_example(tokenizer, "ticket-triage", escaped, quote_weight=7.0)
+    heavy = [tokenizer.decode([t]) for t, w in zip(example.input_ids, example.weights) if w == 7.0]
+    assert len(heavy) == 4  # 'E-5' after the escaped quote, and the action's pair
+
+
 def test_balanced_label_factors_weigh_rare_labels_up_with_mean_one() -> None:
     records = [{"category": "billing", "priority": p} for p in ["low"] * 3 + ["urgent"]]
     factors = balanced_label_factors(records)
