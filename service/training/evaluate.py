@@ -6,6 +6,7 @@ free output already parses is one the constraint rarely has to correct.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -46,27 +47,32 @@ def evaluate(config: TrainingConfig, model: Any, tokenizer: Any, validation: lis
 
 
 def triage_metrics(examples: list[Example], generations: list[Generation]) -> dict[str, Any]:
-    """Parse rate (schema-valid JSON), and category / priority accuracy over every ticket (an
-    unparsable answer counts as wrong)."""
+    """JSON parse and schema-valid rates (as `loragate eval` defines them), and category / priority
+    accuracy over every ticket (an answer that is not schema-valid counts as wrong)."""
     from service.tasks.triage import TicketTriage
 
-    parsed, category, priority = 0, 0, 0
+    parsed, valid, category, priority = 0, 0, 0, 0
     per_category: Counter[str] = Counter()
     per_category_right: Counter[str] = Counter()
     for example, generation in zip(examples, generations):
         expected = example.record
         per_category[expected["category"]] += 1
         try:
+            parsed += isinstance(json.loads(generation.text.strip()), dict)
+        except ValueError:
+            pass
+        try:
             triage = TicketTriage.model_validate_json(generation.text)
         except ValidationError:
             continue
-        parsed += 1
+        valid += 1
         category += triage.category == expected["category"]
         priority += triage.priority == expected["priority"]
         per_category_right[expected["category"]] += triage.category == expected["category"]
     n = len(generations)
     return {
         "json_parse_rate": round(parsed / n, 4),
+        "schema_valid_rate": round(valid / n, 4),
         "category_accuracy": round(category / n, 4),
         "priority_accuracy": round(priority / n, 4),
         "category_accuracy_by_category": {

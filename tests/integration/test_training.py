@@ -90,7 +90,7 @@ def test_tiny_run_writes_a_complete_adapter_folder(finished: Path) -> None:
 
     metrics = json.loads((finished / "training_metrics.json").read_text())
     assert metrics["steps"] == 2 and metrics["train_examples"] == 8
-    for key in ("validation_loss", "json_parse_rate", "category_accuracy", "priority_accuracy"):
+    for key in ("validation_loss", "json_parse_rate", "schema_valid_rate", "category_accuracy", "priority_accuracy"):
         assert key in metrics["validation"]
     assert [row["step"] for row in steps(finished)] == [1, 2]
 
