@@ -102,8 +102,9 @@ class TicketTriageConfig(TrainingConfig):
     on the Intel ones. Priority was still climbing at 200 steps (teacher-forced 52%, 45%, 62%, 75% at
     steps 50-200), but 360 steps (1.2 epochs) gained served priority on the validation tickets (82%
     against 77%) and none on hand-written ones (57% against 60%): the second pass learns the
-    generator, not tickets. The category and priority tokens weigh 15x: with plain weights, 100 steps reached only
-    43% category / 40% priority (teacher-forced), 60 steps at 8x already 62% / 45%. The quote marks
+    generator, not tickets. The category and priority tokens weigh 15x: with plain weights, 100
+    steps reached only 43% category / 40% priority (teacher-forced), 60 steps at 8x already 62% /
+    45%. The quote marks
     of a restated phrase weigh 15x too: v4, trained without, put the single quote there only 37% of
     the time (teacher-forced, the 70 marks of the 33 validation tickets that quote something; v5,
     with: 86%) and broke 3 of 60 unconstrained answers by copying the ticket's double quotes. A
