@@ -34,7 +34,7 @@ from service.evaluation.results import (
     summarize_voice,
 )
 from service.model_prep import sha256_file
-from service.tasks.triage import REPETITION_PENALTY, TicketTriage, TriagePrompt
+from service.tasks.triage import REPETITION_PENALTY, TicketTriage, TriagePrompt, parse_triage_reply
 
 BASE = "base"
 TRIAGE_MAX_TOKENS = 256
@@ -192,13 +192,8 @@ def _constrained_outcome(ticket: LabelledTicket, result: CallResult) -> Outcome:
 
 def _unconstrained_outcome(ticket: LabelledTicket, result: CallResult) -> Outcome:
     reply, prompt_tokens, completion_tokens, error = _chat_reply(result)
-    parsed = None
-    if reply is not None:
-        try:
-            parsed = json.loads(reply.strip())
-        except ValueError:
-            parsed = None
-    return _outcome(ticket, result, parsed=isinstance(parsed, dict), triage=_validate(parsed),
+    parsed, triage = parse_triage_reply(reply) if reply is not None else (False, None)
+    return _outcome(ticket, result, parsed=parsed, triage=triage,
                     error=error, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                     output=reply if reply is not None else error)
 

@@ -127,8 +127,8 @@ def end_of_turn_id(tokenizer: Any) -> int:
 
 
 LABEL_FIELDS = ("category", "priority")  # Example.fields numbers them 1 and 2
-QUOTE_FIELD = 3  # Example.fields number of a restated quote mark
 FIELD_NAMES = (*LABEL_FIELDS, "quote")  # Example.fields 1, 2, 3
+QUOTE_FIELD = FIELD_NAMES.index("quote") + 1  # Example.fields number of a restated quote mark
 FREE_TEXT_FIELDS = ("summary", "suggested_action")
 LabelFactors = dict[str, dict[str, float]]  # field -> label -> loss-weight factor
 

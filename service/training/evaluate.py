@@ -6,13 +6,10 @@ free output already parses is one the constraint rarely has to correct.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
-
-from pydantic import ValidationError
 
 from service.training.config import TrainingConfig
 from service.training.data import Example
@@ -49,7 +46,7 @@ def evaluate(config: TrainingConfig, model: Any, tokenizer: Any, validation: lis
 def triage_metrics(examples: list[Example], generations: list[Generation]) -> dict[str, Any]:
     """JSON parse and schema-valid rates (as `loragate eval` defines them), and category / priority
     accuracy over every ticket (an answer that is not schema-valid counts as wrong)."""
-    from service.tasks.triage import TicketTriage
+    from service.tasks.triage import parse_triage_reply
 
     parsed, valid, category, priority = 0, 0, 0, 0
     per_category: Counter[str] = Counter()
@@ -57,13 +54,9 @@ def triage_metrics(examples: list[Example], generations: list[Generation]) -> di
     for example, generation in zip(examples, generations):
         expected = example.record
         per_category[expected["category"]] += 1
-        try:
-            parsed += isinstance(json.loads(generation.text.strip()), dict)
-        except ValueError:
-            pass
-        try:
-            triage = TicketTriage.model_validate_json(generation.text)
-        except ValidationError:
+        is_json, triage = parse_triage_reply(generation.text)
+        parsed += is_json
+        if triage is None:
             continue
         valid += 1
         category += triage.category == expected["category"]

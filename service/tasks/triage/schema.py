@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Category = Literal["billing", "technical", "account", "shipping", "returns", "general"]
 Priority = Literal["low", "medium", "high", "urgent"]
@@ -23,6 +24,22 @@ class TicketTriage(BaseModel):
     priority: Priority
     summary: str = Field(min_length=1, max_length=200)
     suggested_action: str = Field(min_length=1, max_length=200)
+
+
+def parse_triage_reply(text: str) -> tuple[bool, TicketTriage | None]:
+    """Whether an unconstrained reply is one JSON object (surrounding whitespace allowed), and its
+    triage if that object is schema-valid: the parse and schema-valid rates of `loragate eval` and
+    of a training run's model card."""
+    try:
+        value = json.loads(text.strip())
+    except ValueError:
+        return False, None
+    if not isinstance(value, dict):
+        return False, None
+    try:
+        return True, TicketTriage.model_validate(value)
+    except ValidationError:
+        return True, None
 
 
 class Ticket(BaseModel):
