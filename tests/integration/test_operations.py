@@ -168,10 +168,14 @@ def test_bad_input_matrix(http: httpx.Client, model: str) -> None:
 
 # ------------------------------------------------------------------ admission
 def test_overload_gets_429_while_admitted_requests_succeed(ops: ServiceProcess, model: str) -> None:
-    body = {"model": model, "messages": MSG, "max_tokens": 6, "min_tokens": 6, "ignore_eos": True}
+    # Long enough, and sent together, that all 8 overlap even on a fast CPU: with 6 tokens each and
+    # a fresh client per thread, an AMX machine finished each request before the next arrived.
+    body = {"model": model, "messages": MSG, "max_tokens": 48, "min_tokens": 48, "ignore_eos": True}
+    start = threading.Barrier(8)
 
     def one(_: int) -> httpx.Response:
         with httpx.Client(base_url=ops.base_url, timeout=120) as client:
+            start.wait()
             return client.post("/v1/chat/completions", headers=API, json=body)
 
     with ThreadPoolExecutor(8) as pool:
@@ -184,7 +188,7 @@ def test_overload_gets_429_while_admitted_requests_succeed(ops: ServiceProcess, 
             assert int(reply.headers["retry-after"]) >= 1
             assert reply.json()["error"]["code"] == "rate_limit_exceeded"
         else:
-            assert reply.json()["usage"]["completion_tokens"] == 6
+            assert reply.json()["usage"]["completion_tokens"] == body["max_tokens"]
 
 
 def engine_idle(http: httpx.Client, timeout: float = 30) -> bool:
