@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     opt.add_argument("--max-length", type=int, help="Skip examples longer than this many tokens.")
     opt.add_argument("--seed", type=int)
     opt.add_argument("--class-token-weight", type=float,
-                     help="Loss weight of the category and priority value tokens (ticket-triage).")
+                     help="Loss weight of the category value tokens, and the priority's by default (ticket-triage).")
+    opt.add_argument("--priority-token-weight", type=float,
+                     help="Loss weight of the priority value tokens (ticket-triage; default: --class-token-weight).")
     opt.add_argument("--quote-token-weight", type=float,
                      help="Loss weight of the quote marks around a phrase restated from the ticket (ticket-triage).")
     opt.add_argument("--balance-labels", action=argparse.BooleanOptionalAction, default=None,
@@ -76,7 +78,8 @@ def run(argv: list[str]) -> int:
         "rank", "alpha", "dropout", "epochs", "max_steps", "learning_rate", "schedule", "warmup_ratio",
         "weight_decay", "batch_size", "grad_accum", "max_length", "seed", "train_limit", "validation_limit",
         "generation_limit", "eval_every", "max_new_tokens", "stop_after", "checkpoint_every", "log_every",
-        "threads", "save_dtype", "class_token_weight", "quote_token_weight", "balance_labels",
+        "threads", "save_dtype", "class_token_weight", "priority_token_weight",
+        "quote_token_weight", "balance_labels",
     )}
     if args.target_modules:
         overrides["target_modules"] = [m.strip() for m in args.target_modules.split(",") if m.strip()]

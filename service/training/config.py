@@ -45,7 +45,12 @@ class TrainingConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     class_token_weight: float = Field(
-        1.0, ge=1, description="Loss weight of the category and priority value tokens (ticket-triage)."
+        1.0, ge=1, description="Loss weight of the category value tokens, and of the priority's unless "
+                               "priority_token_weight is set (ticket-triage).",
+    )
+    priority_token_weight: float | None = Field(
+        None, ge=1, description="Loss weight of the priority value tokens (ticket-triage; default: the class "
+                                "token weight).",
     )
     quote_token_weight: float = Field(
         1.0, ge=1, description="Loss weight of the quote marks around a phrase the answer restates from the "
@@ -91,6 +96,10 @@ class TrainingConfig(BaseModel):
             raise ValueError("stop_after must not exceed max_steps")
         return self
 
+    @property
+    def priority_weight(self) -> float:
+        return self.priority_token_weight or self.class_token_weight
+
     def resume_key(self) -> dict:
         """The fields a resumed run must share with the run that wrote the checkpoint."""
         return self.model_dump(exclude=set(RESUMABLE_CHANGES))
@@ -118,6 +127,7 @@ class TicketTriageConfig(TrainingConfig):
     batch_size: int = Field(8, ge=1)
     weight_decay: float = Field(0.01, ge=0)
     class_token_weight: float = Field(15.0, ge=1)
+    priority_token_weight: float | None = Field(30.0, ge=1)
     quote_token_weight: float = Field(15.0, ge=1)
     balance_labels: bool = True
     max_length: int = Field(704, ge=16)  # the longest generated ticket is 685 tokens

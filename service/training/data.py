@@ -133,6 +133,30 @@ FREE_TEXT_FIELDS = ("summary", "suggested_action")
 LabelFactors = dict[str, dict[str, float]]  # field -> label -> loss-weight factor
 
 
+@dataclass(frozen=True)
+class AnswerWeights:
+    """Loss weights of a triage answer's deciding tokens; the defaults are the plain loss."""
+
+    category: float = 1.0  # the category value's tokens
+    priority: float = 1.0  # the priority value's tokens
+    quote: float = 1.0  # the quote marks of a phrase restated from the ticket
+    label_factors: LabelFactors | None = None  # per-label factors on the category and priority weights
+
+    @property
+    def plain(self) -> bool:
+        return (self.category, self.priority, self.quote) == (1.0, 1.0, 1.0) and not self.label_factors
+
+    def for_record(self, record: dict[str, Any]) -> list[float]:
+        """Weight per `Example.fields` number (0: any other answer token)."""
+        factors = self.label_factors or {}
+        labels = [weight * factors.get(key, {}).get(record[key], 1.0)
+                  for key, weight in zip(LABEL_FIELDS, (self.category, self.priority), strict=True)]
+        return [1.0, *labels, self.quote]
+
+
+PLAIN_LOSS = AnswerWeights()
+
+
 def balanced_label_factors(records: list[dict[str, Any]]) -> LabelFactors:
     """Inverse-frequency factors (mean 1 over the records) for each label field, so a rare label
     (urgent: 14% of the training tickets) weighs as much in the loss as a common one (low: 35%)."""
@@ -143,8 +167,8 @@ def balanced_label_factors(records: list[dict[str, Any]]) -> LabelFactors:
     return factors
 
 
-def encode_example(tokenizer: Any, recipe: str, record: dict[str, Any], class_weight: float = 1.0,
-                   label_factors: LabelFactors | None = None, quote_weight: float = 1.0) -> Example:
+def encode_example(tokenizer: Any, recipe: str, record: dict[str, Any],
+                   answer_weights: AnswerWeights = PLAIN_LOSS) -> Example:
     messages_of, answer_of = RECIPE_FORMATS[recipe]
     prompt = render_prompt(tokenizer, messages_of(record))
     # Tokenized on its own, as generated: the model produces answer tokens after the prompt's.
@@ -158,9 +182,8 @@ def encode_example(tokenizer: Any, recipe: str, record: dict[str, Any], class_we
         answer_fields = [next((k + 1 for k, (start, end) in enumerate(spans) if a < end and b > start),
                               QUOTE_FIELD if any(a <= q < b for q in quotes) else 0)
                          for a, b in encoded["offset_mapping"]]
-        if class_weight != 1.0 or label_factors or quote_weight != 1.0:
-            field_weights = ([1.0] + [class_weight * (label_factors[key][record[key]] if label_factors else 1.0)
-                                      for key in LABEL_FIELDS] + [quote_weight])
+        if not answer_weights.plain:
+            field_weights = answer_weights.for_record(record)
             weights = [0.0] * len(prompt) + [field_weights[f] for f in answer_fields]
         # Only a value's first token decides it ("b" of "b|illing"); the rest follow trivially.
         fields = [0] * len(prompt) + [f if i == 0 or answer_fields[i - 1] != f else 0
@@ -193,15 +216,15 @@ def _restated_quote_marks(answer: str) -> list[int]:
 
 
 def encode_records(
-    tokenizer: Any, recipe: str, records: list[dict[str, Any]], max_length: int, class_weight: float = 1.0,
-    label_factors: LabelFactors | None = None, quote_weight: float = 1.0,
+    tokenizer: Any, recipe: str, records: list[dict[str, Any]], max_length: int,
+    answer_weights: AnswerWeights = PLAIN_LOSS,
 ) -> tuple[list[Example], list[str]]:
     """Encode records; those longer than `max_length` are skipped (their ids are returned) rather
     than cut, since a cut example would teach answers without their end."""
     examples: list[Example] = []
     skipped: list[str] = []
     for record in records:
-        example = encode_example(tokenizer, recipe, record, class_weight, label_factors, quote_weight)
+        example = encode_example(tokenizer, recipe, record, answer_weights)
         if len(example.input_ids) > max_length:
             skipped.append(example.id)
         else:

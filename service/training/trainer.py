@@ -27,6 +27,7 @@ from service.training.config import TrainingConfig
 from service.training.data import (
     BatchSchedule,
     Example,
+    AnswerWeights,
     balanced_label_factors,
     encode_records,
     end_of_turn_id,
@@ -72,8 +73,9 @@ def load_data(config: TrainingConfig, model_dir: Path, train_file: Path, validat
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     records = read_jsonl(train_file, config.train_limit)
     factors = balanced_label_factors(records) if config.balance_labels else None
-    train, skipped = encode_records(tokenizer, config.recipe, records, config.max_length,
-                                    config.class_token_weight, factors, config.quote_token_weight)
+    weights = AnswerWeights(category=config.class_token_weight, priority=config.priority_weight,
+                            quote=config.quote_token_weight, label_factors=factors)
+    train, skipped = encode_records(tokenizer, config.recipe, records, config.max_length, weights)
     validation, skipped_val = encode_records(
         tokenizer, config.recipe, read_jsonl(validation_file, config.validation_limit), config.max_length)
     if not train:

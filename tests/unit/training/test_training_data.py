@@ -16,6 +16,7 @@ from service.training.config import config_for
 from service.training.data import (
     END_OF_TURN,
     IGNORE_INDEX,
+    AnswerWeights,
     BatchSchedule,
     balanced_label_factors,
     encode_example,
@@ -87,7 +88,7 @@ def test_voice_uses_the_default_system_prompt_and_reply(tokenizer) -> None:
 
 
 def test_class_token_weight_marks_only_the_category_and_priority_values(tokenizer) -> None:
-    example = encode_example(tokenizer, "ticket-triage", TICKET, class_weight=5.0)
+    example = encode_example(tokenizer, "ticket-triage", TICKET, AnswerWeights(category=5.0, priority=5.0))
     assert example.weights is not None and len(example.weights) == len(example.input_ids)
     assert example.weights[: example.prompt_len] == [0.0] * example.prompt_len
     heavy = [example.input_ids[i] for i, w in enumerate(example.weights) if w == 5.0]
@@ -105,7 +106,7 @@ QUOTING = dict(
 
 
 def test_quote_weight_marks_the_restated_quote_marks_not_apostrophes(tokenizer) -> None:
-    example = encode_example(tokenizer, "ticket-triage", QUOTING, quote_weight=7.0)
+    example = encode_example(tokenizer, "ticket-triage", QUOTING, AnswerWeights(quote=7.0))
     heavy = [tokenizer.decode([t]) for t, w in zip(example.input_ids, example.weights) if w == 7.0]
     assert len(heavy) == 4 and all("'" in token for token in heavy)  # open and close, twice
     assert not any("'s" in token for token in heavy)  # the customer's: an apostrophe
@@ -118,9 +119,16 @@ def test_quote_weight_marks_the_restated_quote_marks_not_apostrophes(tokenizer) 
 
 def test_a_value_does_not_end_at_an_escaped_quote(tokenizer) -> None:
     escaped = dict(QUOTING, summary='Customer wrote "the page shows \'E-5\'" twice.')  # JSON: \"...\"
-    example = encode_example(tokenizer, "ticket-triage", escaped, quote_weight=7.0)
+    example = encode_example(tokenizer, "ticket-triage", escaped, AnswerWeights(quote=7.0))
     heavy = [tokenizer.decode([t]) for t, w in zip(example.input_ids, example.weights) if w == 7.0]
     assert len(heavy) == 4  # 'E-5' after the escaped quote, and the action's pair
+
+
+def test_priority_weight_is_separate_from_the_category_weight(tokenizer) -> None:
+    example = encode_example(tokenizer, "ticket-triage", TICKET, AnswerWeights(category=5.0, priority=12.0))
+    weighted = {w: tokenizer.decode([t for t, x in zip(example.input_ids, example.weights) if x == w])
+                for w in set(example.weights) - {0.0, 1.0}}
+    assert weighted == {5.0: "billing", 12.0: "high"}
 
 
 def test_balanced_label_factors_weigh_rare_labels_up_with_mean_one() -> None:
@@ -133,7 +141,8 @@ def test_balanced_label_factors_weigh_rare_labels_up_with_mean_one() -> None:
 
 def test_label_factors_scale_each_value_by_its_own_label(tokenizer) -> None:
     factors = {"category": {"billing": 0.25}, "priority": {"high": 3.0}}
-    example = encode_example(tokenizer, "ticket-triage", TICKET, class_weight=2.0, label_factors=factors)
+    example = encode_example(tokenizer, "ticket-triage", TICKET,
+                             AnswerWeights(category=2.0, priority=2.0, label_factors=factors))
     weighted = {w: tokenizer.decode([t for t, x in zip(example.input_ids, example.weights) if x == w])
                 for w in set(example.weights) - {0.0, 1.0}}
     assert weighted == {0.5: "billing", 6.0: "high"}  # 2.0 x 0.25 and 2.0 x 3.0
