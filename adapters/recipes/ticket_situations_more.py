@@ -733,7 +733,7 @@ I got a message that my parcel {order} can't be delivered, address incomplete. C
 The parcel {order} is waiting because address not complete. The right address is {address}.
 """, """
 The website didn't have a field for the flat number.
-""", "Order {order} is on hold with the carrier because of an incomplete address; the correct address is {address}.",
+""", "Order {order} is on hold with the carrier because of an incomplete address, and the correct address is {address}.",
       "Send the corrected address {address} to the carrier for order {order} and confirm the new delivery date."),
 
     S("upgrade_to_express", "shipping", "low", "question", "deadline", """
@@ -1086,7 +1086,7 @@ order {order}: only 1 of 2 returned items refunded, {item} missing
 From my return of order {order} you refund only one item. The {item} is not refunded.
 """, """
 The return tracking shows one parcel, delivered.
-""", "Customer's return for order {order} was only partly refunded; the {item} has not been refunded.",
+""", "Customer's return for order {order} was only partly refunded, and the {item} has not been refunded.",
       "Check the return inspection for order {order} and refund the {item} if it was received."),
 ]
 

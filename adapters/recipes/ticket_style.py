@@ -190,30 +190,32 @@ No hurry on this one.
 """)
 
 # Escalation cues: (customer text, summary clause). The text is what justifies the priority.
+# A clause joins the summary with a comma, never a semicolon: an adapter torn between ending the
+# summary and going on with a clause wrote the token `";` (invalid JSON); `",` ends it validly.
 MODS = {
     "deadline": [
-        ("I need this sorted by {deadline} because {reason}.", "; needed by {deadline}"),
-        ("Please make sure this is done by {deadline}: {reason}.", "; needed by {deadline}"),
-        ("It has to be resolved by {deadline}, {reason}.", "; needed by {deadline}"),
-        ("I need it before {deadline} at the latest, {reason}.", "; needed by {deadline}"),
+        ("I need this sorted by {deadline} because {reason}.", ", needed by {deadline}"),
+        ("Please make sure this is done by {deadline}: {reason}.", ", needed by {deadline}"),
+        ("It has to be resolved by {deadline}, {reason}.", ", needed by {deadline}"),
+        ("I need it before {deadline} at the latest, {reason}.", ", needed by {deadline}"),
     ],
     "blocked": [
-        ("I can't do any work until this is fixed.", "; the customer is blocked from working"),
-        ("I'm completely stuck, this is the main tool for my job.", "; the customer is blocked from working"),
-        ("Until this works, I literally can't do my job.", "; the customer is blocked from working"),
-        ("Our team can't move forward on anything until this is sorted.", "; the customer's team is blocked"),
+        ("I can't do any work until this is fixed.", ", and the customer is blocked from working"),
+        ("I'm completely stuck, this is the main tool for my job.", ", and the customer is blocked from working"),
+        ("Until this works, I literally can't do my job.", ", and the customer is blocked from working"),
+        ("Our team can't move forward on anything until this is sorted.", ", and the customer's team is blocked"),
     ],
     "scope": [
-        ("This is happening to everyone in our company, about {audience} users.", "; it affects their whole company"),
-        ("It's not just me: all {audience} of our users are affected and our production system is down.", "; it affects all their users in production"),
-        ("Our customers are affected too, our live shop is basically down because of this.", "; their live shop is effectively down"),
-        ("Every single person in our organisation has the same problem.", "; it affects their whole organisation"),
+        ("This is happening to everyone in our company, about {audience} users.", ", and it affects their whole company"),
+        ("It's not just me: all {audience} of our users are affected and our production system is down.", ", and it affects all their users in production"),
+        ("Our customers are affected too, our live shop is basically down because of this.", ", and their live shop is effectively down"),
+        ("Every single person in our organisation has the same problem.", ", and it affects their whole organisation"),
     ],
     "threat": [
-        ("If this isn't resolved by {weekday}, I'll file a chargeback with my bank.", "; the customer threatens a chargeback by {weekday}"),
-        ("I will dispute the payment with my card company if I don't hear back by tomorrow.", "; the customer threatens a payment dispute by tomorrow"),
-        ("My lawyer will be in touch if this is not resolved by {weekday}.", "; the customer threatens legal action by {weekday}"),
-        ("Unless this is fixed by {weekday} I am reporting you to consumer protection and disputing the charge.", "; the customer threatens a chargeback and complaint by {weekday}"),
+        ("If this isn't resolved by {weekday}, I'll file a chargeback with my bank.", ", and the customer threatens a chargeback by {weekday}"),
+        ("I will dispute the payment with my card company if I don't hear back by tomorrow.", ", and the customer threatens a payment dispute by tomorrow"),
+        ("My lawyer will be in touch if this is not resolved by {weekday}.", ", and the customer threatens legal action by {weekday}"),
+        ("Unless this is fixed by {weekday} I am reporting you to consumer protection and disputing the charge.", ", and the customer threatens a chargeback and complaint by {weekday}"),
     ],
 }
 
