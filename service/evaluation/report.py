@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from service.evaluation import voice
-from service.evaluation.results import Confusion, EvalReport, ModeResult, TriageMetrics, VoiceMetrics
+from service.evaluation.results import Confusion, EvalReport, ModeResult, Outcome, TriageMetrics, VoiceMetrics
 
 TRIAGE_COLUMNS = ["target", "mode", "n", "errors", "JSON parse", "schema-valid", "category acc", "priority acc",
                   "category F1", "priority F1", "misrouted /1k", "urgent recall", "urgent missed",
@@ -15,6 +15,8 @@ VOICE_MEASURES = {"greeting_rate": "greeting", "sign_off_rate": "sign-off",
                   "contractions_per_100_words": "contractions /100w", "exclamation_marks": "! per reply",
                   "slang_words": "slang/forbidden", "words": "words", "answer_share": "facts restated",
                   "reference_f1": "reference F1"}
+INVALID_SHOWN = 10  # answers that are not schema-valid, quoted per target and mode
+INVALID_TAIL_CHARS = 120
 
 
 def write_report(report: EvalReport, out: Path) -> list[Path]:
@@ -54,6 +56,7 @@ def markdown(report: EvalReport) -> str:
                   "prompt, temperature 0, no response_format."]
     lines += _errors(report.results)
     if report.kind == "triage":
+        lines += _invalid_answers(report.results)
         lines += ["", "## Confusion matrices", "", "Rows: true label; columns: predicted label "
                   "(`(invalid)`: no schema-valid output or an error)."]
         for result in report.results:
@@ -117,6 +120,25 @@ def _errors(results: list[ModeResult]) -> list[str]:
         for message, count in r.metrics.error_messages.items():
             lines.append(f"- {r.target} {r.mode}: {count} x {message}")
     return ["", "## Errors", "", *lines] if lines else []
+
+
+def _invalid_answers(results: list[ModeResult]) -> list[str]:
+    """The end of each answer that is not schema-valid (errors aside), where a broken one usually
+    goes wrong; whole answers are in report.json."""
+    lines = []
+    for r in results:
+        invalid = [o for o in r.outcomes if isinstance(o, Outcome) and not o.schema_valid and o.error is None]
+        if invalid:
+            lines += ["", f"### {r.target}, {r.mode}: {len(invalid)} of {len(r.outcomes)}", ""]
+            lines += [f"- `{o.id}` ({'JSON, not the schema' if o.parsed_json else 'not JSON'}): "
+                      f"`...{_one_line(o.output or '')[-INVALID_TAIL_CHARS:]}`" for o in invalid[:INVALID_SHOWN]]
+            lines += [f"- ... and {len(invalid) - INVALID_SHOWN} more"] if len(invalid) > INVALID_SHOWN else []
+    return ["", "## Answers that are not schema-valid", "", "The last characters of each (all of it in "
+            "report.json)."] + lines if lines else []
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\n", "\\n").replace("`", "'")  # fits one markdown code span
 
 
 def _confusion_table(confusion: Confusion) -> str:

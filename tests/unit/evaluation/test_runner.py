@@ -94,6 +94,11 @@ def test_triage_run_and_report(tmp_path: Path) -> None:
     text = (tmp_path / "out" / "report.md").read_text()
     assert report.dataset_sha256 in text and "| base | constrained | 3 | 0 | 66.7% | 66.7% |" in text
     assert "## Confusion matrices" in text and "404 model_not_found" in text
+    invalid = text[text.index("## Answers that are not schema-valid"):text.index("## Confusion matrices")]
+    assert "### base, constrained: 1 of 3" in invalid and "- `c` (not JSON): `...502" in invalid
+    assert "- `b` (JSON, not the schema): `...{\"category\": \"technical\"}`" in invalid
+    assert "- `c` (not JSON): `...The category is account.`" in invalid
+    assert "### missing" not in invalid  # errors are listed under Errors, not here
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
     assert saved["results"][0]["outcomes"][2]["status"] == 502
 
