@@ -107,17 +107,18 @@ class TrainingConfig(BaseModel):
 
 class TicketTriageConfig(TrainingConfig):
     """ticket-triage: 230 steps of 8 tickets (1840 of the 2400, under one epoch: no ticket is seen
-    twice, so the generator's phrasing is not memorised), 50 min of training on the AMD machines, 30
+    twice, so the generator's phrasing is not memorised), 50 min of training on the AMD machines, 27-30
     on the Intel ones. Priority was still climbing at 200 steps (teacher-forced 52%, 45%, 62%, 75% at
     steps 50-200), but 360 steps (1.2 epochs) gained served priority on the validation tickets (82%
     against 77%) and none on hand-written ones (57% against 60%): the second pass learns the
-    generator, not tickets. The category and priority tokens weigh 15x: with plain weights, 100
-    steps reached only 43% category / 40% priority (teacher-forced), 60 steps at 8x already 62% /
-    45%. The quote marks
-    of a restated phrase weigh 15x too: v4, trained without, put the single quote there only 37% of
-    the time (teacher-forced, the 70 marks of the 33 validation tickets that quote something; v5,
-    with: 86%) and broke 3 of 60 unconstrained answers by copying the ticket's double quotes. A
-    high peak rate for the same reasons."""
+    generator, not tickets. The category tokens weigh 15x: with plain weights, 100 steps reached only
+    43% category / 40% priority (teacher-forced), 60 steps at 8x already 62% / 45%. The priority
+    tokens weigh 30x (v6): at 15x, v5 still read 4 of 4 plain outages as medium or high, and served
+    priority was 68% of the 400 validation tickets; at 30x, 72.5%, but category fell from 92.5% to
+    87.8%. The quote marks of a restated phrase weigh 15x: v4, trained without, put the single quote
+    there only 37% of the time (teacher-forced, the 70 marks of the 33 validation tickets that quote
+    something; v5, with: 86%) and broke 3 of 60 unconstrained answers by copying the ticket's double
+    quotes. A high peak rate for the same reasons."""
 
     recipe: RecipeName = "ticket-triage"
     dropout: float = Field(0.1, ge=0, lt=1)
