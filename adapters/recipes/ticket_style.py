@@ -191,7 +191,8 @@ No hurry on this one.
 
 # Escalation cues: (customer text, summary clause). The text is what justifies the priority.
 # A clause joins the summary with a comma, never a semicolon: an adapter torn between ending the
-# summary and going on with a clause wrote the token `";` (invalid JSON); `",` ends it validly.
+# summary and going on with a clause wrote the token `";` (invalid JSON); the tokenizer's `","`
+# both ends the value validly and starts a comma clause.
 MODS = {
     "deadline": [
         ("I need this sorted by {deadline} because {reason}.", ", needed by {deadline}"),

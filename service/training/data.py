@@ -148,8 +148,7 @@ class AnswerWeights:
 
     def for_record(self, record: dict[str, Any]) -> list[float]:
         """Weight per `Example.fields` number (0: any other answer token)."""
-        factors = self.label_factors or {}
-        labels = [weight * factors.get(key, {}).get(record[key], 1.0)
+        labels = [weight * (self.label_factors[key][record[key]] if self.label_factors else 1.0)
                   for key, weight in zip(LABEL_FIELDS, (self.category, self.priority), strict=True)]
         return [1.0, *labels, self.quote]
 
