@@ -31,7 +31,7 @@ def voice() -> brand_voice.VoiceDataset:
 
 @pytest.fixture(scope="module")
 def handwritten() -> list[dict]:
-    return read_jsonl(ticket_triage.HANDWRITTEN)
+    return [record for path in ticket_triage.HANDWRITTEN_FILES for record in read_jsonl(path)]
 
 
 def _valid_triage_record(record: dict) -> None:
@@ -104,8 +104,8 @@ def test_handwritten_set_shares_nothing_with_generated(triage: ticket_triage.Tri
     assert not leaked, leaked[:5]
 
 
-def test_handwritten_set_is_valid(handwritten: list[dict]) -> None:
-    assert len(handwritten) >= 80
+def test_handwritten_sets_are_valid(handwritten: list[dict]) -> None:
+    assert len(handwritten) >= 160
     for record in handwritten:
         _valid_triage_record(record)
     assert len({r["id"] for r in handwritten}) == len(handwritten)
