@@ -104,6 +104,16 @@ def _metric_rows(metrics: dict[str, Any]) -> list[str]:
     return rows
 
 
+def triage_loss_rows(c: TrainingConfig) -> list[tuple[str, object]]:
+    """The ticket-triage answer's loss weights (other recipes train on plain weights)."""
+    return [
+        ("category token loss weight", c.class_token_weight),
+        ("priority token loss weight", c.priority_weight),
+        ("restated quote mark loss weight", c.quote_token_weight),
+        ("label balancing", "inverse label frequency" if c.balance_labels else "none"),
+    ]
+
+
 def render_card(s: RunSummary, base_hashes: dict[str, str], data_hashes: dict[str, str]) -> str:
     c = s.config
     front = {"base_model": HUB_BASE_MODEL, "library_name": "peft", "license": LICENSE,
@@ -116,10 +126,7 @@ def render_card(s: RunSummary, base_hashes: dict[str, str], data_hashes: dict[st
         ("target modules", ", ".join(c.target_modules)), ("learning rate", c.learning_rate),
         ("schedule", f"{c.schedule}, {c.warmup_ratio:.0%} linear warmup, decays to 10%"),
         ("weight decay", c.weight_decay),
-        ("category token loss weight", c.class_token_weight),
-        ("priority token loss weight", c.priority_weight),
-        ("restated quote mark loss weight", c.quote_token_weight),
-        ("label balancing", "inverse label frequency" if c.balance_labels else "none"),
+        *(triage_loss_rows(c) if c.recipe == "ticket-triage" else []),
         ("optimizer", f"AdamW, grad-norm clip {c.max_grad_norm}"),
         ("batch", f"{c.batch_size} sequences x {c.grad_accum} accumulation = {c.batch_size * c.grad_accum}"),
         ("optimizer steps", s.steps), ("epochs", f"{s.steps * c.batch_size * c.grad_accum / s.train_examples:.2f}"),
