@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="Weight those tokens by inverse label frequency (ticket-triage default: on).")
     data = parser.add_argument_group("data and evaluation")
     data.add_argument("--train-limit", type=int, help="Use only the first N training examples (tiny runs).")
+    data.add_argument("--extra-train-file", type=Path,
+                      help="More labelled examples mixed into the training data, e.g. your own tickets.")
+    data.add_argument("--extra-train-repeat", type=int,
+                      help="Times each extra example joins the training pool (default 1; 0: none).")
     data.add_argument("--validation-limit", type=int, help="Validation examples for loss and generation.")
     data.add_argument("--generation-limit", type=int, help="Validation examples answered by generation.")
     data.add_argument("--eval-every", type=int, help="Validation loss every N steps (0: 4 times a run).")
@@ -79,8 +83,10 @@ def run(argv: list[str]) -> int:
         "weight_decay", "batch_size", "grad_accum", "max_length", "seed", "train_limit", "validation_limit",
         "generation_limit", "eval_every", "max_new_tokens", "stop_after", "checkpoint_every", "log_every",
         "threads", "save_dtype", "class_token_weight", "priority_token_weight",
-        "quote_token_weight", "balance_labels",
+        "quote_token_weight", "balance_labels", "extra_train_repeat",
     )}
+    if args.extra_train_file:
+        overrides["extra_train_file"] = str(args.extra_train_file.resolve())
     if args.target_modules:
         overrides["target_modules"] = [m.strip() for m in args.target_modules.split(",") if m.strip()]
     try:

@@ -65,6 +65,13 @@ class TrainingConfig(BaseModel):
     max_length: int = Field(768, ge=16, description="Longer examples (prompt + answer) are skipped.")
     # Data
     train_limit: int | None = Field(None, ge=1, description="Use only the first N training examples.")
+    extra_train_file: str | None = Field(
+        None, description="More labelled examples mixed into the training data, e.g. a team's own tickets "
+                          "(JSON lines with the recipe's fields; a relative path is from the project root).",
+    )
+    extra_train_repeat: int = Field(
+        1, ge=0, description="How many times each extra example joins the training pool (0: not at all).",
+    )
     validation_limit: int = Field(60, ge=1, description="Validation examples (loss and generation).")
     generation_limit: int | None = Field(
         None, ge=0, description="Validation examples answered by generation (default: all of them)."

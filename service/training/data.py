@@ -89,7 +89,13 @@ def triage_answer(record: dict[str, Any]) -> str:
     from service.tasks.triage import TicketTriage
 
     fields = ("category", "priority", "summary", "suggested_action")
-    return TicketTriage.model_validate({key: record[key] for key in fields}).model_dump_json()
+    answer = {key: record[key] for key in fields}
+    # A restated phrase is quoted with single quotes (the recipe writes them so): a double quote
+    # would need a JSON escape, which a small adapter often gets wrong unconstrained. Hand-labelled
+    # data is brought to the same convention.
+    for key in FREE_TEXT_FIELDS:
+        answer[key] = answer[key].replace('"', "'")
+    return TicketTriage.model_validate(answer).model_dump_json()
 
 
 # ---------------------------------------------------------------------------- brand-voice

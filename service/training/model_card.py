@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from service.config import DEFAULT_MODEL_NAME
 from service.model_prep import MANIFEST_NAME, read_manifest, sha256_file
 from service.training.config import TrainingConfig
+from service.training.recipes import project_path
 
 HUB_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what `base_model` means on the Hub
 LICENSE = "apache-2.0"  # the base model's and the project's licence
@@ -104,6 +105,13 @@ def _metric_rows(metrics: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _extra_line(c: TrainingConfig) -> str:
+    if not (c.extra_train_file and c.extra_train_repeat):
+        return ""
+    return (f"\n- Mixed in: every example of `{c.extra_train_file}`, {c.extra_train_repeat} times "
+            "(hand-labelled, not generated)")
+
+
 def triage_loss_rows(c: TrainingConfig) -> list[tuple[str, object]]:
     """The ticket-triage answer's loss weights (other recipes train on plain weights)."""
     return [
@@ -154,7 +162,7 @@ A LoRA adapter of [{HUB_BASE_MODEL}](https://huggingface.co/{HUB_BASE_MODEL}), t
 - Recipe: `{c.recipe}` (generator in `adapters/recipes/`), seed {c.seed}
 """ + "\n".join(f"- `{name}` sha256 `{digest}`" for name, digest in data_hashes.items()) + f"""
 - Training examples used: {s.train_examples}{f" (first {c.train_limit})" if c.train_limit else ""}, \
-{s.skipped_train} skipped as longer than {c.max_length} tokens
+{s.skipped_train} skipped as longer than {c.max_length} tokens{_extra_line(c)}
 - Validation examples: {s.validation_examples} ({s.skipped_validation} skipped)
 - Format: the prompt exactly as the server renders it (chat template, generation prompt); loss on the
   answer tokens only, the answer ending with `<|im_end|>`.
@@ -194,8 +202,11 @@ Greedy, unconstrained generation with transformers + peft (fp32) on the first va
 
 def write_model_card(output: Path, summary: RunSummary) -> None:
     base_hashes = base_model_hashes(summary.model_dir)
-    data_hashes = {summary.train_file.name: sha256_file(summary.train_file),
-                   summary.validation_file.name: sha256_file(summary.validation_file)}
+    c = summary.config
+    data_files = [summary.train_file, summary.validation_file]
+    if c.extra_train_file and c.extra_train_repeat:
+        data_files.insert(1, project_path(c.extra_train_file))
+    data_hashes = {path.name: sha256_file(path) for path in data_files}
     plot_loss(summary.log, output / "loss.png", f"{summary.config.recipe}: LoRA r={summary.config.rank}")
     (output / "README.md").write_text(render_card(summary, base_hashes, data_hashes))
     metrics = {

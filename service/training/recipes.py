@@ -39,3 +39,10 @@ def data_files(name: str) -> tuple[Path, Path]:
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPE_DATA))}")
     train, validation = RECIPE_DATA[name]
     return DATA_DIR / train, DATA_DIR / validation
+
+
+def project_path(path: str | Path) -> Path:
+    """A data path as configured: absolute, or relative to the project root (so a recipe's default
+    names the same file from any working directory)."""
+    path = Path(path)
+    return path if path.is_absolute() else PROJECT_ROOT / path

@@ -34,6 +34,7 @@ from service.training.data import (
     read_jsonl,
 )
 from service.training.forward import batch_loss, collate, validation_loss
+from service.training.recipes import project_path
 
 LOG_FILE = ckpt.LOG_FILE
 Progress = Callable[[str], None]
@@ -67,11 +68,21 @@ class TrainingResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def extra_records(config: TrainingConfig) -> list[dict[str, Any]]:
+    """The config's extra labelled examples, each `extra_train_repeat` times."""
+    if not config.extra_train_file or not config.extra_train_repeat:
+        return []
+    path = project_path(config.extra_train_file)
+    if not path.is_file():
+        raise TrainingError(f"extra training file {path} does not exist")
+    return read_jsonl(path) * config.extra_train_repeat
+
+
 def load_data(config: TrainingConfig, model_dir: Path, train_file: Path, validation_file: Path) -> RunData:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    records = read_jsonl(train_file, config.train_limit)
+    records = read_jsonl(train_file, config.train_limit) + extra_records(config)
     factors = balanced_label_factors(records) if config.balance_labels else None
     weights = AnswerWeights(category=config.class_token_weight, priority=config.priority_weight,
                             quote=config.quote_token_weight, label_factors=factors)
@@ -171,7 +182,9 @@ def train(config: TrainingConfig, output: Path, model_dir: Path, train_file: Pat
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = math.ceil(config.warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup, config.schedule))
-    progress(f"{config.recipe}: {len(data.train)} training examples ({len(data.skipped_train)} longer than "
+    extra = (f" (with {config.extra_train_file} x{config.extra_train_repeat})"
+             if config.extra_train_file and config.extra_train_repeat else "")
+    progress(f"{config.recipe}: {len(data.train)} training examples{extra} ({len(data.skipped_train)} longer than "
              f"{config.max_length} tokens skipped), {len(data.validation)} validation; {total} steps of "
              f"{config.batch_size}x{config.grad_accum} sequences (~{total / schedule.steps_per_epoch:.2f} epochs), "
              f"{sum(p.numel() for p in params):,} trainable parameters, {torch.get_num_threads()} threads")

@@ -7,6 +7,7 @@ forward check uses a tiny random Llama, so nothing here is slow.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,8 +24,9 @@ from service.training.data import (
     encode_records,
     make_batches,
     read_jsonl,
+    triage_answer,
 )
-from service.training.recipes import data_files
+from service.training.recipes import data_files, project_path
 
 TICKET = {
     "id": "u1", "subject": "Refund $40 for order A-77", "body": "Hello,\nI was charged twice ($40) for order A-77.\nThanks",
@@ -117,11 +119,12 @@ def test_quote_weight_marks_the_restated_quote_marks_not_apostrophes(tokenizer) 
     assert 3 not in encode_example(tokenizer, "ticket-triage", TICKET).fields  # nothing quoted
 
 
-def test_a_value_does_not_end_at_an_escaped_quote(tokenizer) -> None:
-    escaped = dict(QUOTING, summary='Customer wrote "the page shows \'E-5\'" twice.')  # JSON: \"...\"
-    example = encode_example(tokenizer, "ticket-triage", escaped, AnswerWeights(quote=7.0))
+def test_double_quotes_of_hand_labelled_answers_become_single_quotes(tokenizer) -> None:
+    labelled = dict(QUOTING, summary='Customer wrote "the page shows E-5" twice.')  # JSON would need \"
+    assert triage_answer(labelled) == triage_answer(dict(QUOTING, summary="Customer wrote 'the page shows E-5' twice."))
+    example = encode_example(tokenizer, "ticket-triage", labelled, AnswerWeights(quote=7.0))
     heavy = [tokenizer.decode([t]) for t, w in zip(example.input_ids, example.weights) if w == 7.0]
-    assert len(heavy) == 4  # 'E-5' after the escaped quote, and the action's pair
+    assert len(heavy) == 4  # the summary's pair and the action's pair
 
 
 def test_priority_weight_is_separate_from_the_category_weight(tokenizer) -> None:
@@ -236,3 +239,18 @@ def test_shipped_recipe_data_encodes(recipe: str, tokenizer) -> None:
                                                                     "suggested_action")})
         examples, skipped = encode_records(tokenizer, recipe, records[:200], config.max_length)
         assert len(skipped) <= len(records[:200]) // 50, f"{len(skipped)} of 200 {path.name} examples too long"
+
+
+def test_extra_examples_join_the_pool_repeated_and_the_recipe_mixes_its_hand_written_tickets(tmp_path: Path) -> None:
+    from service.training.trainer import TrainingError, extra_records
+
+    extra = tmp_path / "ours.jsonl"
+    extra.write_text("".join(json.dumps(dict(TICKET, id=f"x{i}")) + "\n" for i in range(3)))
+    config = config_for("ticket-triage", extra_train_file=str(extra), extra_train_repeat=2)
+    assert [r["id"] for r in extra_records(config)] == ["x0", "x1", "x2"] * 2
+    assert extra_records(config.model_copy(update={"extra_train_repeat": 0})) == []
+    with pytest.raises(TrainingError, match="does not exist"):
+        extra_records(config.model_copy(update={"extra_train_file": str(tmp_path / "missing.jsonl")}))
+    relative = config.model_copy(update={"extra_train_file": "adapters/recipes/data/triage_handwritten.jsonl"})
+    assert len(extra_records(relative)) == 2 * len(read_jsonl(project_path(relative.extra_train_file))) >= 200
+    assert config_for("ticket-triage").extra_train_file is None  # the shipped runs train on generated data
