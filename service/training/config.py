@@ -104,6 +104,11 @@ class TrainingConfig(BaseModel):
         return self
 
     @property
+    def mixes_extra(self) -> bool:
+        """Whether extra labelled examples join the training pool."""
+        return bool(self.extra_train_file and self.extra_train_repeat)
+
+    @property
     def priority_weight(self) -> float:
         return self.priority_token_weight or self.class_token_weight
 

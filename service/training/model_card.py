@@ -106,10 +106,9 @@ def _metric_rows(metrics: dict[str, Any]) -> list[str]:
 
 
 def _extra_line(c: TrainingConfig) -> str:
-    if not (c.extra_train_file and c.extra_train_repeat):
+    if not c.mixes_extra:
         return ""
-    return (f"\n- Mixed in: every example of `{c.extra_train_file}`, {c.extra_train_repeat} times "
-            "(hand-labelled, not generated)")
+    return f"\n- Mixed in: every example of `{c.extra_train_file}`, {c.extra_train_repeat} times"
 
 
 def triage_loss_rows(c: TrainingConfig) -> list[tuple[str, object]]:
@@ -204,7 +203,7 @@ def write_model_card(output: Path, summary: RunSummary) -> None:
     base_hashes = base_model_hashes(summary.model_dir)
     c = summary.config
     data_files = [summary.train_file, summary.validation_file]
-    if c.extra_train_file and c.extra_train_repeat:
+    if c.mixes_extra:
         data_files.insert(1, project_path(c.extra_train_file))
     data_hashes = {path.name: sha256_file(path) for path in data_files}
     plot_loss(summary.log, output / "loss.png", f"{summary.config.recipe}: LoRA r={summary.config.rank}")

@@ -70,7 +70,7 @@ class TrainingResult:
 
 def extra_records(config: TrainingConfig) -> list[dict[str, Any]]:
     """The config's extra labelled examples, each `extra_train_repeat` times."""
-    if not config.extra_train_file or not config.extra_train_repeat:
+    if not config.mixes_extra:
         return []
     path = project_path(config.extra_train_file)
     if not path.is_file():
@@ -183,7 +183,7 @@ def train(config: TrainingConfig, output: Path, model_dir: Path, train_file: Pat
     warmup = math.ceil(config.warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup, config.schedule))
     extra = (f" (with {config.extra_train_file} x{config.extra_train_repeat})"
-             if config.extra_train_file and config.extra_train_repeat else "")
+             if config.mixes_extra else "")
     progress(f"{config.recipe}: {len(data.train)} training examples{extra} ({len(data.skipped_train)} longer than "
              f"{config.max_length} tokens skipped), {len(data.validation)} validation; {total} steps of "
              f"{config.batch_size}x{config.grad_accum} sequences (~{total / schedule.steps_per_epoch:.2f} epochs), "
