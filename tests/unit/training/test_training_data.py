@@ -19,6 +19,7 @@ from service.training.data import (
     IGNORE_INDEX,
     AnswerWeights,
     BatchSchedule,
+    _value_spans,
     balanced_label_factors,
     encode_example,
     encode_records,
@@ -125,6 +126,13 @@ def test_double_quotes_of_hand_labelled_answers_become_single_quotes(tokenizer) 
     example = encode_example(tokenizer, "ticket-triage", labelled, AnswerWeights(quote=7.0))
     heavy = [tokenizer.decode([t]) for t, w in zip(example.input_ids, example.weights) if w == 7.0]
     assert len(heavy) == 4  # the summary's pair and the action's pair
+
+
+def test_a_value_does_not_end_at_an_escaped_quote() -> None:
+    # triage_answer writes no double quote into a value any more, but a value may still hold other
+    # JSON escapes; the span search must step over every one of them.
+    answer = '{"category":"a\\"b\\\\","priority":"low"}'  # category: a, quote, b, backslash
+    assert [answer[a:b] for a, b in _value_spans(answer, ("category", "priority"))] == ['a\\"b\\\\', "low"]
 
 
 def test_priority_weight_is_separate_from_the_category_weight(tokenizer) -> None:
@@ -241,7 +249,7 @@ def test_shipped_recipe_data_encodes(recipe: str, tokenizer) -> None:
         assert len(skipped) <= len(records[:200]) // 50, f"{len(skipped)} of 200 {path.name} examples too long"
 
 
-def test_extra_examples_join_the_pool_repeated_and_the_recipe_mixes_its_hand_written_tickets(tmp_path: Path) -> None:
+def test_extra_examples_join_the_pool_repeated(tmp_path: Path) -> None:
     from service.training.trainer import TrainingError, extra_records
 
     extra = tmp_path / "ours.jsonl"
