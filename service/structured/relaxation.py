@@ -1,4 +1,4 @@
-"""Schema relaxation: drop what grammar backends cannot express, keep validating the full schema."""
+"""Schema relaxation: drop or widen what grammar backends cannot express, keep validating the full schema."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ _NAME_MAPS = ("properties", "patternProperties", "$defs", "definitions", "depend
 
 
 def relaxed_schema(schema: dict[str, Any]) -> dict[str, Any] | None:
-    """The schema without RELAXABLE_KEYWORDS (None when it has none)."""
+    """The schema without RELAXABLE_KEYWORDS and with `oneOf` widened to `anyOf` (None when it has
+    neither). guidance refuses `oneOf` and xgrammar only approximates it; "at least one" is what a
+    grammar can enforce, and the validator still checks "exactly one"."""
     changed = False
 
     def relax(node: Any) -> Any:
@@ -25,13 +27,22 @@ def relaxed_schema(schema: dict[str, Any]) -> dict[str, Any] | None:
         if not isinstance(node, dict):
             return node
         out: dict[str, Any] = {}
+        one_of: list[Any] | None = None
         for key, value in node.items():
             if key in RELAXABLE_KEYWORDS:
                 changed = True
+            elif key == "oneOf" and isinstance(value, list):
+                changed = True
+                one_of = relax(value)
             elif key in _NAME_MAPS and isinstance(value, dict):
                 out[key] = {name: relax(sub) for name, sub in value.items()}  # keys are names here
             else:
                 out[key] = relax(value)
+        if one_of is not None:
+            if "anyOf" in out:  # both: each must still hold
+                out["allOf"] = [*out.get("allOf", []), {"anyOf": one_of}]
+            else:
+                out["anyOf"] = one_of
         return out
 
     result = relax(schema)

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 
 from service.errors import InvalidRequestError
+from service.structured import linear_regex
 from service.structured.regex_analysis import RegexSyntaxError, regex_hazard
 from service.structured.types import StructuredLimits
 
@@ -72,6 +73,11 @@ def check_regex(pattern: str, limits: StructuredLimits, param: str, where: str |
         raise InvalidRequestError(f"{subject} does not parse: {exc}.", param=param, code="invalid_regex") from exc
     if problem:
         raise InvalidRequestError(f"{subject} is refused: {problem}.", param=param, code="invalid_regex")
+    try:
+        linear_regex.compile_linear(pattern)  # replies are checked with RE2: it must take the pattern too
+    except linear_regex.LinearRegexError as exc:
+        raise InvalidRequestError(f"{subject} is refused: {exc} (RE2 syntax, which replies are checked with).",
+                                  param=param, code="invalid_regex") from exc
 
 
 def _schema_regexes(schema: Any) -> list[tuple[str, str]]:

@@ -8,8 +8,8 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
-import regex as regex_engine
 
+from service.structured import linear_regex
 from service.structured.types import StructuredRequest, ValidationResult
 
 
@@ -34,8 +34,8 @@ def validate_output(request: StructuredRequest, text: str, finish_reason: str | 
         return "valid" if text in (request.constraint.choice or []) else "invalid"
     if kind == "regex":
         try:
-            return "valid" if regex_engine.fullmatch(request.constraint.regex or "", text, timeout=1.0) else "invalid"
-        except (regex_engine.error, TimeoutError):
+            return "valid" if linear_regex.fullmatch(request.constraint.regex or "", text) else "invalid"
+        except linear_regex.LinearRegexError:  # the guard compiles every regex it admits: not expected
             return "unchecked"
     return "unchecked"  # EBNF grammars: the engine enforces them; there is no independent checker here
 
@@ -45,8 +45,36 @@ def _validator(schema_json: str) -> Any:
     """One compiled validator per distinct schema (keyed by its canonical JSON): every triage
     reply is checked against the same schema, and building a validator costs more than using it."""
     schema = json.loads(schema_json)
-    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator_class = _linear_patterns(jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator))
     return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+
+
+@lru_cache(maxsize=None)
+def _linear_patterns(validator_class: Any) -> Any:
+    """`validator_class` with `pattern` and `patternProperties` matched by RE2 instead of Python's
+    backtracking `re` (the patterns come from the client). jsonschema's own additionalProperties
+    bookkeeping still uses `re` on property names, which the guard's regex analysis covers."""
+
+    def pattern(validator: Any, regex: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not _search(regex, instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {regex!r}")
+
+    def pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, schema: Any) -> Any:
+        if not validator.is_type(instance, "object"):
+            return
+        for regex, subschema in patterns.items():
+            for name, value in instance.items():
+                if _search(regex, name):
+                    yield from validator.descend(value, subschema, path=name, schema_path=regex)
+
+    return jsonschema.validators.extend(validator_class, {"pattern": pattern, "patternProperties": pattern_properties})
+
+
+def _search(regex: str, text: str) -> bool:
+    try:
+        return linear_regex.search(regex, text)
+    except linear_regex.LinearRegexError:  # the guard compiles every regex it admits: not expected
+        return False
 
 
 def combined_verdict(results: Iterable[ValidationResult]) -> ValidationResult:
