@@ -53,18 +53,11 @@ def _hazard(parsed: Any, ignore_case: bool) -> str | None:
                 return NESTED_REPEAT
             if high != MAXREPEAT and high > 1000:
                 return f"a repeat count of {high} is too large (at most 1000)"
-            children = [body]
-        elif name in ("SUBPATTERN", "ATOMIC_GROUP"):
-            children = [value[-1] if name == "SUBPATTERN" else value]
-        elif name == "BRANCH":
-            children = list(value[1])
         elif name in ("GROUPREF", "GROUPREF_EXISTS"):
             return "backreferences are not regular"
         elif name in ("ASSERT", "ASSERT_NOT"):
             return "lookaround assertions are not supported"
-        else:
-            continue
-        for child in children:
+        for child in _children(name, value):
             problem = _hazard(child, ignore_case)
             if problem:
                 return problem
@@ -79,17 +72,23 @@ def _unbounded_repeat_bodies(parsed: Any) -> Iterator[Any]:
     """The body of every unbounded repeat inside `parsed`, at any depth."""
     for op, value in parsed:
         name = str(op)
-        if name in _REPEATS:
-            if value[1] == MAXREPEAT:
-                yield value[2]
-            yield from _unbounded_repeat_bodies(value[2])
-        elif name == "SUBPATTERN":
-            yield from _unbounded_repeat_bodies(value[-1])
-        elif name == "ATOMIC_GROUP":
-            yield from _unbounded_repeat_bodies(value)
-        elif name == "BRANCH":
-            for branch in value[1]:
-                yield from _unbounded_repeat_bodies(branch)
+        if name in _REPEATS and value[1] == MAXREPEAT:
+            yield value[2]
+        for child in _children(name, value):
+            yield from _unbounded_repeat_bodies(child)
+
+
+def _children(name: str, value: Any) -> list[Any]:
+    """The sub-sequences of a parsed element: a repeat's body, a group's content, each alternative."""
+    if name in _REPEATS:
+        return [value[2]]
+    if name == "SUBPATTERN":
+        return [value[-1]]
+    if name == "ATOMIC_GROUP":
+        return [value]
+    if name == "BRANCH":
+        return list(value[1])
+    return []
 
 
 # ----------------------------------------------------------- delimited repeats
@@ -153,15 +152,8 @@ def _char_elements(parsed: Any) -> Iterator[tuple[Any, Any]]:
         name = str(op)
         if name in ("LITERAL", "NOT_LITERAL", "ANY", "IN"):
             yield op, value
-        elif name in _REPEATS:
-            yield from _char_elements(value[2])
-        elif name == "SUBPATTERN":
-            yield from _char_elements(value[-1])
-        elif name == "ATOMIC_GROUP":
-            yield from _char_elements(value)
-        elif name == "BRANCH":
-            for branch in value[1]:
-                yield from _char_elements(branch)
+        for child in _children(name, value):
+            yield from _char_elements(child)
 
 
 def _element_matches(op: Any, value: Any, char: str) -> bool:
