@@ -10,7 +10,9 @@ which never backtracks; the refusals below are the shapes that hang everyone els
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 try:  # Python 3.11+
@@ -135,9 +137,26 @@ def _enumerate_chars(op: Any, value: Any) -> set[str] | None:
             chars.add(chr(item))
         elif item_name == "RANGE" and item[1] - item[0] < _MAX_DELIMITER_CHARS - len(chars):
             chars.update(chr(code) for code in range(item[0], item[1] + 1))
-        else:  # NEGATE, CATEGORY or a huge range
+        elif item_name == "CATEGORY" and _category_chars(str(item)) is not None:
+            chars.update(_category_chars(str(item)) or ())
+        else:  # NEGATE, a large category (\w, \d: every script's digits) or a huge range
             return None
     return chars or None
+
+
+@lru_cache(maxsize=None)
+def _category_chars(category: str) -> frozenset[str] | None:
+    """Every character of a class escape such as `\\s` (Unicode's ~30 spaces), or None when large."""
+    matcher = _CATEGORIES.get(category)
+    if matcher is None:
+        return None
+    chars: set[str] = set()
+    for code in range(sys.maxunicode + 1):
+        if matcher.fullmatch(chr(code)):
+            chars.add(chr(code))
+            if len(chars) > _MAX_DELIMITER_CHARS:
+                return None
+    return frozenset(chars)
 
 
 def _can_match(parsed: Any, char: str, ignore_case: bool) -> bool:

@@ -17,6 +17,7 @@ CATASTROPHIC = [
     "(?i)(A+a)+$",  # case-insensitive: `a` is not a delimiter for `A+`
     "(?i:x)([^a]+a)+$",  # an inline flag anywhere: judged in both cases
     "^(([a-z])+.)+[A-Z]([a-z])+$",  # OWASP's ReDoS example
+    "(.+\\s)+$",  # `.` matches the spaces too
 ]
 DELIMITED = [
     "^RRULE:FREQ=(DAILY|WEEKLY|MONTHLY|YEARLY)(;[A-Z]+=[A-Z0-9,]+)*$",
@@ -24,6 +25,7 @@ DELIMITED = [
     "^(\\d+(ms|s|m|h|d|w|y))+$",
     "^(any|\\d+x\\d+( \\d+x\\d+)*)$",
     "^(\\w+\\.)+\\w+$", "([^,]+,)+", "([^a]+a)+", "((ab)+c)*", "(a+b)*",
+    "^(?:\\S+?\\s)+?(?:<[^>]+>)?$",  # SchemaStore pyproject.json's author: \s (Unicode's spaces) delimits \S+?
 ]
 
 
