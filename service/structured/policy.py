@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from service.engine.types import StructuredConstraint
 from service.errors import InvalidRequestError
-from service.structured.relaxation import relaxed_schema
+from service.structured.relaxation import relaxed_for_backend, relaxed_schema
 
 
 @dataclass(frozen=True)
@@ -44,5 +44,5 @@ class StructuredPolicy(BaseModel):
         attempts = [DecodingAttempt(backend) for backend in chain]
         relaxed = relaxed_schema(constraint.json_schema) if constraint.json_schema is not None else None
         if relaxed is not None:
-            attempts += [DecodingAttempt(backend, relaxed) for backend in chain]
+            attempts += [DecodingAttempt(backend, relaxed_for_backend(relaxed, backend)) for backend in chain]
         return attempts

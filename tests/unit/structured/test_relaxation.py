@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from service.engine.types import StructuredConstraint
 from service.structured import relaxed_schema
+from service.structured.policy import StructuredPolicy
+from service.structured.relaxation import relaxed_for_backend
 from service.structured.validation import _validator
 
 
@@ -47,3 +50,39 @@ def test_the_reply_is_still_validated_against_one_of() -> None:
     assert _validator(json.dumps(relaxed)).is_valid(3)
     assert not _validator(json.dumps(schema)).is_valid(3)
     assert _validator(json.dumps(schema)).is_valid(-3)
+
+
+def test_formats_no_grammar_backend_knows_are_dropped_and_known_ones_kept() -> None:
+    schema = {"type": "object", "properties": {
+        "link": {"type": "string", "format": "uri-reference"}, "at": {"type": "string", "format": "date-time"},
+        "replicas": {"type": "integer", "format": "int32"}}}
+    assert relaxed_schema(schema) == {"type": "object", "properties": {
+        "link": {"type": "string"}, "at": {"type": "string", "format": "date-time"}, "replicas": {"type": "integer"}}}
+
+
+def test_length_bounds_beside_a_pattern_or_format_are_dropped() -> None:
+    schema = {"type": "object", "properties": {
+        "code": {"type": "string", "pattern": "^[A-Z]+$", "minLength": 2, "maxLength": 8},
+        "mail": {"type": "string", "format": "email", "maxLength": 254},
+        "name": {"type": "string", "maxLength": 80}}}
+    assert relaxed_schema(schema) == {"type": "object", "properties": {
+        "code": {"type": "string", "pattern": "^[A-Z]+$"}, "mail": {"type": "string", "format": "email"},
+        "name": {"type": "string", "maxLength": 80}}}
+
+
+def test_guidance_is_told_to_skip_what_it_does_not_implement() -> None:
+    relaxed = {"type": "object", "x-guidance": {"whitespace_flexible": False}}
+    assert relaxed_for_backend(relaxed, "guidance") == {
+        "type": "object", "x-guidance": {"whitespace_flexible": False, "lenient": True}}
+    assert relaxed_for_backend(relaxed, "xgrammar") is relaxed
+    assert relaxed_for_backend({"type": "object"}, "guidance")["x-guidance"] == {"lenient": True}
+
+
+def test_the_policy_tries_every_backend_in_full_then_relaxed() -> None:
+    constraint = StructuredConstraint(json_schema={"type": "array", "uniqueItems": True})
+    attempts = StructuredPolicy().attempts(constraint)
+    assert [str(attempt) for attempt in attempts] == [
+        "xgrammar", "guidance", "xgrammar (relaxed schema)", "guidance (relaxed schema)"]
+    assert attempts[2].relaxed_schema == {"type": "array"}
+    assert attempts[3].relaxed_schema == {"type": "array", "x-guidance": {"lenient": True}}
+    assert len(StructuredPolicy().attempts(StructuredConstraint(json_schema={"type": "array"}))) == 2
