@@ -45,6 +45,7 @@ from service.structured import (
     StructuredPolicy,
     StructuredRequest,
     combined_verdict,
+    first_violation,
     validate_output,
 )
 
@@ -275,7 +276,8 @@ class GenerationService:
                     if result.structured_result == "valid":
                         self.accounting.outcome(prepared, result.choices[0].text)
                     return result
-                refusals.append(f"{attempt}: the output did not validate against the schema")
+                why = first_violation(prepared.structured, (c.text for c in result.choices))
+                refusals.append(f"{attempt}: the output did not validate against the schema" + (f" ({why})" if why else ""))
                 fallback_result = result
                 if attempts:
                     self.accounting.retried(prepared, observation, "invalid_output")

@@ -12,6 +12,8 @@ import jsonschema
 from service.structured import linear_regex
 from service.structured.types import StructuredRequest, ValidationResult
 
+_MAX_REASON = 200  # a violation's message quotes the reply: long values are cut
+
 
 def validate_output(request: StructuredRequest, text: str, finish_reason: str | None) -> ValidationResult:
     """Check one decoded reply against its constraint."""
@@ -75,6 +77,25 @@ def _search(regex: str, text: str) -> bool:
         return linear_regex.search(regex, text)
     except linear_regex.LinearRegexError:  # the guard compiles every regex it admits: not expected
         return False
+
+
+def first_violation(request: StructuredRequest, texts: Iterable[str]) -> str | None:
+    """Why the first reply that breaks a JSON constraint does (for the client's 502), or None."""
+    if request.kind not in ("json_schema", "json_object"):
+        return None
+    for text in texts:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            return f"not JSON: {exc}"
+        if request.kind == "json_object" and not isinstance(value, dict):
+            return "not a JSON object"
+        if request.kind == "json_schema":
+            error = jsonschema.exceptions.best_match(_validator(json.dumps(request.schema_ or {}, sort_keys=True)).iter_errors(value))
+            if error is not None:
+                message = error.message if len(error.message) <= _MAX_REASON else error.message[:_MAX_REASON] + "..."
+                return f"{message} at {error.json_path}"
+    return None
 
 
 def combined_verdict(results: Iterable[ValidationResult]) -> ValidationResult:

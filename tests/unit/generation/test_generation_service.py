@@ -110,6 +110,19 @@ async def test_invalid_output_falls_back_to_the_next_backend_as_a_retry_not_a_re
     assert value(metrics, "loragate_completion_tokens_total") == 4
 
 
+async def test_a_strict_reply_no_backend_gets_right_is_a_502_that_says_why() -> None:
+    def script(sampling: SamplingOptions, call: int):
+        return [('{"b": 1}', 5, "stop")] if sampling.structured.backend == "xgrammar" else [('{"a": "one"}', 4, "stop")]
+
+    generation, metrics = service(ScriptedEngine(script))
+    with pytest.raises(UpstreamGenerationError) as refused:
+        await generation.run(await generation.prepare(structured_request(strict=True)))
+    assert "xgrammar: the output did not validate against the schema ('a' is a required property at $)" in refused.value.message
+    assert "guidance: the output did not validate against the schema ('one' is not of type 'integer' at $.a)" \
+        in refused.value.message
+    assert value(metrics, "loragate_requests_total", endpoint="chat", status="502") == 1
+
+
 @pytest.mark.parametrize(("failure", "status"), [(RuntimeError("engine bug"), "500"), (asyncio.CancelledError(), "499")])
 async def test_an_unexpected_engine_exception_is_a_500_and_a_client_gone_a_499(failure, status) -> None:
     engine = ScriptedEngine(lambda s, c: [("a", 1, None), ("b", 1, "stop")], fail=failure)
