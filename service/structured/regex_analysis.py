@@ -137,8 +137,8 @@ def _enumerate_chars(op: Any, value: Any) -> set[str] | None:
             chars.add(chr(item))
         elif item_name == "RANGE" and item[1] - item[0] < _MAX_DELIMITER_CHARS - len(chars):
             chars.update(chr(code) for code in range(item[0], item[1] + 1))
-        elif item_name == "CATEGORY" and _category_chars(str(item)) is not None:
-            chars.update(_category_chars(str(item)) or ())
+        elif item_name == "CATEGORY" and (category := _category_chars(str(item))) is not None:
+            chars.update(category)
         else:  # NEGATE, a large category (\w, \d: every script's digits) or a huge range
             return None
     return chars or None

@@ -8,11 +8,14 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 
 from service.structured import linear_regex
 from service.structured.types import StructuredRequest, ValidationResult
 
 _MAX_REASON = 200  # a violation's message quotes the reply: long values are cut
+# A $ref the validator cannot follow, or a schema recursing too deep: the reply is not valid.
+_UNRESOLVABLE = (referencing.exceptions.Unresolvable, RecursionError)
 
 
 def validate_output(request: StructuredRequest, text: str, finish_reason: str | None) -> ValidationResult:
@@ -27,10 +30,9 @@ def validate_output(request: StructuredRequest, text: str, finish_reason: str | 
             return "invalid"
         if kind == "json_object":
             return "valid" if isinstance(value, dict) else "invalid"
-        validator = _validator(json.dumps(request.schema_ or {}, sort_keys=True))
         try:
-            return "valid" if validator.is_valid(value) else "invalid"
-        except (jsonschema.exceptions.RefResolutionError, RecursionError):  # type: ignore[attr-defined]
+            return "valid" if _schema_validator(request).is_valid(value) else "invalid"
+        except _UNRESOLVABLE:
             return "invalid"
     if kind == "choice":
         return "valid" if text in (request.constraint.choice or []) else "invalid"
@@ -40,6 +42,10 @@ def validate_output(request: StructuredRequest, text: str, finish_reason: str | 
         except linear_regex.LinearRegexError:  # the guard compiles every regex it admits: not expected
             return "unchecked"
     return "unchecked"  # EBNF grammars: the engine enforces them; there is no independent checker here
+
+
+def _schema_validator(request: StructuredRequest) -> Any:
+    return _validator(json.dumps(request.schema_ or {}, sort_keys=True))
 
 
 @lru_cache(maxsize=256)
@@ -91,7 +97,10 @@ def first_violation(request: StructuredRequest, texts: Iterable[str]) -> str | N
         if request.kind == "json_object" and not isinstance(value, dict):
             return "not a JSON object"
         if request.kind == "json_schema":
-            error = jsonschema.exceptions.best_match(_validator(json.dumps(request.schema_ or {}, sort_keys=True)).iter_errors(value))
+            try:
+                error = jsonschema.exceptions.best_match(_schema_validator(request).iter_errors(value))
+            except _UNRESOLVABLE as exc:
+                return f"the schema could not be applied: {exc}"[:_MAX_REASON]
             if error is not None:
                 message = error.message if len(error.message) <= _MAX_REASON else error.message[:_MAX_REASON] + "..."
                 return f"{message} at {error.json_path}"

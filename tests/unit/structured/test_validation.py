@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.structured import StructuredConstraint, StructuredRequest, first_violation
+from service.structured import StructuredConstraint, StructuredRequest, first_violation, validate_output
 
 SCHEMA = {"type": "object", "properties": {"tag": {"enum": ["a", "b"]}}, "required": ["tag"]}
 
@@ -29,3 +29,11 @@ def test_a_long_quoted_value_is_cut() -> None:
 def test_valid_replies_and_other_constraints_give_none() -> None:
     assert first_violation(request(), ['{"tag": "b"}']) is None
     assert first_violation(request("regex"), ["y"]) is None
+
+
+def test_a_schema_the_validator_cannot_apply_is_a_reason_not_a_crash() -> None:
+    schema = {"$ref": "#/$defs/missing"}
+    unresolvable = StructuredRequest(constraint=StructuredConstraint(json_schema=schema), kind="json_schema", schema_=schema)
+    assert validate_output(unresolvable, "{}", "stop") == "invalid"
+    reason = first_violation(unresolvable, ["{}"])
+    assert reason is not None and reason.startswith("the schema could not be applied") and "missing" in reason
