@@ -33,7 +33,7 @@ def result_headers(result: GenerationResult) -> dict[str, str]:
     headers["x-loragate-duration-ms"] = f"{result.duration_seconds * 1000:.1f}"
     if result.time_to_first_token_seconds is not None:
         headers["x-loragate-ttft-ms"] = f"{result.time_to_first_token_seconds * 1000:.1f}"
-    if result.structured_result is not None:
-        headers["x-loragate-structured-output"] = result.structured_result
+    if result.structured_output is not None:
+        headers["x-loragate-structured-output"] = result.structured_output
         headers["x-loragate-structured-backend"] = result.structured_backend or ""
     return headers

@@ -12,7 +12,6 @@ from service.engine.types import (
     GenerationDelta,
     GenerationFailedError,
     GenerationUpdate,
-    SamplingExtras,
     SamplingOptions,
     StructuredConstraint,
     TokenLogprob,
@@ -22,5 +21,5 @@ from service.engine.types import (
 __all__ = [
     "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineOptions", "EngineRequestError", "EngineState",
     "EngineUnavailableError", "FinishReason", "GenerationDelta", "GenerationFailedError", "GenerationUpdate",
-    "SamplingExtras", "SamplingOptions", "StructuredConstraint", "TokenLogprob", "TopToken",
+    "SamplingOptions", "StructuredConstraint", "TokenLogprob", "TopToken",
 ]

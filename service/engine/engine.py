@@ -179,6 +179,9 @@ class Engine:
         # The chat template already writes the special tokens it needs.
         return list(self._tokenizer.encode(text, add_special_tokens=False))
 
+    def detokenize(self, token_ids: list[int]) -> str:
+        return str(self._tokenizer.decode(list(token_ids)))
+
     # ---------------------------------------------------------------- generation
     async def generate(
         self,
@@ -218,18 +221,14 @@ class Engine:
                         text=choice.text,
                         token_count=len(choice.token_ids),
                         finish_reason=_finish_reason(choice.finish_reason),
-                        logprobs=self._logprobs(choice) if options.extras.logprobs is not None else None,
+                        logprobs=self._logprobs(choice) if options.logprobs is not None else None,
                     )
                     for choice in output.outputs
                 ]
                 queue_seconds = _queue_seconds(output) if first else None
                 first = False
-                yield GenerationUpdate(
-                    deltas=deltas,
-                    finished=output.finished,
-                    prompt_tokens=len(prompt_token_ids),
-                    queue_seconds=queue_seconds,
-                )
+                yield GenerationUpdate(deltas=deltas, prompt_tokens=len(prompt_token_ids),
+                                       queue_seconds=queue_seconds)
         except EngineDeadError as exc:
             self.state = EngineState.DEAD
             raise EngineUnavailableError("the engine stopped unexpectedly") from exc
@@ -267,34 +266,14 @@ class Engine:
         return int(self._llm.model_config.get_vocab_size())
 
     def _sampling_params(self, options: SamplingOptions) -> Any:
+        """The one mapping to vLLM: SamplingOptions' fields are SamplingParams' own names."""
         from vllm.sampling_params import RequestOutputKind, SamplingParams
 
-        extras = options.extras
-        return SamplingParams(
-            n=options.n,
-            max_tokens=options.max_tokens,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            seed=options.seed,
-            stop=options.stop or None,
-            frequency_penalty=options.frequency_penalty,
-            presence_penalty=options.presence_penalty,
-            repetition_penalty=options.repetition_penalty,
-            min_tokens=options.min_tokens,
-            ignore_eos=options.ignore_eos,
-            top_k=extras.top_k,
-            min_p=extras.min_p,
-            stop_token_ids=extras.stop_token_ids or None,
-            include_stop_str_in_output=extras.include_stop_str_in_output,
-            skip_special_tokens=extras.skip_special_tokens,
-            spaces_between_special_tokens=extras.spaces_between_special_tokens,
-            logprobs=extras.logprobs,
-            logit_bias=extras.logit_bias,
-            allowed_token_ids=extras.allowed_token_ids,
-            bad_words=extras.bad_words or None,
-            structured_outputs=self._structured_params(options.structured),
-            output_kind=RequestOutputKind.DELTA,
-        )
+        if options.max_tokens is None:
+            raise EngineRequestError("max_tokens must be decided before a request reaches the engine")
+        fields = options.model_dump(exclude={"structured"})
+        return SamplingParams(**fields, structured_outputs=self._structured_params(options.structured),
+                              output_kind=RequestOutputKind.DELTA)
 
     def _structured_params(self, constraint: StructuredConstraint | None) -> Any:
         if constraint is None:

@@ -58,28 +58,13 @@ class StructuredConstraint(BaseModel):
     disable_any_whitespace: bool = True
 
 
-class SamplingExtras(BaseModel):
-    """vLLM's sampling options beyond OpenAI's, passed through as vLLM defines them (defaults: off)."""
-
-    top_k: int = 0  # 0 or -1: all tokens
-    min_p: float = 0.0
-    stop_token_ids: list[int] = Field(default_factory=list)
-    include_stop_str_in_output: bool = False
-    skip_special_tokens: bool = True
-    spaces_between_special_tokens: bool = True
-    logprobs: int | None = None  # top alternatives per sampled token (0: the sampled token only)
-    logit_bias: dict[int, float] | None = None
-    allowed_token_ids: list[int] | None = None
-    bad_words: list[str] = Field(default_factory=list)
-
-    def token_ids(self) -> dict[str, list[int]]:
-        """Every token id the client named, by field (checked against the vocabulary)."""
-        return {"logit_bias": list(self.logit_bias or {}), "allowed_token_ids": self.allowed_token_ids or [],
-                "stop_token_ids": self.stop_token_ids}
-
-
 class SamplingOptions(BaseModel):
-    max_tokens: int = Field(ge=1)
+    """How to sample one request: built once from the request at the edge, carried unchanged to the
+    engine, which alone maps it to vLLM's `SamplingParams`. Field names and defaults are vLLM's
+    (`SamplingParams`), so the mapping is by name; a new sampling field is added here and where a
+    request carries it."""
+
+    max_tokens: int | None = Field(None, ge=1)  # None: what the context leaves (the generation service decides)
     temperature: float = 1.0
     top_p: float = 1.0
     n: int = 1
@@ -90,8 +75,23 @@ class SamplingOptions(BaseModel):
     repetition_penalty: float = 1.0
     min_tokens: int = 0
     ignore_eos: bool = False
-    structured: StructuredConstraint | None = None
-    extras: SamplingExtras = Field(default_factory=SamplingExtras)
+    # vLLM's options beyond OpenAI's (defaults: off)
+    top_k: int = 0  # 0 or -1: all tokens
+    min_p: float = 0.0
+    stop_token_ids: list[int] = Field(default_factory=list)
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
+    logprobs: int | None = None  # top alternatives per sampled token (0: the sampled token only)
+    logit_bias: dict[int, float] | None = None
+    allowed_token_ids: list[int] | None = None
+    bad_words: list[str] = Field(default_factory=list)
+    structured: StructuredConstraint | None = None  # set by the generation service for each decoding attempt
+
+    def named_token_ids(self) -> dict[str, list[int]]:
+        """Every token id the client named, by field (checked against the vocabulary)."""
+        return {"logit_bias": list(self.logit_bias or {}), "allowed_token_ids": self.allowed_token_ids or [],
+                "stop_token_ids": self.stop_token_ids}
 
 
 class AdapterHandle(BaseModel):
@@ -135,7 +135,6 @@ class GenerationUpdate(BaseModel):
     """Everything one engine step produced for a request."""
 
     deltas: list[GenerationDelta]
-    finished: bool
     prompt_tokens: int
     queue_seconds: float | None = None  # set once, with the first update
 

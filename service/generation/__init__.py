@@ -1,6 +1,7 @@
-"""One generation service for chat, completions and tasks: limits, fallbacks, accounting."""
+"""One generation service for chat, completions and tasks: sessions, limits, fallbacks, accounting."""
 
 from service.generation.service import GenerationService
+from service.generation.session import GenerationSession
 from service.generation.types import (
     ChoiceResult,
     GenerationLimits,
@@ -12,5 +13,5 @@ from service.generation.types import (
 
 __all__ = [
     "ChoiceResult", "GenerationLimits", "GenerationRequest", "GenerationResult", "GenerationService",
-    "PreparedGeneration", "PromptMessage",
+    "GenerationSession", "PreparedGeneration", "PromptMessage",
 ]

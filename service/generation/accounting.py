@@ -3,7 +3,6 @@ whatever its outcome (served, refused, failed, or abandoned by the client)."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -21,11 +20,10 @@ class Observation:
     started: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     completion_tokens: int = 0  # of the attempt whose output the client receives
-    discarded_tokens: int = 0  # of attempts whose output was thrown away
     attempts: int = 0
     queue_seconds: float | None = None
     status: str = "200"
-    structured_result: ValidationResult | None = None
+    structured_output: ValidationResult | None = None
 
     @property
     def time_to_first_token(self) -> float | None:
@@ -40,8 +38,8 @@ class Observation:
         self.attempts += 1
 
     def discard_attempt(self) -> int:
+        """Forget the current attempt's tokens (its output is thrown away); returns how many."""
         discarded, self.completion_tokens = self.completion_tokens, 0
-        self.discarded_tokens += discarded
         return discarded
 
 
@@ -68,7 +66,7 @@ class Accounting:
             m.shadow_requests.labels(prepared.target.route, prepared.target.variant, obs.status).inc()
             self._observe_stats(prepared.target, prepared.endpoint, int(obs.status), duration,
                                 obs.time_to_first_token, len(prepared.prompt_token_ids), obs.completion_tokens,
-                                obs.structured_result, shadow=True)
+                                obs.structured_output, shadow=True)
             return
         m.requests.labels(**labels, endpoint=prepared.endpoint, status=obs.status).inc()
         m.request_duration.labels(**labels, endpoint=prepared.endpoint).observe(duration)
@@ -81,10 +79,10 @@ class Accounting:
                 m.time_per_output_token.labels(**labels).observe((duration - ttft) / (obs.completion_tokens - 1))
         if obs.queue_seconds is not None:
             m.queue_time.labels(prepared.target.base_model, prepared.target.model).observe(obs.queue_seconds)
-        if obs.structured_result in ("valid", "invalid", "truncated"):
-            m.structured_outputs.labels(**labels, result=obs.structured_result).inc()
+        if obs.structured_output in ("valid", "invalid", "truncated"):
+            m.structured_outputs.labels(**labels, result=obs.structured_output).inc()
         self._observe_stats(prepared.target, prepared.endpoint, int(obs.status), duration, ttft,
-                            len(prepared.prompt_token_ids), obs.completion_tokens, obs.structured_result)
+                            len(prepared.prompt_token_ids), obs.completion_tokens, obs.structured_output)
         if self.rollout is not None and prepared.target.route != NO_ROUTE:
             self.rollout.request_finished(prepared.target.route)
 
@@ -97,14 +95,11 @@ class Accounting:
         self.metrics.generation_retries.labels(**labels, reason=reason).inc()
         self.metrics.discarded_completion_tokens.labels(**labels).inc(discarded)
 
-    def outcome(self, prepared: PreparedGeneration, text: str) -> None:
-        """Record the outcome fields of a valid structured reply of a routed request (route reports)."""
+    def outcome(self, prepared: PreparedGeneration, value: object) -> None:
+        """Record the outcome fields of a valid structured reply of a routed request (route reports);
+        `value` is the reply's parsed JSON."""
         target = prepared.target
         if self.stats is None or not prepared.outcome_fields or target.route == NO_ROUTE:
-            return
-        try:
-            value = json.loads(text)
-        except ValueError:
             return
         if not isinstance(value, dict):
             return
@@ -145,7 +140,6 @@ class Tracked:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         self.in_flight.dec()
-        self.prepared.lease.release()  # not release(): the shadow is started after this, with its own lease
         if exc is not None:
             self.observation.status = failure_of(exc).outcome
         self.accounting.finished(self.prepared, self.observation)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from service.adapters import NO_LEASE, Lease
-from service.engine.types import FinishReason, SamplingExtras, SamplingOptions, TokenLogprob
+from service.engine.types import FinishReason, SamplingOptions, TokenLogprob
 from service.routing import ServingTarget
 from service.structured import DecodingAttempt, StructuredRequest, ValidationResult
 
@@ -23,26 +22,17 @@ class PromptMessage(BaseModel):
 class GenerationRequest(BaseModel):
     """What any endpoint (chat, completions, tasks) asks the generation service for.
 
-    Exactly one of `messages` (rendered with the model's chat template) and `prompt` (raw text).
-    Unset sampling fields take the engine's defaults.
+    Exactly one prompt form: `messages` (rendered with the model's chat template), `prompt` (raw
+    text) or `prompt_token_ids` (already rendered by the caller, e.g. a task that fitted it to the
+    context). `sampling.max_tokens` unset: what the context leaves, up to the server's limit.
     """
 
     model: str
     endpoint: str = "chat"  # metric label
     messages: list[PromptMessage] | None = None
     prompt: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    n: int = 1
-    seed: int | None = None
-    stop: list[str] = Field(default_factory=list)
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    repetition_penalty: float | None = None
-    min_tokens: int = 0
-    ignore_eos: bool = False
-    extras: SamplingExtras = Field(default_factory=SamplingExtras)
+    prompt_token_ids: list[int] | None = None
+    sampling: SamplingOptions = Field(default_factory=SamplingOptions)
     structured: StructuredRequest | None = None
     # A structured reply cut off by max_tokens is retried once with this budget (tasks use it).
     retry_truncated_max_tokens: int | None = None
@@ -51,6 +41,13 @@ class GenerationRequest(BaseModel):
     # Fields of a valid structured reply that route reports break down (triage: category, priority).
     outcome_fields: tuple[str, ...] = ()
 
+    @model_validator(mode="after")
+    def _one_prompt(self) -> GenerationRequest:
+        forms = [form for form in (self.messages, self.prompt, self.prompt_token_ids) if form is not None]
+        if len(forms) > 1:
+            raise ValueError("give one of messages, prompt and prompt_token_ids")
+        return self
+
 
 class GenerationLimits(BaseModel):
     max_model_len: int
@@ -58,29 +55,20 @@ class GenerationLimits(BaseModel):
     max_n: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreparedGeneration:
-    """A request that passed every check: ready for the engine."""
+    """A request that passed every check, as the engine will run it (a value: nothing to release)."""
 
     endpoint: str
     target: ServingTarget
     prompt_token_ids: list[int]
-    sampling: SamplingOptions
+    sampling: SamplingOptions  # max_tokens decided, the constraint of the first attempt set
     structured: StructuredRequest | None
-    lease: Lease = NO_LEASE
-    echo_text: str = ""
-    shadow: PreparedGeneration | None = None  # the mirror of this request (routes with a shadow)
-    is_shadow: bool = False
     outcome_fields: tuple[str, ...] = ()
-    priority: int = 0  # engine priority: lower numbers first
     retry_truncated_max_tokens: int | None = None
-    structured_verdict: ValidationResult | None = None  # a structured stream's, once it has ended
-
-    def release(self) -> None:
-        """Release this request's adapter lease, and its shadow's if the shadow never ran."""
-        self.lease.release()
-        if self.shadow is not None:
-            self.shadow.release()
+    echo_text: str = ""
+    is_shadow: bool = False
+    priority: int = 0  # engine priority: lower numbers first
 
     def sampling_for(self, attempt: DecodingAttempt | None, max_tokens: int | None = None) -> SamplingOptions:
         sampling = self.sampling if max_tokens is None else self.sampling.model_copy(update={"max_tokens": max_tokens})
@@ -110,6 +98,7 @@ class GenerationResult:
     completion_tokens: int  # of the returned choices
     duration_seconds: float
     time_to_first_token_seconds: float | None
-    structured_result: ValidationResult | None = None
+    structured_output: ValidationResult | None = None  # the verdict on a structured reply
+    structured_value: Any = None  # the first choice's parsed JSON, when it is valid JSON output
     structured_backend: str | None = None
     attempts: int = 1  # engine attempts behind this reply (backend fallbacks, truncation retries)

@@ -20,28 +20,34 @@ _UNRESOLVABLE = (referencing.exceptions.Unresolvable, RecursionError)
 
 def validate_output(request: StructuredRequest, text: str, finish_reason: str | None) -> ValidationResult:
     """Check one decoded reply against its constraint."""
+    return checked_output(request, text, finish_reason)[0]
+
+
+def checked_output(request: StructuredRequest, text: str, finish_reason: str | None) -> tuple[ValidationResult, Any]:
+    """The verdict on one decoded reply and, for a JSON constraint, its parsed value (None
+    otherwise), so that nobody downstream parses the reply again."""
     if finish_reason == "length":
-        return "truncated"
+        return "truncated", None
     kind = request.kind
     if kind in ("json_schema", "json_object"):
         try:
             value = json.loads(text)
         except ValueError:
-            return "invalid"
+            return "invalid", None
         if kind == "json_object":
-            return "valid" if isinstance(value, dict) else "invalid"
+            return ("valid" if isinstance(value, dict) else "invalid"), value
         try:
-            return "valid" if _schema_validator(request).is_valid(value) else "invalid"
+            return ("valid" if _schema_validator(request).is_valid(value) else "invalid"), value
         except _UNRESOLVABLE:
-            return "invalid"
+            return "invalid", value
     if kind == "choice":
-        return "valid" if text in (request.constraint.choice or []) else "invalid"
+        return ("valid" if text in (request.constraint.choice or []) else "invalid"), None
     if kind == "regex":
         try:
-            return "valid" if linear_regex.fullmatch(request.constraint.regex or "", text) else "invalid"
+            return ("valid" if linear_regex.fullmatch(request.constraint.regex or "", text) else "invalid"), None
         except linear_regex.LinearRegexError:  # the guard compiles every regex it admits: not expected
-            return "unchecked"
-    return "unchecked"  # EBNF grammars: the engine enforces them; there is no independent checker here
+            return "unchecked", None
+    return "unchecked", None  # EBNF grammars: the engine enforces them; there is no independent checker here
 
 
 def _schema_validator(request: StructuredRequest) -> Any:

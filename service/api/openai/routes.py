@@ -26,7 +26,6 @@ from service.api.openai.protocol import (
 from service.api.openai.logprobs import chat_logprobs, completion_logprobs
 from service.api.openai.streaming import chat_chunks, completion_chunks, event_stream
 from service.api.openai.translate import generation_request
-from service.generation import GenerationResult, GenerationService, PreparedGeneration
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
@@ -35,12 +34,12 @@ RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=RESPONSES)
 async def chat_completions(body: ChatCompletionRequest, request: Request, services: ServicesDep,
                            route_key: RouteKeyHeader = None):
-    generation = services.generation
-    prepared = await generation.prepare(generation_request(body, generation, route_key))
+    session = services.generation.session(generation_request(body, services.generation, route_key))
     if body.stream:
-        return await event_stream(prepared, chat_chunks(prepared, generation, body, request.state),
+        return await event_stream(session, lambda s: chat_chunks(s, body, request.state),
                                   services.settings.request_timeout_s)
-    result = await _run(request, generation, prepared, services.settings.request_timeout_s)
+    async with session:
+        result = await cancel_on_disconnect(request, session.run(), services.settings.request_timeout_s)
     top = body.top_logprobs_requested
     response = ChatCompletionResponse(
         model=body.model,
@@ -57,16 +56,16 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, servic
 @router.post("/completions", response_model=CompletionResponse, responses=RESPONSES)
 async def completions(body: CompletionRequest, request: Request, services: ServicesDep,
                       route_key: RouteKeyHeader = None):
-    generation = services.generation
-    prepared = await generation.prepare(generation_request(body, generation, route_key))
+    session = services.generation.session(generation_request(body, services.generation, route_key))
     if body.stream:
-        return await event_stream(prepared, completion_chunks(prepared, generation, body, request.state),
+        return await event_stream(session, lambda s: completion_chunks(s, body, request.state),
                                   services.settings.request_timeout_s)
-    result = await _run(request, generation, prepared, services.settings.request_timeout_s)
+    async with session:
+        result = await cancel_on_disconnect(request, session.run(), services.settings.request_timeout_s)
     response = CompletionResponse(
         model=body.model,
         choices=[
-            CompletionChoice(index=c.index, text=prepared.echo_text + c.text, finish_reason=c.finish_reason,
+            CompletionChoice(index=c.index, text=session.echo_text + c.text, finish_reason=c.finish_reason,
                              logprobs=completion_logprobs(c.logprobs, body.logprobs))
             for c in result.choices
         ],
@@ -84,11 +83,3 @@ async def list_models(services: ServicesDep) -> ModelList:
     cards += [ModelCard(id=name, created=created, root=name, parent=base, owned_by="loragate-route")
               for name in services.router.route_names()]
     return ModelList(data=cards)
-
-
-async def _run(request: Request, generation: GenerationService, prepared: PreparedGeneration,
-               timeout_s: float) -> GenerationResult:
-    try:
-        return await cancel_on_disconnect(request, generation.run(prepared), timeout_s)
-    finally:
-        prepared.release()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -28,7 +29,7 @@ from service.api.openai.protocol import (
 )
 from service.engine.types import GenerationDelta
 from service.errors import ServiceError, as_service_error
-from service.generation import GenerationService, PreparedGeneration
+from service.generation import GenerationSession
 
 logger = logging.getLogger(__name__)
 
@@ -37,17 +38,20 @@ def sse_event(payload: BaseModel) -> str:
     return f"data: {payload.model_dump_json()}\n\n"
 
 
-async def event_stream(prepared: PreparedGeneration, events: AsyncIterator[str],
+async def event_stream(session: GenerationSession, events_of: Callable[[GenerationSession], AsyncIterator[str]],
                        timeout_s: float | None = None) -> StreamingResponse | JSONResponse:
-    """Start the stream, but surface errors that happen before the first event as plain HTTP errors;
-    later ones end the stream with an error event (mapped by the one failure table). After
-    `timeout_s` the work is aborted and the stream ends with a 504 error event."""
-    events = within_deadline(events, timeout_s)
-    try:
-        first = await anext(events)
-    except Exception as exc:  # noqa: BLE001 - every failure is mapped by service_error_response
-        prepared.release()
-        return service_error_response(exc)
+    """Open the session and start the stream, but surface errors that happen before the first event
+    as plain HTTP errors; later ones end the stream with an error event (mapped by the one failure
+    table). The response's body owns the session from its first event: it closes it after the last.
+    After `timeout_s` the work is aborted and the stream ends with a 504 error event."""
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(session)  # a refusal here is answered like any request's
+        events = within_deadline(events_of(session), timeout_s)
+        try:
+            first = await anext(events)
+        except Exception as exc:  # noqa: BLE001 - every failure is mapped by service_error_response
+            return service_error_response(exc)
+        owned = stack.pop_all()
 
     async def body() -> AsyncIterator[str]:
         try:
@@ -60,31 +64,30 @@ async def event_stream(prepared: PreparedGeneration, events: AsyncIterator[str],
                 logger.exception("stream failed")
             yield sse_event(ErrorResponse(error=ErrorDetail.of(error)))
         finally:
-            prepared.release()
+            await owned.aclose()
         yield "data: [DONE]\n\n"
 
-    headers = target_headers(prepared.target) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+    headers = target_headers(session.target) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
-def _record_usage(state: Any, prepared: PreparedGeneration, tokens: int) -> None:
+def _record_usage(state: Any, session: GenerationSession, tokens: int) -> None:
     """For the access log: a stream's token counts are known only after its headers went out."""
     if state is not None:
-        state.prompt_tokens, state.completion_tokens = len(prepared.prompt_token_ids), tokens
+        state.prompt_tokens, state.completion_tokens = session.prompt_tokens, tokens
 
 
-async def chat_chunks(prepared: PreparedGeneration, generation: GenerationService,
-                      body: ChatCompletionRequest, state: Any = None) -> AsyncIterator[str]:
-    chunk_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), prepared.target.model
+async def chat_chunks(session: GenerationSession, body: ChatCompletionRequest, state: Any = None) -> AsyncIterator[str]:
+    chunk_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), session.target.model
     top = body.top_logprobs_requested
     tokens = 0
     sent_role: set[int] = set()
 
     def chunk(choices: list[ChatChunkChoice], usage: Usage | None = None) -> str:
         return sse_event(ChatCompletionChunk(id=chunk_id, created=created, model=model, choices=choices, usage=usage,
-                                             structured_output=prepared.structured_verdict))
+                                             structured_output=session.structured_output))
 
-    async for deltas in generation.stream(prepared):
+    async for deltas in session.stream():
         choices = []
         for delta in deltas:
             tokens += delta.token_count
@@ -97,25 +100,25 @@ async def chat_chunks(prepared: PreparedGeneration, generation: GenerationServic
                 ))
         if choices:
             yield chunk(choices)
-    _record_usage(state, prepared, tokens)
+    _record_usage(state, session, tokens)
     if body.include_usage:
-        yield chunk([], usage(len(prepared.prompt_token_ids), tokens))
+        yield chunk([], usage(session.prompt_tokens, tokens))
 
 
-async def completion_chunks(prepared: PreparedGeneration, generation: GenerationService,
-                            body: CompletionRequest, state: Any = None) -> AsyncIterator[str]:
-    chunk_id, created, model = f"cmpl-{uuid.uuid4().hex}", int(time.time()), prepared.target.model
+async def completion_chunks(session: GenerationSession, body: CompletionRequest,
+                            state: Any = None) -> AsyncIterator[str]:
+    chunk_id, created, model = f"cmpl-{uuid.uuid4().hex}", int(time.time()), session.target.model
     tokens = 0
     echoed: set[int] = set()
     offsets: dict[int, int] = {}  # text length sent so far per choice (logprobs' text_offset)
 
     def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
         return sse_event(CompletionResponse(id=chunk_id, created=created, model=model, choices=choices, usage=usage,
-                                            structured_output=prepared.structured_verdict))
+                                            structured_output=session.structured_output))
 
-    async for deltas in generation.stream(prepared):
+    async for deltas in session.stream():
         choices = []
-        for delta in _with_echo(deltas, prepared.echo_text, echoed):
+        for delta in _with_echo(deltas, session.echo_text, echoed):
             tokens += delta.token_count
             if delta.text or delta.finish_reason or delta.logprobs:
                 choices.append(CompletionChoice(
@@ -125,9 +128,9 @@ async def completion_chunks(prepared: PreparedGeneration, generation: Generation
             offsets[delta.index] = offsets.get(delta.index, 0) + len(delta.text)
         if choices:
             yield chunk(choices)
-    _record_usage(state, prepared, tokens)
+    _record_usage(state, session, tokens)
     if body.include_usage:
-        yield chunk([], usage(len(prepared.prompt_token_ids), tokens))
+        yield chunk([], usage(session.prompt_tokens, tokens))
 
 
 def _with_echo(deltas: list[GenerationDelta], echo: str, echoed: set[int]) -> list[GenerationDelta]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.engine.types import SamplingExtras
+from service.engine.types import SamplingOptions
 from service.errors import InvalidRequestError, ServiceError, UnrecognizedArgumentError
 from service.generation import GenerationRequest, GenerationService, PromptMessage
 from service.api.openai.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
@@ -21,18 +21,11 @@ def generation_request(body: ChatCompletionRequest | CompletionRequest, generati
     except ServiceError as exc:
         generation.refused(exc)
         raise
-    common: dict[str, Any] = {
-        "model": body.model, "n": body.n, "temperature": body.temperature, "top_p": body.top_p, "seed": body.seed,
-        "stop": body.stop_sequences, "frequency_penalty": body.frequency_penalty,
-        "presence_penalty": body.presence_penalty, "repetition_penalty": body.repetition_penalty,
-        "min_tokens": body.min_tokens, "ignore_eos": body.ignore_eos, "structured": structured,
-        "route_key": route_key or body.user, "extras": sampling_extras(body),
-    }
+    common: dict[str, Any] = {"model": body.model, "sampling": sampling_options(body), "structured": structured,
+                              "route_key": route_key or body.user}
     if isinstance(body, ChatCompletionRequest):
-        return GenerationRequest(endpoint="chat", messages=prompt_messages(body.messages),
-                                 max_tokens=body.requested_max_tokens, **common)
-    return GenerationRequest(endpoint="completions", prompt=body.prompt, max_tokens=body.max_tokens,
-                             echo=body.echo, **common)
+        return GenerationRequest(endpoint="chat", messages=prompt_messages(body.messages), **common)
+    return GenerationRequest(endpoint="completions", prompt=body.prompt, echo=body.echo, **common)
 
 
 def check_fields(body: SamplingFields) -> None:
@@ -53,19 +46,14 @@ def check_fields(body: SamplingFields) -> None:
                                   param="echo", code="unsupported_parameter")
 
 
-def sampling_extras(body: SamplingFields) -> SamplingExtras:
-    return SamplingExtras(
-        top_k=body.top_k if body.top_k is not None else 0,
-        min_p=body.min_p or 0.0,
-        stop_token_ids=body.stop_token_ids or [],
-        include_stop_str_in_output=body.include_stop_str_in_output,
-        skip_special_tokens=body.skip_special_tokens,
-        spaces_between_special_tokens=body.spaces_between_special_tokens,
-        logprobs=body.top_logprobs_requested,
-        logit_bias={int(token): bias for token, bias in body.logit_bias.items()} if body.logit_bias else None,
-        allowed_token_ids=body.allowed_token_ids,
-        bad_words=body.bad_words or [],
-    )
+def sampling_options(body: SamplingFields) -> SamplingOptions:
+    """The request's sampling options: fields the client set, by their shared (vLLM) names; unset
+    ones keep vLLM's defaults."""
+    named = (set(SamplingOptions.model_fields) & set(type(body).model_fields)) - {"logprobs", "max_tokens", "stop"}
+    sent = body.model_dump(include=named, exclude_none=True)
+    max_tokens = body.requested_max_tokens if isinstance(body, ChatCompletionRequest) else body.max_tokens
+    return SamplingOptions(**sent, max_tokens=max_tokens, stop=body.stop_sequences,
+                           logprobs=body.top_logprobs_requested)
 
 
 def prompt_messages(messages: list[ChatMessage]) -> list[PromptMessage]:

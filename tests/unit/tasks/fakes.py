@@ -10,7 +10,8 @@ from collections import Counter
 from types import SimpleNamespace
 
 from service.engine import EngineState
-from service.generation import GenerationLimits
+from service.errors import EngineNotReadyError
+from service.generation import GenerationLimits, GenerationRequest, PromptMessage
 from service.tasks.triage import Ticket
 
 BASE_MODEL = "tiny-base"
@@ -22,6 +23,8 @@ def ticket(batch: str, i: int = 0) -> Ticket:
 
 
 class FakeEngine:
+    """A tokenizer of one token per character, so prompts can be read back from their ids."""
+
     def __init__(self, ready: bool = True) -> None:
         self.state = EngineState.READY if ready else EngineState.STARTING
         self.rendered = 0
@@ -34,43 +37,69 @@ class FakeEngine:
         self.rendered += 1
         if not self.is_ready:  # as the real engine: no tokenizer until it has started
             raise AttributeError("'NoneType' object has no attribute 'apply_chat_template'")
-        return [0] * (sum(len(m["content"]) for m in messages) // 4)
+        return self.tokenize("".join(f"<{m['role']}>{m['content']}" for m in messages))
+
+    def tokenize(self, text: str) -> list[int]:
+        return [ord(char) for char in text]
+
+    def detokenize(self, token_ids: list[int]) -> str:
+        return "".join(chr(token) for token in token_ids)
 
 
-class FakePrepared:
-    def __init__(self, batch: str) -> None:
-        self.batch = batch
+class FakeSession:
+    """A generation session: runs through the fake, records that it was closed (released)."""
+
+    def __init__(self, generation: FakeGeneration, request: GenerationRequest) -> None:
+        self.generation, self.request = generation, request
+        self.batch = next(line.split(": ", 1)[1] for line in self.prompt.splitlines() if line.startswith("batch: "))
         self.released = False
 
-    def release(self) -> None:
+    @property
+    def prompt(self) -> str:
+        return self.generation.engine.detokenize(self.request.prompt_token_ids or [])
+
+    async def __aenter__(self) -> FakeSession:
+        self.generation.prepared.append(self)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
         self.released = True
+
+    async def run(self) -> SimpleNamespace:
+        return await self.generation.run(self)
 
 
 class FakeGeneration:
     def __init__(self, ready: bool = True) -> None:
         self.engine = FakeEngine(ready)
         self.limits = GenerationLimits(max_model_len=4096, max_tokens_limit=2048, max_n=4)
-        self.accounting = SimpleNamespace(refused=lambda reason: self.refusals.append(reason))
         self.refusals: list[str] = []
         self.gates: dict[str, asyncio.Event] = {}  # batch -> runs wait until it is set
         self.running: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()
         self.finished: Counter[str] = Counter()
         self.cancelled: Counter[str] = Counter()
-        self.prepared: list[FakePrepared] = []
+        self.prepared: list[FakeSession] = []
 
-    def count_chat_tokens(self, messages) -> int:
-        return len(self.engine.render_chat([m.model_dump() for m in messages]))
+    def check_ready(self) -> None:
+        if not self.engine.is_ready:
+            self.refusals.append("engine_not_ready")
+            raise EngineNotReadyError(f"The engine is {self.engine.state.value}; try again shortly.")
 
-    async def prepare(self, request) -> FakePrepared:
-        self.engine.render_chat([m.model_dump() for m in request.messages])
-        batch = next(line.split(": ", 1)[1] for line in request.messages[1].content.splitlines()
-                     if line.startswith("batch: "))
-        self.prepared.append(FakePrepared(batch))
-        return self.prepared[-1]
+    def render_chat(self, messages: list[PromptMessage]) -> list[int]:
+        return self.engine.render_chat([m.model_dump() for m in messages])
 
-    async def run(self, prepared: FakePrepared) -> SimpleNamespace:
-        batch = prepared.batch
+    def tokenize(self, text: str) -> list[int]:
+        return self.engine.tokenize(text)
+
+    def detokenize(self, token_ids: list[int]) -> str:
+        return self.engine.detokenize(token_ids)
+
+    def session(self, request: GenerationRequest) -> FakeSession:
+        return FakeSession(self, request)
+
+    async def run(self, session: FakeSession) -> SimpleNamespace:
+        batch = session.batch
         self.running[batch] += 1
         self.peak[batch] = max(self.peak[batch], self.running[batch])
         try:
@@ -85,7 +114,7 @@ class FakeGeneration:
         self.finished[batch] += 1
         target = SimpleNamespace(model=BASE_MODEL, base_model=BASE_MODEL, adapter=None, route=BASE_MODEL,
                                  variant=BASE_MODEL)
-        return SimpleNamespace(target=target, structured_result="valid", structured_backend="xgrammar",
-                               choices=[SimpleNamespace(text=json.dumps(REPLY))], prompt_tokens=9, completion_tokens=9,
+        return SimpleNamespace(target=target, structured_output="valid", structured_backend="xgrammar",
+                               structured_value=dict(REPLY), choices=[SimpleNamespace(text=json.dumps(REPLY))],
+                               prompt_tokens=len(session.request.prompt_token_ids or []), completion_tokens=9,
                                attempts=1)
-

@@ -80,3 +80,23 @@ async def test_each_batch_has_its_own_concurrency_limit() -> None:
     results = await asyncio.wait_for(first, timeout=5)
     assert all(isinstance(r, TriageResponse) for r in results)
     assert generation.peak == {"A": 2, "B": 2}  # each within its limit, and using all of it
+
+
+# ------------------------------------------------------- one tokenisation
+async def test_a_ticket_that_fits_is_tokenised_once_and_sent_as_token_ids() -> None:
+    generation = FakeGeneration()
+    result = await TriageService(generation, BASE_MODEL).triage(ticket("A"))  # type: ignore[arg-type]
+    assert generation.engine.rendered == 1 and not result.meta.input_truncated
+    assert "Ticket 0 of batch A." in generation.prepared[0].prompt
+
+
+async def test_an_over_long_body_is_cut_to_fit_keeping_its_start_and_end() -> None:
+    generation = FakeGeneration()  # one token per character, context 4096
+    body = "START " + "x" * 6000 + " END"
+    long_ticket = ticket("A").model_copy(update={"body": body})
+    result = await TriageService(generation, BASE_MODEL).triage(long_ticket, max_tokens=256)  # type: ignore[arg-type]
+    prompt = generation.prepared[0].prompt
+    assert result.meta.input_truncated and generation.engine.rendered == 2
+    assert len(prompt) <= 4096 - 2 * 256  # prompt and the retry's doubled budget fit the context
+    assert "START " in prompt and " END" in prompt and "\n[...]\n" in prompt
+    assert len(prompt) > 4096 - 2 * 256 - 100  # cut by what was over, not by half
