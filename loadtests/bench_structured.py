@@ -44,7 +44,7 @@ from pydantic import ValidationError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests` importable
 
-from loadtests.common import RESULTS_DIR, machine_info, percentile, progress, run_pool  # noqa: E402
+from loadtests.common import RESULTS_DIR, machine_info, mean, percentile, progress, run_pool  # noqa: E402
 
 from service.tasks.triage import REPETITION_PENALTY, Ticket, TicketTriage, TriagePrompt  # noqa: E402
 from tests.integration.service_process import ServiceProcess  # noqa: E402
@@ -63,7 +63,7 @@ TICKET_FIELDS = ("subject", "body", "customer_tier", "channel", "metadata")
 
 def spread(values: list[float]) -> dict[str, Any]:
     return {"n": len(values), "p50_s": percentile(values, 50), "p95_s": percentile(values, 95),
-            "mean_s": sum(values) / len(values) if values else None}
+            "mean_s": mean(values)}
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -301,8 +301,8 @@ def summarise_part_a(constrained: dict[str, dict], unconstrained: dict[str, dict
         "length_match": {
             "pairs": len(pairs), "equal_length_pairs": len(equal),
             "per_token_latency_ratio_median_equal_length": percentile(equal_ratios, 50),
-            "mean_tokens_constrained": _mean([x["completion_tokens"] for x, _ in pairs]),
-            "mean_tokens_unconstrained": _mean([y["completion_tokens"] for _, y in pairs]),
+            "mean_tokens_constrained": mean([x["completion_tokens"] for x, _ in pairs]),
+            "mean_tokens_unconstrained": mean([y["completion_tokens"] for _, y in pairs]),
         },
         "constrained_schema_valid": {"valid": constrained_valid, "of": len(constrained)},
         "samples": {
@@ -317,10 +317,6 @@ def _sample(r: dict[str, Any]) -> dict[str, Any]:
     keys = ("ok", "status", "error", "completion_tokens", "prompt_tokens", "finish_reason", "ttft_s",
             "per_token_s", "duration_s")
     return {key: r.get(key) for key in keys}
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from service.observability.stats import mean, percentile  # the project's one convention; re-exported
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -24,17 +26,6 @@ RESULTS_DIR = REPO_ROOT / "loadtests" / "results"
 
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default), without numpy."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def run_pool(items: list[T], concurrency: int, work: Callable[[T], R],

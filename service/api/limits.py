@@ -3,12 +3,11 @@ bounded, first-come-first-served set of slots with a waiting line (concurrency).
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections import deque
 from dataclasses import dataclass
 
 from service.errors import RateLimitedError, ServiceError
+from service.waiting_line import LineFull, LineTimeout, WaitingLine
 
 MAX_TRACKED_KEYS = 10_000  # past this, idle (full) buckets are forgotten
 QUEUE_RETRY_AFTER_S = 1
@@ -29,6 +28,7 @@ class _Bucket:
     stamp: float
 
 
+# By hand: `limits` has windows, not a token bucket; aiolimiter/pyrate-limiter can't refund or tell remaining+reset.
 class KeyedBuckets:
     """A token bucket per key holding `per_minute` units, refilled at `per_minute` / 60 per second.
     A cost above `per_minute` is charged as `per_minute` (it waits for a full bucket)."""
@@ -83,45 +83,32 @@ def duration(seconds: float) -> str:
 
 # -------------------------------------------------------------- concurrency
 class Slots:
-    """At most `limit` holders; up to `max_waiting` more wait (FIFO) at most `timeout` seconds."""
+    """At most `limit` holders; up to `max_waiting` more wait (FIFO) at most `timeout` seconds.
+    The slots are `limit` tokens lent through the project's one WaitingLine."""
 
     def __init__(self, limit: int, max_waiting: int, timeout: float) -> None:
         self.limit, self.max_waiting, self.timeout = limit, max_waiting, timeout
-        self.running = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._line: WaitingLine[None] = WaitingLine([None] * limit, max_waiting, timeout)
+
+    @property
+    def running(self) -> int:
+        return self.limit - self._line.free
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return self._line.waiting
 
     async def acquire(self) -> None:
-        if self.running < self.limit and not self._waiters:
-            self.running += 1
-            return
-        if len(self._waiters) >= self.max_waiting:
-            raise Refusal(RateLimitedError(
-                f"The server is at capacity ({self.running} requests running, {len(self._waiters)} waiting). "
-                f"Please retry after {QUEUE_RETRY_AFTER_S}s.", retry_after=QUEUE_RETRY_AFTER_S), "queue_full")
-        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(granted)
         try:
-            await asyncio.wait_for(asyncio.shield(granted), self.timeout)
-        except BaseException as exc:
-            if granted.done():  # handed a slot just as we gave up: pass it on
-                self.release()
-            else:
-                granted.cancel()
-                self._waiters.remove(granted)
-            if isinstance(exc, TimeoutError):
-                raise Refusal(RateLimitedError(
-                    f"No capacity freed up within {self.timeout:g}s. Please retry after {QUEUE_RETRY_AFTER_S}s.",
-                    retry_after=QUEUE_RETRY_AFTER_S), "queue_timeout") from None
-            raise
+            await self._line.take()
+        except LineFull:
+            raise Refusal(RateLimitedError(
+                f"The server is at capacity ({self.running} requests running, {self.waiting} waiting). "
+                f"Please retry after {QUEUE_RETRY_AFTER_S}s.", retry_after=QUEUE_RETRY_AFTER_S), "queue_full") from None
+        except LineTimeout:
+            raise Refusal(RateLimitedError(
+                f"No capacity freed up within {self.timeout:g}s. Please retry after {QUEUE_RETRY_AFTER_S}s.",
+                retry_after=QUEUE_RETRY_AFTER_S), "queue_timeout") from None
 
     def release(self) -> None:
-        while self._waiters:  # hand the slot over: `running` stays the same
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self.running -= 1
+        self._line.give(None)  # to the first waiter (`running` stays the same), else freed

@@ -1,7 +1,8 @@
 """HTTP calls to a running loragate (or any deployment of its API) for evaluation.
 
-Only connection failures are retried: the request never reached the server, so a retry cannot
-double-count work. Timeouts and HTTP errors are results to report, not to hide.
+Only connection failures are retried (httpx's transport retries, backing off 0, 0.5, 1 s): the
+request never reached the server, so a retry cannot double-count work. Timeouts and HTTP errors are
+results to report, not to hide.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ class EvalClient:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = url.rstrip("/")
         # `transport` lets tests stand in a fake server; the runner's semaphore bounds concurrency.
+        self._attempts = 1 if transport else CONNECT_RETRIES + 1
         self._http = httpx.AsyncClient(base_url=self.url, headers=headers,
-                                       timeout=httpx.Timeout(timeout_s, connect=10.0), transport=transport)
+                                       timeout=httpx.Timeout(timeout_s, connect=10.0),
+                                       transport=transport or httpx.AsyncHTTPTransport(retries=CONNECT_RETRIES))
 
     async def __aenter__(self) -> EvalClient:
         return self
@@ -86,17 +89,13 @@ class EvalClient:
 
     async def _call(self, method: str, path: str, json: dict[str, Any] | None = None) -> CallResult:
         started = time.monotonic()
-        for attempt in range(CONNECT_RETRIES + 1):
-            try:
-                response = await self._http.request(method, path, json=json)
-                break
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                if attempt == CONNECT_RETRIES:
-                    return CallResult(status=None, latency_s=time.monotonic() - started,
-                                      error=f"connection failed after {attempt + 1} attempts: {exc!r}")
-                await asyncio.sleep(0.5 * 2**attempt)
-            except httpx.HTTPError as exc:
-                return CallResult(status=None, latency_s=time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
+        try:
+            response = await self._http.request(method, path, json=json)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return CallResult(status=None, latency_s=time.monotonic() - started,
+                              error=f"connection failed after {self._attempts} attempts: {exc!r}")
+        except httpx.HTTPError as exc:
+            return CallResult(status=None, latency_s=time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
         latency = time.monotonic() - started
         try:
             body = response.json()

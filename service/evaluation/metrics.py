@@ -10,8 +10,9 @@ Conventions shared by every function:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+
+from service.observability.stats import mean
 
 PRIORITY_ORDER = ("low", "medium", "high", "urgent")
 URGENT = "urgent"
@@ -61,8 +62,7 @@ def per_class_f1(true: Sequence[str], pred: Sequence[str | None], labels: Sequen
 def macro_f1(true: Sequence[str], pred: Sequence[str | None], labels: Sequence[str]) -> float | None:
     """Unweighted mean of the per-label F1 over the labels that occur in `true` or `pred` (as
     scikit-learn does without `labels=`), so rare classes weigh as much as common ones."""
-    defined = [f for f in per_class_f1(true, pred, labels).values() if f is not None]
-    return sum(defined) / len(defined) if defined else None
+    return mean([f for f in per_class_f1(true, pred, labels).values() if f is not None])
 
 
 def urgent_recall(true: Sequence[str], pred: Sequence[str | None]) -> float | None:
@@ -90,23 +90,6 @@ def escalations(true: Sequence[str], pred: Sequence[str | None]) -> tuple[int, i
         over += rank[p] > rank[t]
         under += rank[p] < rank[t]
     return over, under
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks (numpy's
-    default), None for no values."""
-    if not values:
-        return None
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile q must be in [0, 100], got {q}")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 def _check(true: Sequence[object], pred: Sequence[object]) -> None:

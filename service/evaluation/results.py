@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from service.evaluation import metrics
 from service.evaluation.dataset import CATEGORIES, PRIORITIES
+from service.observability.stats import mean, percentile
 
 # Constrained: POST /v1/tickets/triage; unconstrained: chat with the same prompt.
 TriageMode = Literal["constrained", "unconstrained"]
@@ -174,10 +175,10 @@ def summarize_triage(outcomes: Sequence[Outcome]) -> TriageMetrics:
         over_escalations_per_1000=metrics.per_1000(over, n),
         under_escalations=under,
         under_escalations_per_1000=metrics.per_1000(under, n),
-        latency_p50_ms=metrics.percentile(latencies, 50),
-        latency_p95_ms=metrics.percentile(latencies, 95),
-        mean_prompt_tokens=metrics.mean([o.prompt_tokens for o in outcomes if o.prompt_tokens is not None]),
-        mean_completion_tokens=metrics.mean([o.completion_tokens for o in outcomes if o.completion_tokens is not None]),
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p95_ms=percentile(latencies, 95),
+        mean_prompt_tokens=mean([o.prompt_tokens for o in outcomes if o.prompt_tokens is not None]),
+        mean_completion_tokens=mean([o.completion_tokens for o in outcomes if o.completion_tokens is not None]),
         served_by=dict(Counter(o.served_by for o in outcomes if o.served_by)),
     )
 
@@ -189,9 +190,9 @@ def summarize_voice(outcomes: Sequence[VoiceOutcome], measures: dict[str, float 
     return VoiceMetrics(
         n=len(outcomes), errors=len(errors), error_messages=dict(Counter(errors).most_common(10)),
         measures=measures, delta_vs_base=delta,
-        latency_p50_ms=metrics.percentile(latencies, 50), latency_p95_ms=metrics.percentile(latencies, 95),
-        mean_prompt_tokens=metrics.mean([o.prompt_tokens for o in outcomes if o.prompt_tokens is not None]),
-        mean_completion_tokens=metrics.mean([o.completion_tokens for o in outcomes if o.completion_tokens is not None]),
+        latency_p50_ms=percentile(latencies, 50), latency_p95_ms=percentile(latencies, 95),
+        mean_prompt_tokens=mean([o.prompt_tokens for o in outcomes if o.prompt_tokens is not None]),
+        mean_completion_tokens=mean([o.completion_tokens for o in outcomes if o.completion_tokens is not None]),
     )
 
 

@@ -36,6 +36,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from service.observability.stats import mean
+
 DEFAULT_GREETINGS = [r"(?i)(hi|hello|hey|dear|greetings)\b", r"(?i)good (morning|afternoon|evening)\b",
                      r"(?i)thanks? (you )?for (reaching|contacting|getting|writing)"]
 GENERIC_SIGN_OFFS = re.compile(r"^\W*(best( regards| wishes)?|kind regards|warm regards|regards|sincerely|cheers|"
@@ -203,18 +205,15 @@ AGGREGATES = {
 
 
 def aggregate(scores: Sequence[VoiceScores]) -> dict[str, float | None]:
-    def avg(values: list[float]) -> float | None:
-        return sum(values) / len(values) if values else None
-
     return {
-        "greeting_rate": avg([float(s.greeting) for s in scores]),
-        "sign_off_rate": avg([float(s.sign_off) for s in scores]),
-        "contractions_per_100_words": avg([s.contractions_per_100_words for s in scores]),
-        "exclamation_marks": avg([float(s.exclamation_marks) for s in scores]),
-        "slang_words": avg([float(s.slang_words) for s in scores]),
-        "words": avg([float(s.words) for s in scores]),
-        "answer_share": avg([s.answer_share for s in scores if s.answer_share is not None]),
-        "reference_f1": avg([s.reference_f1 for s in scores if s.reference_f1 is not None]),
+        "greeting_rate": mean([float(s.greeting) for s in scores]),
+        "sign_off_rate": mean([float(s.sign_off) for s in scores]),
+        "contractions_per_100_words": mean([s.contractions_per_100_words for s in scores]),
+        "exclamation_marks": mean([float(s.exclamation_marks) for s in scores]),
+        "slang_words": mean([float(s.slang_words) for s in scores]),
+        "words": mean([float(s.words) for s in scores]),
+        "answer_share": mean([s.answer_share for s in scores if s.answer_share is not None]),
+        "reference_f1": mean([s.reference_f1 for s in scores if s.reference_f1 is not None]),
     }
 
 

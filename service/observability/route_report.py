@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from service.observability.comparison import Interval, Statistic, bootstrap_difference, proportion_difference
-from service.observability.stats import OutcomeSample, RequestSample, percentile
+from service.observability.stats import OutcomeSample, RequestSample, mean, percentile
 
 MetricName = Literal[
     "error_rate", "structured_valid_rate", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s",
@@ -133,17 +133,13 @@ class _Group:
         return VariantFigures(
             variant=variant, shadow=shadow, control=control, requests=n, errors=self.errors,
             error_rate=self.errors / n if n else None,
-            latency_p50_s=percentile(self.latency, 0.5), latency_p95_s=percentile(self.latency, 0.95),
-            ttft_p50_s=percentile(self.ttft, 0.5), ttft_p95_s=percentile(self.ttft, 0.95),
-            mean_prompt_tokens=_mean(self.prompt_tokens), mean_completion_tokens=_mean(self.completion_tokens),
+            latency_p50_s=percentile(self.latency, 50), latency_p95_s=percentile(self.latency, 95),
+            ttft_p50_s=percentile(self.ttft, 50), ttft_p95_s=percentile(self.ttft, 95),
+            mean_prompt_tokens=mean(self.prompt_tokens), mean_completion_tokens=mean(self.completion_tokens),
             structured_requests=self.structured, structured_valid=self.valid,
             structured_valid_rate=self.valid / self.structured if self.structured else None,
             outcomes=len(self.outcomes), labels=_distributions(self.outcomes), rolled_back=rolled_back,
         )
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 def _distributions(outcomes: Iterable[OutcomeSample]) -> dict[str, LabelDistribution]:

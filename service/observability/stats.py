@@ -7,7 +7,8 @@ service feeds one RequestSample per finished request and the API layer asks for 
 Definitions (documented in README "Observability"):
 - errors: status >= 400 (client disconnects are 499 and count as errors).
 - Latency and TTFT percentiles, tokens/s and mean token counts use successful (status < 400)
-  requests only; percentiles interpolate linearly between closest ranks (numpy's default).
+  requests only; percentiles interpolate linearly between closest ranks (numpy's default). This
+  module's `percentile` and `mean` are the project's one convention (evaluation and loadtests too).
 - tokens_per_second is the mean over successful requests with tokens of
   completion_tokens / duration_s: the speed one client sees, not the server's total throughput
   (that is the recording rule loragate_model:completion_tokens:rate_5m).
@@ -15,13 +16,14 @@ Definitions (documented in README "Observability"):
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from statistics import fmean
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from service.observability.metrics import NO_ROUTE
@@ -89,39 +91,36 @@ class StatsReport(BaseModel):
     variants: list[GroupStats]
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default); None for no values."""
-    if not sorted_values:
-        return None
-    position = (len(sorted_values) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+def percentile(values: Collection[float], q: float) -> float | None:
+    """The q-th percentile (q in 0-100, in any order) with numpy's default linear interpolation
+    between closest ranks; None for no values."""
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else None
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+def mean(values: Collection[float]) -> float | None:
+    """The arithmetic mean; None for no values (not 0: nothing was measured)."""
+    return fmean(values) if len(values) else None
 
 
 def _figures(samples: list[RequestSample]) -> dict[str, int | float | None]:
     ok = [s for s in samples if s.status < 400]
     errors = len(samples) - len(ok)
-    latencies = sorted(s.duration_s for s in ok)
-    ttfts = sorted(s.ttft_s for s in ok if s.ttft_s is not None)
+    latencies = [s.duration_s for s in ok]
+    ttfts = [s.ttft_s for s in ok if s.ttft_s is not None]
     structured = [s for s in samples if s.structured_result is not None]
     valid = sum(1 for s in structured if s.structured_result == "valid")
     return {
         "requests": len(samples),
         "errors": errors,
         "error_rate": errors / len(samples),
-        "latency_p50_s": percentile(latencies, 0.5),
-        "latency_p95_s": percentile(latencies, 0.95),
-        "ttft_p50_s": percentile(ttfts, 0.5),
-        "ttft_p95_s": percentile(ttfts, 0.95),
-        "tokens_per_second": _mean([s.completion_tokens / s.duration_s for s in ok
-                                    if s.completion_tokens > 0 and s.duration_s > 0]),
-        "mean_prompt_tokens": _mean([s.prompt_tokens for s in ok]),
-        "mean_completion_tokens": _mean([s.completion_tokens for s in ok]),
+        "latency_p50_s": percentile(latencies, 50),
+        "latency_p95_s": percentile(latencies, 95),
+        "ttft_p50_s": percentile(ttfts, 50),
+        "ttft_p95_s": percentile(ttfts, 95),
+        "tokens_per_second": mean([s.completion_tokens / s.duration_s for s in ok
+                                   if s.completion_tokens > 0 and s.duration_s > 0]),
+        "mean_prompt_tokens": mean([s.prompt_tokens for s in ok]),
+        "mean_completion_tokens": mean([s.completion_tokens for s in ok]),
         "structured_requests": len(structured),
         "structured_valid_rate": valid / len(structured) if structured else None,
     }

@@ -35,10 +35,10 @@ def breach(guard: RouteGuard, variant: list[RequestSample], control: list[Reques
         if rate > guard.max_invalid_rate:
             return f"invalid_rate {rate:.3f} > {guard.max_invalid_rate:g} over {len(structured)} structured replies"
     if guard.max_p95_latency_ratio is not None:
-        ok = sorted(s.duration_s for s in variant if s.status < 400)
-        reference = sorted(s.duration_s for s in control if s.status < 400)
+        ok = [s.duration_s for s in variant if s.status < 400]
+        reference = [s.duration_s for s in control if s.status < 400]
         if len(ok) >= guard.min_samples and len(reference) >= guard.min_samples:
-            ratio = (percentile(ok, 0.95) or 0.0) / max(percentile(reference, 0.95) or 0.0, 1e-9)
+            ratio = (percentile(ok, 95) or 0.0) / max(percentile(reference, 95) or 0.0, 1e-9)
             if ratio > guard.max_p95_latency_ratio:
                 return f"p95_latency_ratio {ratio:.2f} > {guard.max_p95_latency_ratio:g} vs the control"
     return None

@@ -11,10 +11,8 @@ the conversion, not a process start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from service.errors import OverloadedError
+from service.waiting_line import LineFull, LineTimeout, WaitingLine
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +84,12 @@ class WorkerPool:
         self.size, self.wait_s, self.max_waiting = max(1, size), max(0.0, wait_s), max(0, max_waiting)
         self._warm = warm  # a picklable call that starts the worker's libraries
         self._workers = [Worker(i) for i in range(self.size)]
-        self._free: deque[Worker] = deque(self._workers)
-        self._waiters: deque[asyncio.Future[Worker]] = deque()
+        self._line: WaitingLine[Worker] = WaitingLine(self._workers, self.max_waiting, self.wait_s)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return self._line.waiting
 
     async def run(self, fn: Callable[[Any], Any], arg: Any, deadline_s: float) -> TrialOutcome:
         """`fn(arg)` in a free worker, within `deadline_s` seconds of starting it."""
@@ -101,8 +99,7 @@ class WorkerPool:
 
     async def warm_up(self) -> None:
         """Start every free worker's process ahead of the first trial."""
-        idle = list(self._free)
-        self._free.clear()
+        idle = self._line.take_free()
         await asyncio.gather(*(self._start_then_release(worker) for worker in idle))
 
     def close(self) -> None:
@@ -113,36 +110,21 @@ class WorkerPool:
 
     # ---- lending workers
     async def _acquire(self) -> Worker:
-        if self._free:
-            return self._free.popleft()
-        if len(self._waiters) >= self.max_waiting:
+        try:
+            return await self._line.take()
+        except LineFull:
             raise OverloadedError(
                 f"The constraint compiler is saturated: all {self.size} workers are busy and "
-                f"{len(self._waiters)} requests are already waiting; retry shortly.",
-            )
-        waiter: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(waiter, self.wait_s)
-        except BaseException as exc:
-            if waiter.done() and not waiter.cancelled():  # handed a worker just as we gave up
-                self._release(waiter.result())
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
-            if isinstance(exc, asyncio.TimeoutError):
-                raise OverloadedError(
-                    f"No constraint compiler worker became free within {self.wait_s:g} s "
-                    f"({self.size} workers, all busy); retry shortly.",
-                ) from None
-            raise
+                f"{self._line.waiting} requests are already waiting; retry shortly.",
+            ) from None
+        except LineTimeout:
+            raise OverloadedError(
+                f"No constraint compiler worker became free within {self.wait_s:g} s "
+                f"({self.size} workers, all busy); retry shortly.",
+            ) from None
 
     def _release(self, worker: Worker) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(worker)
-                return
-        self._free.append(worker)
+        self._line.give(worker)
 
     # ---- running trials
     async def _trial(self, worker: Worker, fn: Callable[[Any], Any], arg: Any, deadline_s: float) -> TrialOutcome:

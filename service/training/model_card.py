@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from service.config import DEFAULT_MODEL_NAME
 from service.model_prep import MANIFEST_NAME, read_manifest, sha256_file
+from service.observability.stats import mean
 from service.training.config import TrainingConfig
 from service.training.recipes import project_path
 
@@ -127,7 +128,7 @@ def render_card(s: RunSummary, base_hashes: dict[str, str], data_hashes: dict[st
              "tags": ["lora", "peft", "loragate", c.recipe, "smollm2"], "pipeline_tag": "text-generation"}
     yaml = "\n".join(f"{k}: {json.dumps(v)}" if isinstance(v, list) else f"{k}: {v}" for k, v in front.items())
     train_losses = [row["loss"] for row in s.log if "loss" in row]
-    final = sum(train_losses[-10:]) / max(1, len(train_losses[-10:]))
+    final = mean(train_losses[-10:]) or 0.0
     hyper = [
         ("LoRA rank r", c.rank), ("LoRA alpha", c.alpha), ("LoRA dropout", c.dropout),
         ("target modules", ", ".join(c.target_modules)), ("learning rate", c.learning_rate),

@@ -37,6 +37,7 @@ from service.training.forward import batch_loss, collate, validation_loss
 from service.training.recipes import project_path
 
 LOG_FILE = ckpt.LOG_FILE
+MIN_LR_RATE = 0.1  # the schedules decay to 10% of the peak learning rate
 Progress = Callable[[str], None]
 
 
@@ -110,15 +111,21 @@ def load_model(config: TrainingConfig, model_dir: Path) -> Any:
     return model
 
 
-def lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]:
-    """Linear warmup, then cosine or linear decay to 10% of the peak."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        decay = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
-        return 0.1 + 0.9 * decay
-    return factor
+def lr_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup: int, schedule: str,
+                 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup over `warmup` steps, then cosine or linear decay to 10% of the peak at `total`:
+    transformers' schedules, read one step ahead of a run one step longer, so that step 0 already
+    trains (at 1/(warmup + 1) of the peak, where the library starts at 0)."""
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup, get_polynomial_decay_schedule_with_warmup
+
+    if schedule == "cosine":
+        library = get_cosine_with_min_lr_schedule_with_warmup(optimizer, warmup + 1, total + 1, min_lr_rate=MIN_LR_RATE)
+    else:  # linear: a polynomial decay of power 1 (at least one decay step: it divides by their number)
+        library = get_polynomial_decay_schedule_with_warmup(
+            optimizer, warmup + 1, max(total, warmup + 1) + 1, lr_end=MIN_LR_RATE * optimizer.defaults["lr"], power=1.0)
+    ahead = library.lr_lambdas[0]
+    # A plain function, as before: the checkpoint stores the scheduler's state as JSON.
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: ahead(step + 1))
 
 
 class _StopRequest:
@@ -181,7 +188,7 @@ def train(config: TrainingConfig, output: Path, model_dir: Path, train_file: Pat
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = math.ceil(config.warmup_ratio * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup, config.schedule))
+    scheduler = lr_scheduler(optimizer, total, warmup, config.schedule)
     extra = (f" (with {config.extra_train_file} x{config.extra_train_repeat})"
              if config.mixes_extra else "")
     progress(f"{config.recipe}: {len(data.train)} training examples{extra} ({len(data.skipped_train)} longer than "

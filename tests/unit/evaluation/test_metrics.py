@@ -77,20 +77,6 @@ def test_over_and_under_escalations() -> None:
     assert metrics.per_1000(0, 0) is None
 
 
-def test_percentiles_linear_interpolation() -> None:
-    values = [40.0, 10.0, 30.0, 20.0]  # sorted 10 20 30 40
-    assert metrics.percentile(values, 50) == 25.0  # rank 1.5 -> halfway between 20 and 30
-    assert metrics.percentile(values, 95) == pytest.approx(38.5)  # rank 2.85 -> 30 + 0.85 * 10
-    assert metrics.percentile(values, 0) == 10.0
-    assert metrics.percentile(values, 100) == 40.0
-    assert metrics.percentile([7.0], 95) == 7.0
-    assert metrics.percentile([], 50) is None
-    assert metrics.mean([1.0, 2.0, 6.0]) == 3.0
-    assert metrics.mean([]) is None
-    with pytest.raises(ValueError):
-        metrics.percentile(values, 101)
-
-
 def _outcome(i: int, true_c: str, true_p: str, pred: tuple[str, str] | None, *, status: int = 200,
              error: str | None = None, latency: float = 0.1, parsed: bool | None = None) -> Outcome:
     return Outcome(id=str(i), true_category=true_c, true_priority=true_p, status=status,

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from service.api.errors import install_error_handlers
 from service.api import observability as stats_route
-from service.observability.stats import GroupStats, RequestSample, RequestStats, percentile
+from service.observability.stats import GroupStats, RequestSample, RequestStats, mean, percentile
 
 NOW = 1_000_000.0
 BASE, ADAPTER = "base-model", "tuned"
@@ -34,11 +34,26 @@ def by_model(stats: RequestStats, **kwargs) -> dict[str, GroupStats]:  # noqa: A
 
 
 def test_percentile_interpolates_between_ranks() -> None:
-    assert percentile([], 0.5) is None
-    assert percentile([7.0], 0.95) == 7.0
-    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
-    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.95) == pytest.approx(4.8)  # 4 + 0.8 * (5 - 4)
-    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == pytest.approx(2.5)
+    """The project's one convention (stats, route reports, the rollout guard, evaluation reports and
+    loadtests): q in 0-100, linear interpolation between closest ranks, None for no values."""
+    assert percentile([], 50) is None
+    assert percentile([7.0], 95) == 7.0
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == pytest.approx(4.8)  # 4 + 0.8 * (5 - 4)
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    values = [40.0, 10.0, 30.0, 20.0]  # any order: sorted 10 20 30 40
+    assert percentile(values, 50) == 25.0  # rank 1.5 -> halfway between 20 and 30
+    assert percentile(values, 95) == pytest.approx(38.5)  # rank 2.85 -> 30 + 0.85 * 10
+    assert percentile(values, 0) == 10.0
+    assert percentile(values, 100) == 40.0
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_mean_is_none_without_values() -> None:
+    assert mean([1.0, 2.0, 6.0]) == 3.0
+    assert mean([1, 2]) == 1.5
+    assert mean([]) is None
 
 
 @pytest.fixture()
