@@ -27,23 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests` importable
+import httpx
 
-import httpx  # noqa: E402
-
-from loadtests.bench_adapters import PROMPT, bench_swaps, make_swap_pair, register, request_latencies  # noqa: E402
-from loadtests.bench_profile import Profiler, ServerProfile  # noqa: E402
-from loadtests.bench_report import (  # noqa: E402
+from loadtests.bench_adapters import PROMPT, bench_swaps, make_swap_pair, register, request_latencies
+from loadtests.bench_profile import Profiler, ServerProfile
+from loadtests.bench_report import (
     MIB, BenchReport, ComparisonResult, PhaseStats, add_ratios, evaluate_targets, write,
 )
-from loadtests.bench_servers import LORAGATE, PEER, PEER_LORA, Fleet, fleet, loragate_options  # noqa: E402
-from loadtests.bench_structured import chat_body, load_tickets, part_a, stream_chat  # noqa: E402
-from loadtests.common import (  # noqa: E402
+from loadtests.bench_servers import LORAGATE, PEER, PEER_LORA, Fleet, fleet, loragate_options
+from loadtests.bench_structured import chat_body, load_tickets, part_a, stream_chat
+from loadtests.common import (
     RESULTS_DIR, machine_info, package_version, percentile, progress, run_pool,
 )
-from service.engine.types import EngineOptions  # noqa: E402
-from service.tasks.triage import REPETITION_PENALTY  # noqa: E402
+from service.engine.types import EngineOptions
+from service.tasks.triage import REPETITION_PENALTY
 
 DESCRIPTIONS = {
     "peer-base": "Base-model traffic: loragate vs vLLM's own server without `--enable-lora`.",
@@ -341,7 +338,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def make_adapters(model_dir: Path, sources: Path, only: list[str]) -> dict[str, Path]:
     """Before any server starts, so the engines do not compete with torch for the CPUs."""
-    from tests.support import adapters as support
+    from service.testing import adapters as support
 
     count = 4 if "adapters" in only else 1 if "peer-adapter" in only else 0
     made = {}

@@ -1,6 +1,6 @@
 """Adapter registration latency and the cost of hot swaps for base-model traffic.
 
-Starts its own service (tests/integration/service_process.py) on a throw-away adapter store, then
+Starts its own service (service/testing/process.py) on a throw-away adapter store, then
 measures, in one run:
 
 1. registration latency - the wall time of POST /admin/adapters (validate + copy + engine load) -
@@ -8,7 +8,7 @@ measures, in one run:
 2. base-model request latency (chat, max_tokens 16, temperature 0, concurrency 2) with no swaps
    and while one adapter name is re-registered back to back, reported as swap / no-swap ratios.
 
-    .venv/bin/python loadtests/bench_adapters.py --registrations 10 --requests 60
+    .venv/bin/python -m loadtests.bench_adapters --registrations 10 --requests 60
 
 Writes loadtests/results/adapters.json (figures + machine info) and loadtests/results/adapters.png.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -27,14 +26,10 @@ from typing import Any
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests` importable
-
-from loadtests.common import RESULTS_DIR, machine_info, percentile, progress, run_pool  # noqa: E402
-
-from service.config import Settings  # noqa: E402
-from tests.integration.service_process import ServiceProcess  # noqa: E402
-from tests.support.adapters import ALL_MODULES, DEFAULT_TARGETS, make_peft_adapter  # noqa: E402
+from loadtests.common import REPO_ROOT, RESULTS_DIR, machine_info, percentile, progress, run_pool
+from service.config import Settings
+from service.testing.adapters import ALL_MODULES, DEFAULT_TARGETS, make_peft_adapter
+from service.testing.process import ServiceProcess
 
 PROMPT = [{"role": "user", "content": "Name three colors."}]
 

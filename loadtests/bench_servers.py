@@ -22,8 +22,7 @@ from loadtests.common import progress
 from service.api.bootstrap import engine_options
 from service.config import Settings
 from service.engine.types import EngineOptions
-from tests.integration.service_process import ServiceProcess
-from tests.integration.vllm_server import VllmServer
+from service.testing.process import ServiceProcess, VllmServer
 
 LORAGATE, PEER, PEER_LORA = "loragate", "vllm", "vllm-lora"
 

@@ -1,8 +1,8 @@
 """Cost and benefit of constrained decoding (response_format json_schema) on the triage prompt.
 
-Starts its own service (tests/integration/service_process.py) on a throw-away adapter store, then:
+Starts its own service (service/testing/process.py) on a throw-away adapter store, then:
 
-A. constrained vs unconstrained speed. For N tickets from tests/data/tickets.jsonl the triage chat
+A. constrained vs unconstrained speed. For N tickets from service/testing/tickets.jsonl the triage chat
    prompt is built exactly as the service builds it (service.tasks.triage.TriagePrompt), and sent at
    concurrency C as streaming chat requests: (a) with response_format json_schema (TicketTriage,
    strict), max_tokens 256; then (b) the same prompt without a constraint and with max_tokens set
@@ -20,7 +20,7 @@ B. valid-JSON rate. Every ticket (or --part-b-tickets) without a constraint, max
 
 Both parts use temperature 0 and the repetition penalty the triage endpoint sends (1.15).
 
-    .venv/bin/python loadtests/bench_structured.py --tickets 24 --concurrency 4
+    .venv/bin/python -m loadtests.bench_structured --tickets 24 --concurrency 4
 
 Writes loadtests/results/structured.json (figures + machine info) and loadtests/results/structured.png.
 """
@@ -31,7 +31,6 @@ import argparse
 import json
 import re
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,15 +40,11 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `service` and `tests` importable
+from loadtests.common import REPO_ROOT, RESULTS_DIR, machine_info, mean, percentile, progress, run_pool
+from service.tasks.triage import REPETITION_PENALTY, Ticket, TicketTriage, TriagePrompt
+from service.testing import TICKETS_FILE
+from service.testing.process import ServiceProcess
 
-from loadtests.common import RESULTS_DIR, machine_info, mean, percentile, progress, run_pool  # noqa: E402
-
-from service.tasks.triage import REPETITION_PENALTY, Ticket, TicketTriage, TriagePrompt  # noqa: E402
-from tests.integration.service_process import ServiceProcess  # noqa: E402
-
-TICKETS_FILE = REPO_ROOT / "tests" / "data" / "tickets.jsonl"
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 PUBLISHED_VALID_RATE = 0.85  # the base model's published valid-JSON rate without constraints
 SCHEMA = TicketTriage.model_json_schema()
@@ -639,15 +634,19 @@ def main(argv: list[str] | None = None) -> None:
                    else len(tickets_b), "concurrency": args.concurrency, "rounds": rounds,
                    "max_tokens": args.max_tokens, "temperature": 0, "repetition_penalty": args.repetition_penalty,
                    "service_ready_s": round(ready_s, 1), "run_s": round(time.monotonic() - run_started, 1),
-                   "tickets_file": str(TICKETS_FILE.relative_to(REPO_ROOT))},
+                   "tickets_file": str(_shown(TICKETS_FILE))},
         **results,
     }
     json_path, png_path = args.out_dir / "structured.json", args.out_dir / "structured.png"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, png_path)
     print_table(results)
-    shown = json_path.relative_to(REPO_ROOT) if json_path.is_relative_to(REPO_ROOT) else json_path
-    print(f"\nwrote {shown} and {png_path.name}")
+    print(f"\nwrote {_shown(json_path)} and {png_path.name}")
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the checkout (or install) root when it lies inside, else as it is."""
+    return path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
 
 
 if __name__ == "__main__":

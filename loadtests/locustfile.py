@@ -23,7 +23,8 @@ from typing import Any
 
 from locust import HttpUser, between, events, task
 
-TICKETS_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "tickets.jsonl"
+# Read by path, not imported: the locustfile needs only locust (service/testing/__init__.py names the same file).
+TICKETS_FILE = Path(__file__).resolve().parents[1] / "service" / "testing" / "tickets.jsonl"
 TICKET_FIELDS = ("subject", "body", "customer_tier", "channel", "metadata")
 QUESTIONS = ["Name three colors.", "What is a LoRA adapter, in one sentence?", "Give me a haiku about queues.",
              "How do I reset my password?", "Summarise: the invoice was paid twice by mistake."]

@@ -26,6 +26,11 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "loragate"
 
 
+def default_adapter_store(data: dict[str, Any]) -> Path:
+    """`adapter-store` in the (validated) cache directory: runtime state stays out of the source tree."""
+    return data["cache_dir"] / "adapter-store"
+
+
 class Settings(BaseSettings):
     """Everything `loragate serve` can be told. Defaults run on a 2-core CPU machine."""
 
@@ -129,8 +134,9 @@ class Settings(BaseSettings):
     max_cpu_loras: int = Field(8, ge=1, description="Adapters kept loaded in the engine's cache.")
     max_lora_rank: int = Field(64, ge=1, description="Largest adapter rank accepted.")
     adapter_store: Path = Field(
-        PROJECT_ROOT / "adapters" / "store",
-        description="Adapter store folder (manifest, versions, audit log); share it between replicas.",
+        default_factory=default_adapter_store,
+        description="Adapter store folder (manifest, versions, audit log); share it between replicas. "
+        "Default: `adapter-store` in the cache directory.",
     )
     adapter_roots: list[Path] = Field(
         default_factory=lambda: [PROJECT_ROOT / "adapters"],

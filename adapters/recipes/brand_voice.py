@@ -38,7 +38,7 @@ from adapters.recipes.brand_voice_phrases import (
     TOPICS,
     Topic,
 )
-from adapters.recipes.common import Slots, fields, fill, lower_words, normalize, write_jsonl
+from adapters.recipes.common import DATA_DIR, Slots, fields, fill, lower_words, normalize, write_jsonl
 
 BRAND = "Alder & Pine Outfitters"
 SIGN_OFF = "Warm regards,\nThe Alder & Pine Outfitters Team"
@@ -61,7 +61,6 @@ STYLE: dict[str, Any] = {
     "brand": BRAND, "style_guide": STYLE_GUIDE, "greetings": GREETINGS, "greeting_forms": GREETING_FORMS,
     "sign_off": SIGN_OFF, "forbidden_words": FORBIDDEN_WORDS, "min_words": 40, "max_words": 120,
 }
-DATA_DIR = Path(__file__).parent / "data"
 TRAIN_FILE, VALIDATION_FILE = "voice_train.jsonl", "voice_validation.jsonl"
 
 _FORBIDDEN = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in FORBIDDEN_WORDS) + r")\b", re.IGNORECASE)

@@ -1,4 +1,5 @@
-"""Helpers shared by the recipe generators: lazily sampled template slots, rendering, JSON lines.
+"""Helpers shared by the recipe generators: their tables, lazily sampled template slots, rendering,
+JSON lines.
 
 Why slots are lazy: a ticket's body, subject, summary and action are rendered from independent
 templates, and each must show the *same* order number or amount. A `Slots` object samples a value
@@ -14,6 +15,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+# The phrase and situation tables the generators draw from (data, not code: see tables/*.yaml).
+TABLES_DIR = Path(__file__).resolve().parent / "tables"
+# The generated train/validation files and the hand-written held-out sets (adapters/data/).
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 SlotMaker = Callable[[random.Random, "Slots"], str]
 
@@ -47,6 +55,20 @@ class _Recording:
         return self.slots[key]
 
 
+def load_table(name: str) -> Any:
+    """A table of `tables/` (YAML) with every list as a tuple: the tables are shared constants."""
+    with (TABLES_DIR / name).open(encoding="utf-8") as source:
+        return _frozen(yaml.load(source, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _frozen(item) for key, item in value.items()}
+    return value
+
+
 def fill(template: str, slots: Slots) -> str:
     """Render customer-visible text; its slots count as facts the customer gave."""
     return template.format_map(_Recording(slots))
@@ -69,11 +91,6 @@ def required_fields(template: str) -> set[str]:
 
 def fields(template: str) -> set[str]:
     return set(_FIELD.findall(template))
-
-
-def lines(text: str) -> tuple[str, ...]:
-    """Split a phrase table written one entry per line; a `¶` inside an entry is a paragraph break."""
-    return tuple(line.strip().replace(" ¶ ", "\n\n") for line in text.strip().splitlines() if line.strip())
 
 
 def lower_words(text: str) -> str:

@@ -44,22 +44,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.recipes import ticket_style as st
-from adapters.recipes.common import Slots, fill, fill_label, lower_words, normalize, one_sentence, read_jsonl, write_jsonl
+from adapters.recipes.common import DATA_DIR, Slots, fill, fill_label, lower_words, normalize, one_sentence, read_jsonl, write_jsonl
 from adapters.recipes.ticket_phrases import SLOT_MAKERS
-from adapters.recipes.ticket_situations import BILLING, TECHNICAL, Situation
-from adapters.recipes.ticket_situations_more import ACCOUNT, GENERAL, RETURNS, SHIPPING
+from adapters.recipes.ticket_situations import CATEGORIES, SITUATIONS, Situation
+from adapters.recipes.ticket_style import STYLE as st
 
-CATEGORIES = ("billing", "technical", "account", "shipping", "returns", "general")
 PRIORITIES = ("low", "medium", "high", "urgent")
 TIERS = ("free", "pro", "business", "enterprise", None)
 CHANNELS = ("email", "web", "chat", "phone-transcript", "api", None)
 PAID_TIERS = {"pro", "business", "enterprise"}
-SITUATIONS: dict[str, list[Situation]] = {
-    "billing": BILLING, "technical": TECHNICAL, "account": ACCOUNT,
-    "shipping": SHIPPING, "returns": RETURNS, "general": GENERAL,
-}
-DATA_DIR = Path(__file__).parent / "data"
 # Hand-written tickets, never generated or trained on: the first set guided the recipe's changes;
 # the blind one was written after v6 by someone who never saw the generator, and only measures.
 HANDWRITTEN_FILES = (DATA_DIR / "triage_handwritten.jsonl", DATA_DIR / "triage_handwritten_blind.jsonl")
@@ -176,45 +169,45 @@ def _content(rng: random.Random, sit: Situation, slots: Slots, mod: str | None, 
     core = [say(rng.choice(sit.facts))]  # holds every slot the labels require
     if length != "oneliner":
         if length in ("medium", "long") and rng.random() < 0.45:
-            lead.append(say(rng.choice(st.NON_NATIVE_OPENERS if nn and rng.random() < 0.7 else st.OPENERS)))
+            lead.append(say(rng.choice(st.non_native_openers if nn and rng.random() < 0.7 else st.openers)))
         if length == "long":
-            lead.extend(say(r) for r in rng.sample(st.RAMBLE, rng.randint(1, 3)))
+            lead.extend(say(r) for r in rng.sample(st.ramble, rng.randint(1, 3)))
         n_details = {"short": rng.randint(0, 1), "medium": rng.randint(1, 2), "long": rng.randint(2, 3)}[length]
         details = [d for d in sit.details if not (mod and d.startswith("~ "))]
         core.extend(say(d.removeprefix("~ ")) for d in rng.sample(details, min(n_details, len(details))))
         if sit.kind == "problem" and length in ("medium", "long") and rng.random() < 0.5:
-            core.append(say(rng.choice(st.TRIED[sit.category])))
+            core.append(say(rng.choice(st.tried[sit.category])))
         if length == "long":
-            core.extend(say(b) for b in rng.sample(st.BACKSTORY, rng.randint(1, 3)))
+            core.extend(say(b) for b in rng.sample(st.backstory, rng.randint(1, 3)))
     if mod:
-        slots["reason"] = rng.choice(st.DEADLINE_REASONS[sit.category])
-        text, clause = rng.choice(st.MODS[mod])
-        slots["_mod_clause"] = clause
-        tail.append(say(text))
+        slots["reason"] = rng.choice(st.deadline_reasons[sit.category])
+        cue = rng.choice(st.mods[mod])
+        slots["_mod_clause"] = cue.clause
+        tail.append(say(cue.text))
     if tier == "enterprise" and rng.random() < 0.3 and length != "oneliner":
         tail.append(say(rng.choice(["We're on your enterprise plan.", "We are an enterprise customer.",
                                     "(Enterprise account, {company}.)"])))
     if length in ("medium", "long") and rng.random() < 0.25:
         other = rng.choice([c for c in CATEGORIES if c != sit.category])
         if rng.random() < 0.3:
-            lead.append(say(rng.choice(st.LEAD_ASIDES[other])))
+            lead.append(say(rng.choice(st.lead_asides[other])))
         else:
-            tail.append(say(rng.choice(st.ASIDES[other])))
+            tail.append(say(rng.choice(st.asides[other])))
     tone = _tone(rng, sit, priority)
     if tone and length != "oneliner":
-        tail.append(say(rng.choice(st.NON_NATIVE_TONES if nn and rng.random() < 0.6 else st.TONES[tone])))
+        tail.append(say(rng.choice(st.non_native_tones if nn and rng.random() < 0.6 else st.tones[tone])))
     if rng.random() < 0.1:
-        tail.append(rng.choice(st.FAKE_URGENCY))
+        tail.append(rng.choice(st.fake_urgency))
     if priority == "low" and length != "oneliner" and rng.random() < 0.15:
-        tail.append(rng.choice(st.RELAXED))
+        tail.append(rng.choice(st.relaxed))
     greeting = closing = signature = None
     if length != "oneliner":
         if rng.random() < 0.75:
-            greeting = say(rng.choice(st.NON_NATIVE_GREETINGS if nn and rng.random() < 0.6 else st.GREETINGS))
+            greeting = say(rng.choice(st.non_native_greetings if nn and rng.random() < 0.6 else st.greetings))
         if rng.random() < 0.7:
-            closing = rng.choice(st.NON_NATIVE_CLOSINGS if nn and rng.random() < 0.6 else st.CLOSINGS)
+            closing = rng.choice(st.non_native_closings if nn and rng.random() < 0.6 else st.closings)
         if rng.random() < 0.75:
-            signature = say(rng.choice(st.SIGNATURES))
+            signature = say(rng.choice(st.signatures))
     return _Content(greeting, lead, core, tail, closing, signature)
 
 
@@ -231,15 +224,15 @@ def _tone(rng: random.Random, sit: Situation, priority: str) -> str | None:
 def _noisy(rng: random.Random, text: str, register: str, level: float) -> str:
     """Customer-typed text with the register's noise; digits and codes are never altered."""
     if register == "non_native":
-        for old, new in st.NON_NATIVE_SWAPS:
+        for old, new in st.non_native_swaps.items():
             if old in text and rng.random() < 0.5:
                 text = text.replace(old, new)
     if register == "sloppy":
         words = []
         for word in text.split(" "):
             bare = word.strip(".,!?:;()\"'")
-            if bare in st.MISSPELLINGS and rng.random() < 0.35:
-                word = word.replace(bare, st.MISSPELLINGS[bare])
+            if bare in st.misspellings and rng.random() < 0.35:
+                word = word.replace(bare, st.misspellings[bare])
             words.append(word)
         text = " ".join(words)
     if rng.random() < level:
@@ -289,7 +282,7 @@ def _render(rng: random.Random, channel: str | None, c: _Content, slots: Slots, 
         return _forwarded(rng, c, sentences, slots)
     quoted = channel == "email" and length != "oneliner" and rng.random() < (0.35 if length == "long" else 0.18)
     if quoted and rng.random() < 0.7:
-        parts.append(fill(rng.choice(st.FOLLOW_UPS), slots))
+        parts.append(fill(rng.choice(st.follow_ups), slots))
     if c.greeting:
         parts.append(lower_words(c.greeting) if sloppy_lower else c.greeting)
     parts.extend(_paragraphs(rng, sentences) if length != "oneliner" else [" ".join(sentences)])
@@ -297,9 +290,9 @@ def _render(rng: random.Random, channel: str | None, c: _Content, slots: Slots, 
     if sign:
         parts.append("\n".join(sign))
     if channel == "email" and rng.random() < 0.12:
-        parts.append(rng.choice(st.SIGN_NOTES))
+        parts.append(rng.choice(st.sign_notes))
     if channel == "email" and c.signature and "|" in c.signature and rng.random() < 0.5:
-        parts.append(fill(rng.choice(st.DISCLAIMERS), slots))
+        parts.append(fill(rng.choice(st.disclaimers), slots))
     if quoted:
         parts.append(_quote(rng, sit, slots))
     return "\n\n".join(parts)
@@ -307,8 +300,8 @@ def _render(rng: random.Random, channel: str | None, c: _Content, slots: Slots, 
 
 def _quote(rng: random.Random, sit: Situation, slots: Slots) -> str:
     slots["subject"] = fill(rng.choice(sit.subjects), slots)
-    header = fill(rng.choice(st.QUOTE_HEADERS), slots)
-    quoted = [f"Hi {slots['first']},", "", rng.choice(st.AGENT_REPLIES), "", "Best regards,", "Customer Support"]
+    header = fill(rng.choice(st.quote_headers), slots)
+    quoted = [f"Hi {slots['first']},", "", rng.choice(st.agent_replies), "", "Best regards,", "Customer Support"]
     if rng.random() < 0.5:  # the customer's own first message, quoted one level deeper
         quoted += ["", ">" + " " + fill(rng.choice(sit.facts), slots)]
     return header + "\n" + "\n".join(("> " + line).rstrip() for line in quoted)
@@ -318,7 +311,7 @@ def _forwarded(rng: random.Random, c: _Content, sentences: list[str], slots: Slo
     inner = "\n\n".join([c.greeting or "Hi,", *_paragraphs(rng, sentences), f"Thanks,\n{slots['other_first']}"])
     header = (f"---------- Forwarded message ---------\nFrom: {slots['other_full']} <{slots['other_email']}>\n"
               f"Date: {slots['weekday']}, {slots['date']}\nTo: {slots['full']}\n")
-    note = fill(rng.choice(st.FORWARD_NOTES), slots)
+    note = fill(rng.choice(st.forward_notes), slots)
     return f"{note}\n\n{slots['first']}\n\n{header}\n{inner}"
 
 
@@ -336,17 +329,17 @@ def _chat(rng: random.Random, c: _Content, sentences: list[str]) -> str:
 
 def _phone(rng: random.Random, c: _Content, sentences: list[str], slots: Slots) -> str:
     who = rng.choice(["Customer", "Caller"])
-    filler = rng.choice(st.PHONE_FILLERS)
+    filler = rng.choice(st.phone_fillers)
     n_first = max(1, len(c.lead) + 1)
     first, rest = sentences[:n_first], sentences[n_first:]
-    turns = [f"Agent: {fill(rng.choice(st.PHONE_AGENT_OPEN), slots)}", f"{who}: {filler}{' '.join(first)}"]
+    turns = [f"Agent: {fill(rng.choice(st.phone_agent_open), slots)}", f"{who}: {filler}{' '.join(first)}"]
     if rest:
-        probe = rng.choice(st.PHONE_AGENT_PROBE)
+        probe = rng.choice(st.phone_agent_probe)
         turns.append(f"Agent: {probe}")
         answer = f"It's {slots['full']}. " if "name" in probe else ""
         turns.append(f"{who}: {answer}{' '.join(rest)}")
     if rng.random() < 0.6:
-        turns.append(f"Agent: {rng.choice(st.PHONE_AGENT_CLOSE)}")
+        turns.append(f"Agent: {rng.choice(st.phone_agent_close)}")
     header = rng.choice(["", "[Call transcript]\n", f"Call transcript, duration {rng.randint(2, 14)} min\n",
                          "Automatic transcription (may contain errors)\n"])
     text = header + "\n".join(turns)
@@ -357,7 +350,7 @@ def _api_form(rng: random.Random, sentences: list[str], slots: Slots, length: st
     message = " ".join(sentences)
     style = rng.randrange(3)
     if style == 0:
-        return (f"name: {slots['full']}\nemail: {slots['email']}\ntopic: {rng.choice(st.FORM_TOPICS)}\n"
+        return (f"name: {slots['full']}\nemail: {slots['email']}\ntopic: {rng.choice(st.form_topics)}\n"
                 f"message:\n{message}")
     if style == 1:
         return (f"[Submitted via in-app feedback]\nApp version: {slots['version']}\nDevice: {slots['phone']}"
@@ -375,7 +368,7 @@ def _subject(rng: random.Random, sit: Situation, slots: Slots, channel: str | No
     elif roll < 0.72:
         subject = fill(rng.choice(sit.subjects), slots)
     else:
-        subject = rng.choice(st.GENERIC_SUBJECTS)
+        subject = rng.choice(st.generic_subjects)
     decoration = rng.random()
     if decoration < 0.07:
         subject = rng.choice(["URGENT: ", "URGENT!!! ", "ASAP - ", "IMPORTANT: "]) + subject
@@ -431,7 +424,7 @@ def _action(sit: Situation, slots: Slots, mod: str | None) -> str:
 def _metadata(rng: random.Random, register: str, slots: Slots) -> dict[str, Any] | None:
     if rng.random() < 0.65:
         return None
-    locale = rng.choice(st.LOCALES_OTHER if register == "non_native" else st.LOCALES_NATIVE)
+    locale = rng.choice(st.locales_other if register == "non_native" else st.locales_native)
     meta: dict[str, Any] = {"locale": locale}
     source = rng.choice(["contact-form", "in-app", "email", "help-widget"])
     meta["source"] = source

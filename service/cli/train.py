@@ -18,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loragate train",
         description="Fine-tune a LoRA adapter of the base model (peft, on the CPU) from a recipe's data in "
-        "adapters/recipes/data/. Unset options take the recipe's defaults (service/training/config.py). "
+        "adapters/data/. Unset options take the recipe's defaults (service/training/config.py). "
         "Writes a PEFT folder with README.md model card, loss.png, train_log.jsonl and training_metrics.json.",
     )
     parser.add_argument("--recipe", required=True, choices=RECIPES)

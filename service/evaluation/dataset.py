@@ -1,7 +1,7 @@
 """Labelled evaluation data: JSON lines, validated line by line so a bad line is reported by number.
 
 Triage datasets need `subject`, `body`, `category`, `priority` (or the `expected_category` /
-`expected_priority` spelling of tests/data/tickets.jsonl); `customer_tier`, `channel`,
+`expected_priority` spelling of service/testing/tickets.jsonl); `customer_tier`, `channel`,
 `metadata` and `id` are optional and every other field is ignored, so any team can evaluate on
 its own exported tickets. Voice datasets need `message` and may carry a reference `reply`.
 """

@@ -1,9 +1,9 @@
-"""Training hyperparameters: one pydantic model per recipe, whose defaults are the shipped runs.
+"""Training hyperparameters: `TrainingConfig` (every option of one run, recorded in the checkpoint
+and the model card) and one subclass per recipe whose defaults are the shipped run; `config_for`
+builds a recipe's config with command-line overrides.
 
-The defaults are sized for the 2-core build machines (about 13 s per optimizer step of 8 triage
-tickets on the AMD EPYC ones, 7.8 s on the Intel Xeon ones with AMX, with the shared-prefix
-forward of `forward.py` and nothing else running): each shipped run finishes in under an hour
-including its validation.
+Why the shipped defaults are what they are (the experiments behind each value, sized so a run
+takes under an hour on the 2-core build machines): adapters/evaluation/README.md.
 """
 
 from __future__ import annotations
@@ -118,19 +118,8 @@ class TrainingConfig(BaseModel):
 
 
 class TicketTriageConfig(TrainingConfig):
-    """ticket-triage: 230 steps of 8 tickets (1840 of the 2400, under one epoch: no ticket is seen
-    twice, so the generator's phrasing is not memorised), 50 min of training on the AMD machines, 27-30
-    on the Intel ones. Priority was still climbing at 200 steps (teacher-forced 52%, 45%, 62%, 75% at
-    steps 50-200), but 360 steps (1.2 epochs) gained served priority on the validation tickets (82%
-    against 77%) and none on hand-written ones (57% against 60%): the second pass learns the
-    generator, not tickets. The category tokens weigh 15x: with plain weights, 100 steps reached only
-    43% category / 40% priority (teacher-forced), 60 steps at 8x already 62% / 45%. The priority
-    tokens weigh 30x (v6): at 15x, v5 still read 4 of 4 plain outages as medium or high, and served
-    priority was 68% of the 400 validation tickets; at 30x, 72.5%, but category fell from 92.5% to
-    87.8%. The quote marks of a restated phrase weigh 15x: v4, trained without, put the single quote
-    there only 37% of the time (teacher-forced, the 70 marks of the 33 validation tickets that quote
-    something; v5, with: 86%) and broke 3 of 60 unconstrained answers by copying the ticket's double
-    quotes. A high peak rate for the same reasons."""
+    """ticket-triage (v6): 230 steps of 8 tickets, under one epoch; the category, priority and
+    restated-quote tokens weigh 15x, 30x and 15x in the loss, label-balanced."""
 
     recipe: RecipeName = "ticket-triage"
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -149,10 +138,8 @@ class TicketTriageConfig(TrainingConfig):
 
 
 class BrandVoiceConfig(TrainingConfig):
-    """brand-voice: a style (greeting, tone, sign-off) on short replies, learnt from 600 pairs.
-    60 steps of 8 (0.8 epoch) at 5e-4 set the style on every validation reply (greeting and
-    sign-off 100%) while the content stays the base model's; 11 min 27 s of training on the AMD
-    machines. Dropout keeps the content general."""
+    """brand-voice: a style (greeting, tone, sign-off) on short replies: 60 steps of 8 (0.8 epoch)
+    of the 600 pairs at 5e-4."""
 
     recipe: RecipeName = "brand-voice"
     dropout: float = Field(0.1, ge=0, lt=1)

@@ -159,7 +159,8 @@ A LoRA adapter of [{HUB_BASE_MODEL}](https://huggingface.co/{HUB_BASE_MODEL}), t
 
 ## Training data
 
-- Recipe: `{c.recipe}` (generator in `adapters/recipes/`), seed {c.seed}
+- Recipe: `{c.recipe}` (generator in `adapters/recipes/`, tables in `adapters/recipes/tables/`, data in
+  `adapters/data/`), seed {c.seed}
 """ + "\n".join(f"- `{name}` sha256 `{digest}`" for name, digest in data_hashes.items()) + f"""
 - Training examples used: {s.train_examples}{f" (first {c.train_limit})" if c.train_limit else ""}, \
 {s.skipped_train} skipped as longer than {c.max_length} tokens{_extra_line(c)}
@@ -168,6 +169,8 @@ A LoRA adapter of [{HUB_BASE_MODEL}](https://huggingface.co/{HUB_BASE_MODEL}), t
   answer tokens only, the answer ending with `<|im_end|>`.
 
 ## Hyperparameters
+
+Why the recipe's defaults are what they are, and what each version changed: `adapters/evaluation/README.md`.
 
 | setting | value |
 |---|---|

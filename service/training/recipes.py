@@ -1,31 +1,27 @@
-"""Find the data recipes in `adapters/recipes/` (plain Python modules kept beside the adapters
-they train, not part of the installed package)."""
+"""The data recipes: `adapters.recipes` (installed beside `service`, see pyproject.toml), one module
+per recipe name, and the data files each recipe's generator writes to `adapters/data/`."""
 
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from types import ModuleType
 
 from service.config import PROJECT_ROOT
 
-RECIPES_DIR = PROJECT_ROOT / "adapters" / "recipes"
 # Recipe name (as on the command line) -> module in adapters/recipes/.
 RECIPE_MODULES = {"ticket-triage": "ticket_triage", "brand-voice": "brand_voice"}
 
 
 def recipe_module(name: str) -> ModuleType:
-    """Import `adapters.recipes.<module>` for a recipe name, with the project root on sys.path."""
+    """Import `adapters.recipes.<module>` for a recipe name (imported on use: it loads its tables)."""
     if name not in RECIPE_MODULES:
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPE_MODULES))}")
-    root = str(PROJECT_ROOT)
-    if root not in sys.path:
-        sys.path.insert(0, root)
     return importlib.import_module(f"adapters.recipes.{RECIPE_MODULES[name]}")
 
 
-DATA_DIR = RECIPES_DIR / "data"
+# Beside `service` in a checkout (and in an install: `adapters` ships its data as package data).
+DATA_DIR = PROJECT_ROOT / "adapters" / "data"
 # Recipe name -> (training file, validation file) written by the recipe's generator.
 RECIPE_DATA = {
     "ticket-triage": ("triage_train.jsonl", "triage_validation.jsonl"),

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from service.config import Settings
-from tests.integration.service_process import ServiceProcess
+from service.testing.process import ServiceProcess
 
 MODEL = os.environ.get("LORAGATE_TEST_MODEL_NAME", "SmolLM2-135M-Instruct")
 

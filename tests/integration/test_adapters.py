@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.testing.adapters import ALL_MODULES, make_peft_adapter, tar_gz
 from tests.integration.test_gateway import assert_openai_error
-from tests.support.adapters import ALL_MODULES, make_peft_adapter, tar_gz
 
 PROMPT = [{"role": "user", "content": "Name three colors."}]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.service_process import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 COMPARISONS = ("peer-base", "peer-adapter", "adapters", "structured", "swaps")
 RUN_TIMEOUT_S = 1500  # three server start-ups on 2 CPUs, then about two minutes of requests

@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from service.evaluation.results import TriageMetrics
-from tests.integration.service_process import REPO_ROOT
-from tests.support.adapters import make_peft_adapter
+from service.testing import TICKETS_FILE
+from service.testing.adapters import make_peft_adapter
 
 pytestmark = pytest.mark.integration
 
-TICKETS_FILE = REPO_ROOT / "tests" / "data" / "tickets.jsonl"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 N = 4
 ADAPTER = "eval-style"
 RATES = ("json_parse_rate", "schema_valid_rate", "category_accuracy", "priority_accuracy", "category_macro_f1",

@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.testing.adapters import make_peft_adapter
+from service.testing.process import ServiceProcess
 from tests.integration.conftest import service_env
 from tests.integration.metrics_scrape import scrape_value
-from tests.integration.service_process import ServiceProcess
-from tests.support.adapters import make_peft_adapter
 
 API_KEY, ADMIN_KEY = "test-api-key-0123456789", "test-admin-key-0123456789"
 API, ADMIN = {"authorization": f"Bearer {API_KEY}"}, {"authorization": f"Bearer {ADMIN_KEY}"}

@@ -18,9 +18,11 @@ import httpx
 import pytest
 import yaml
 
+from service.testing.process import ServiceProcess, free_port
 from tests.integration.metrics_scrape import scrape_value
-from tests.integration.service_process import REPO_ROOT, ServiceProcess, free_port
 from tests.integration.traffic import Sent, chat, register_adapter, stream_chat
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 RULE_FILES = sorted((REPO_ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
 WAIT_S = 60.0

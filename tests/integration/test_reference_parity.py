@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.testing.adapters import ALL_MODULES, make_peft_adapter
+from service.testing.process import ServiceProcess
 from tests.integration.conftest import service_env
-from tests.integration.service_process import ServiceProcess
-from tests.support.adapters import ALL_MODULES, make_peft_adapter
 from tests.support.reference import (
     TOP_K, Greedy, assert_close, first_step_distance, reference_greedy, shared_prefix,
 )

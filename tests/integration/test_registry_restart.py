@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 
 from service.adapters.store import AdapterStore
+from service.testing.adapters import ALL_MODULES, make_peft_adapter
+from service.testing.process import ServiceProcess
 from tests.integration.conftest import service_env
-from tests.integration.service_process import ServiceProcess
-from tests.support.adapters import ALL_MODULES, make_peft_adapter
 from tests.support.registry_harness import file_sha256
 
 PROMPT = [{"role": "user", "content": "Name three colors."}]

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.testing.adapters import ALL_MODULES, make_peft_adapter
+from service.testing.process import ServiceProcess
 from tests.integration.conftest import service_env
 from tests.integration.metrics_scrape import scrape_value
-from tests.integration.service_process import ServiceProcess
 from tests.integration.test_gateway import assert_openai_error
-from tests.support.adapters import ALL_MODULES, make_peft_adapter
 from tests.support.waiting import wait_until
 
 HELLO = [{"role": "user", "content": "Say hello."}]

@@ -15,10 +15,10 @@ import pytest
 from pydantic import ValidationError
 
 from service.tasks.triage import REPETITION_PENALTY, Ticket, TicketTriage, TriagePrompt
-from tests.support.adapters import tar_gz
+from service.testing.adapters import tar_gz
 
 ROOT = Path(__file__).resolve().parents[2]
-VALIDATION = ROOT / "adapters" / "recipes" / "data" / "triage_validation.jsonl"
+VALIDATION = ROOT / "adapters" / "data" / "triage_validation.jsonl"
 SLICE = 8  # the first validation tickets: fixed, never trained on
 # Stated margin: share of unconstrained replies that are schema-valid triage JSON, adapter over base.
 SCHEMA_VALID_MARGIN = 0.5

@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from service.tasks.triage import TicketTriage
+from service.testing import TICKETS_FILE
+from service.testing.adapters import make_peft_adapter
 from tests.integration.test_gateway import assert_openai_error
-from tests.support.adapters import make_peft_adapter
 
-TICKETS = [json.loads(line) for line in (Path(__file__).resolve().parents[1] / "data" / "tickets.jsonl").read_text().splitlines() if line.strip()]
+TICKETS = [json.loads(line) for line in TICKETS_FILE.read_text().splitlines() if line.strip()]
 TICKET_FIELDS = ("subject", "body", "customer_tier", "channel")
 
 

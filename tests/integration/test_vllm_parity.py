@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.vllm_server import VllmServer
+from service.testing.process import VllmServer
 
 MSG = [{"role": "user", "content": "Name a colour."}]
 INT64_OVERFLOW = 2**64

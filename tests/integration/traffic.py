@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from service.testing.adapters import make_peft_adapter
 from tests.integration.test_gateway import read_sse
-from tests.support.adapters import make_peft_adapter
 
 MESSAGES = [{"role": "user", "content": "Name three colors."}]
 

@@ -22,7 +22,7 @@ import service.adapters.store as adapter_store
 from service.adapters.store import AdapterRecord, AdapterStore, StoreCorruptError
 from service.errors import ConflictError, InvalidRequestError, NotFoundError
 from service.adapters.registry import AdapterRegistry
-from tests.support.adapters import tar_gz
+from service.testing.adapters import tar_gz
 from tests.support.registry_harness import BASE_MODEL_NAME, FakeEngine, file_sha256, make_registry
 from tests.support.waiting import eventually
 

@@ -14,8 +14,9 @@ from service.evaluation.dataset import (
     load_tickets,
     load_voice,
 )
+from service.testing import TICKETS_FILE
 
-REPO_TICKETS = Path(__file__).resolve().parents[2] / "data" / "tickets.jsonl"
+REPO_TICKETS = TICKETS_FILE
 
 
 def _write(tmp_path: Path, *lines: object) -> Path:

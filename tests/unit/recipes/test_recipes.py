@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.recipes import brand_voice, ticket_triage
+from adapters.recipes import brand_voice, brand_voice_phrases, ticket_phrases, ticket_triage
+from adapters.recipes.common import DATA_DIR as DATA
 from adapters.recipes.common import fields, normalize, read_jsonl, required_fields
-
-DATA = Path(ticket_triage.__file__).parent / "data"
+from adapters.recipes.ticket_situations import Situation
 TRIAGE_FIELDS = {"id", "subject", "body", "customer_tier", "channel", "category", "priority", "summary",
                  "suggested_action", "metadata"}
 
@@ -48,6 +48,37 @@ def _valid_triage_record(record: dict) -> None:
     meta = record["metadata"]
     assert meta is None or (isinstance(meta, dict) and all(
         isinstance(v, (str, int, float, bool)) or v is None for v in meta.values())), record["id"]
+
+
+# --------------------------------------------------------------------------------------------
+# Tables (adapters/recipes/tables/*.yaml)
+# --------------------------------------------------------------------------------------------
+
+def test_tables_hold_one_record_per_key() -> None:
+    situations = [s.key for group in ticket_triage.SITUATIONS.values() for s in group]
+    assert len(situations) == len(set(situations))
+    assert ticket_triage.B2B_SITUATIONS <= set(situations)
+    topics = [t.key for t in brand_voice_phrases.TOPICS]
+    assert len(topics) == len(set(topics)) and len(topics) >= 20
+
+
+def test_a_record_with_an_unknown_or_missing_field_is_refused() -> None:
+    record = {"key": "k", "category": "billing", "priority": "low", "kind": "question", "mods": ["deadline"],
+              "subjects": ("s",), "facts": ("f",), "details": (), "summary": "s.", "action": "a."}
+    assert Situation.from_record(record).mods == frozenset({"deadline"})
+    with pytest.raises(TypeError):
+        Situation.from_record({**record, "prioirty": "high"})
+    with pytest.raises(TypeError):
+        Situation.from_record({k: v for k, v in record.items() if k != "facts"})
+
+
+@pytest.mark.parametrize("module, table, name", [(ticket_phrases, ticket_phrases.P, "P"),
+                                                  (brand_voice_phrases, brand_voice_phrases.STORE, "STORE")])
+def test_every_pool_of_a_table_is_drawn_from(module: object, table: dict, name: str) -> None:
+    """A value pool in the YAML that no slot maker reads would be dead data (or a misspelt key)."""
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    unused = [key for key in table if f'{name}["{key}"]' not in source and f"{name}['{key}']" not in source]
+    assert not unused, unused
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,7 +149,7 @@ def test_committed_triage_files_match_the_generator(tmp_path: Path) -> None:
     ticket_triage.write(tmp_path)
     for name in (ticket_triage.TRAIN_FILE, ticket_triage.VALIDATION_FILE):
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), (
-            f"{name} is stale: run `python -m adapters.recipes.ticket_triage --out adapters/recipes/data`")
+            f"{name} is stale: run `python -m adapters.recipes.ticket_triage --out adapters/data`")
 
 
 def test_every_situation_grounds_its_labels() -> None:
@@ -236,4 +267,4 @@ def test_committed_voice_files_match_the_generator(tmp_path: Path) -> None:
     brand_voice.write(tmp_path)
     for name in (brand_voice.TRAIN_FILE, brand_voice.VALIDATION_FILE):
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), (
-            f"{name} is stale: run `python -m adapters.recipes.brand_voice --out adapters/recipes/data`")
+            f"{name} is stale: run `python -m adapters.recipes.brand_voice --out adapters/data`")

@@ -259,6 +259,6 @@ def test_extra_examples_join_the_pool_repeated(tmp_path: Path) -> None:
     assert extra_records(config.model_copy(update={"extra_train_repeat": 0})) == []
     with pytest.raises(TrainingError, match="does not exist"):
         extra_records(config.model_copy(update={"extra_train_file": str(tmp_path / "missing.jsonl")}))
-    relative = config.model_copy(update={"extra_train_file": "adapters/recipes/data/triage_handwritten.jsonl"})
+    relative = config.model_copy(update={"extra_train_file": "adapters/data/triage_handwritten.jsonl"})
     assert len(extra_records(relative)) == 2 * len(read_jsonl(project_path(relative.extra_train_file))) >= 200
     assert config_for("ticket-triage").extra_train_file is None  # the shipped runs train on generated data

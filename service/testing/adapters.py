@@ -1,4 +1,5 @@
-"""Make real PEFT LoRA adapters for the default base model (used by tests and benchmarks)."""
+"""Make real PEFT LoRA adapters for the default base model (used by tests and benchmarks; torch and
+peft are imported on use)."""
 
 from __future__ import annotations
 

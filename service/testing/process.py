@@ -1,4 +1,6 @@
-"""Start the real `loragate serve` process (real vLLM engine, real model) for integration tests."""
+"""Real server processes for the integration tests and the benchmarks: `loragate serve` (real vLLM
+engine, real model) and vLLM's own OpenAI server as a peer. Both are subprocesses: nothing here
+imports vLLM."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from service.config import PROJECT_ROOT
+
 READY_TIMEOUT_S = float(os.environ.get("LORAGATE_TEST_READY_TIMEOUT", "420"))
 
 
@@ -47,7 +50,7 @@ class ServiceProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "service", "serve", "--port", str(self.port), *self.args],
-            cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,  # so stop() can signal the engine subprocesses too
         )
         return self
@@ -85,3 +88,30 @@ class ServiceProcess:
             self.process.wait(timeout=30)
         finally:
             self._log.close()
+
+
+class VllmServer(ServiceProcess):
+    """`python -m vllm.entrypoints.openai.api_server` on the same model folder and engine options,
+    pure (no plugins), started from the same environment."""
+
+    ready_path = "/health"
+
+    def __init__(self, log_path: Path, model_dir: Path, served_name: str, extra_args: list[str] | None = None) -> None:
+        super().__init__(log_path, env={
+            "VLLM_PLUGINS": "none",  # loragate's plugin must not patch the peer
+            "VLLM_CPU_KVCACHE_SPACE": "1",
+        })
+        self.model_dir, self.served_name = model_dir, served_name
+        self.extra_args = extra_args or []
+
+    def start(self) -> VllmServer:
+        env = os.environ | {"PYTHONUNBUFFERED": "1"} | self.extra_env
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model_dir),
+             "--served-model-name", self.served_name, "--host", "127.0.0.1", "--port", str(self.port),
+             "--max-model-len", "2048", "--max-num-seqs", "16", "--max-num-batched-tokens", "1024",
+             "--dtype", "bfloat16", "--enforce-eager", "--seed", "0", *self.extra_args],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
