@@ -54,8 +54,11 @@ TIERS = ("free", "pro", "business", "enterprise", None)
 CHANNELS = ("email", "web", "chat", "phone-transcript", "api", None)
 PAID_TIERS = {"pro", "business", "enterprise"}
 # Hand-written tickets, never generated or trained on: the first set guided the recipe's changes;
-# the blind one was written after v6 by someone who never saw the generator, and only measures.
-HANDWRITTEN_FILES = (DATA_DIR / "triage_handwritten.jsonl", DATA_DIR / "triage_handwritten_blind.jsonl")
+# the first blind one was written after v6 by someone who never saw the generator and has since
+# guided decisions too; blind v2 (2026-12-07, written the same way before any change of issue 26)
+# only measures.
+HANDWRITTEN_FILES = (DATA_DIR / "triage_handwritten.jsonl", DATA_DIR / "triage_handwritten_blind.jsonl",
+                     DATA_DIR / "triage_handwritten_blind_v2.jsonl")
 TRAIN_FILE, VALIDATION_FILE = "triage_train.jsonl", "triage_validation.jsonl"
 MOD_LEVEL = {"deadline": 2, "blocked": 2, "scope": 3, "threat": 3}
 
