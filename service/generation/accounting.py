@@ -115,14 +115,14 @@ class Accounting:
 
     def _observe_stats(self, target: ServingTarget, endpoint: str, status: int, duration: float,
                        ttft: float | None, prompt_tokens: int, completion_tokens: int,
-                       structured_result: str | None, shadow: bool = False) -> None:
+                       structured_output: str | None, shadow: bool = False) -> None:
         if self.stats is None:
             return
         self.stats.observe(RequestSample(
             finished_at=time.time(), base_model=target.base_model, model=target.model, route=target.route,
             variant=target.variant, endpoint=endpoint, status=status, duration_s=duration, ttft_s=ttft,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            structured_result=structured_result if structured_result != "unchecked" else None, shadow=shadow,
+            structured_output=structured_output if structured_output != "unchecked" else None, shadow=shadow,
         ))
 
 

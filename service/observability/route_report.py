@@ -124,9 +124,9 @@ class _Group:
         self.ttft = sorted(s.ttft_s for s in ok if s.ttft_s is not None)
         self.completion_tokens = [float(s.completion_tokens) for s in ok]
         self.prompt_tokens = [float(s.prompt_tokens) for s in ok]
-        structured = [s for s in samples if s.structured_result is not None]
+        structured = [s for s in samples if s.structured_output is not None]
         self.structured = len(structured)
-        self.valid = sum(1 for s in structured if s.structured_result == "valid")
+        self.valid = sum(1 for s in structured if s.structured_output == "valid")
 
     def figures(self, variant: str, *, shadow: bool, control: bool, rolled_back: str | None) -> VariantFigures:
         n = len(self.samples)

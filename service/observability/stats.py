@@ -42,7 +42,7 @@ class RequestSample:
     ttft_s: float | None
     prompt_tokens: int
     completion_tokens: int
-    structured_result: str | None  # "valid" | "invalid" | "truncated" | None (not structured)
+    structured_output: str | None  # "valid" | "invalid" | "truncated" | None (not structured)
     shadow: bool = False  # a mirrored request of a route's shadow target (never seen by a client)
 
 
@@ -107,8 +107,8 @@ def _figures(samples: list[RequestSample]) -> dict[str, int | float | None]:
     errors = len(samples) - len(ok)
     latencies = [s.duration_s for s in ok]
     ttfts = [s.ttft_s for s in ok if s.ttft_s is not None]
-    structured = [s for s in samples if s.structured_result is not None]
-    valid = sum(1 for s in structured if s.structured_result == "valid")
+    structured = [s for s in samples if s.structured_output is not None]
+    valid = sum(1 for s in structured if s.structured_output == "valid")
     return {
         "requests": len(samples),
         "errors": errors,

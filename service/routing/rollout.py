@@ -29,9 +29,9 @@ def breach(guard: RouteGuard, variant: list[RequestSample], control: list[Reques
         rate = sum(s.status >= 500 for s in variant) / n
         if rate > guard.max_error_rate:
             return f"error_rate {rate:.3f} > {guard.max_error_rate:g} over {n} requests"
-    structured = [s for s in variant if s.structured_result is not None]
+    structured = [s for s in variant if s.structured_output is not None]
     if guard.max_invalid_rate is not None and len(structured) >= guard.min_samples:
-        rate = sum(s.structured_result != "valid" for s in structured) / len(structured)
+        rate = sum(s.structured_output != "valid" for s in structured) / len(structured)
         if rate > guard.max_invalid_rate:
             return f"invalid_rate {rate:.3f} > {guard.max_invalid_rate:g} over {len(structured)} structured replies"
     if guard.max_p95_latency_ratio is not None:

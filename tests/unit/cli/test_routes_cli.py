@@ -187,7 +187,7 @@ def sample_report() -> dict:
             finished_at=NOW - 60, base_model="qwen", model="triage-v1", route="ticket-triage", variant="triage-v1",
             endpoint="triage", status=500 if i < 2 else 200, duration_s=0.80 + (i % 50) / 250,
             ttft_s=0.10 + (i % 10) / 500, prompt_tokens=180, completion_tokens=40 + i % 7,
-            structured_result="valid" if i % 40 else "invalid", shadow=False))
+            structured_output="valid" if i % 40 else "invalid", shadow=False))
         outcomes.append(OutcomeSample(NOW - 60, "ticket-triage", "triage-v1", False,
                                       (("category", ("billing", "bug", "account", "billing")[i % 4]),
                                        ("priority", ("high", "low")[i % 2]))))
@@ -196,14 +196,14 @@ def sample_report() -> dict:
             finished_at=NOW - 60, base_model="qwen", model="triage-v2", route="ticket-triage", variant="triage-v2",
             endpoint="triage", status=500 if i < 9 else 200, duration_s=1.10 + (i % 30) / 120,
             ttft_s=0.10 + (i % 10) / 500, prompt_tokens=180, completion_tokens=44 + i % 7,
-            structured_result="valid", shadow=False))
+            structured_output="valid", shadow=False))
         outcomes.append(OutcomeSample(NOW - 60, "ticket-triage", "triage-v2", False,
                                       (("category", ("billing", "bug")[i % 2]), ("priority", "high"))))
     for i in range(20):
         samples.append(RequestSample(
             finished_at=NOW - 60, base_model="qwen", model="triage-v3", route="ticket-triage", variant="triage-v3",
             endpoint="triage", status=200, duration_s=0.85 + (i % 10) / 50, ttft_s=0.11, prompt_tokens=180,
-            completion_tokens=41, structured_result="valid", shadow=True))
+            completion_tokens=41, structured_output="valid", shadow=True))
     report = build_route_report("ticket-triage", samples, outcomes, 900, ["triage-v1", "triage-v2"],
                                 rollbacks={"triage-v2": "error_rate 0.150 > 0.1 over 60 requests"},
                                 generated_at=NOW)

@@ -20,7 +20,7 @@ def req(variant: str, *, status: int = 200, duration: float = 1.0, ttft: float |
     return RequestSample(
         finished_at=NOW - 5, base_model="qwen", model=variant, route=route, variant=variant, endpoint="triage",
         status=status, duration_s=duration, ttft_s=ttft, prompt_tokens=prompt, completion_tokens=completion,
-        structured_result=structured, shadow=shadow,
+        structured_output=structured, shadow=shadow,
     )
 
 

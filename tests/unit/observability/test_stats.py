@@ -25,7 +25,7 @@ def sample(
     return RequestSample(
         finished_at=at, base_model=base, model=model, route=route, variant=variant, endpoint="chat",
         status=status, duration_s=duration, ttft_s=ttft, prompt_tokens=prompt, completion_tokens=completion,
-        structured_result=structured,
+        structured_output=structured,
     )
 
 

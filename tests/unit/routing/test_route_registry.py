@@ -128,7 +128,7 @@ def sample(variant: str, status: int = 200, duration: float = 1.0, structured: s
            shadow: bool = False) -> RequestSample:
     return RequestSample(finished_at=time.time(), base_model=BASE_MODEL_NAME, model=variant, route="ab",
                          variant=variant, endpoint="chat", status=status, duration_s=duration, ttft_s=0.1,
-                         prompt_tokens=10, completion_tokens=5, structured_result=structured, shadow=shadow)
+                         prompt_tokens=10, completion_tokens=5, structured_output=structured, shadow=shadow)
 
 
 async def test_guard_rolls_back_a_failing_variant_from_primary_traffic_only(world) -> None:
