@@ -13,18 +13,27 @@ from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import ERROR_RESPONSES, ErrorDetail
 from service.api.headers import served_headers, token_headers
 from service.errors import InvalidRequestError
-from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse
+from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse, TriageThresholds
 
 router = APIRouter(prefix="/v1/tickets", tags=["triage"])
 RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
 
 
-class TriageRequest(Ticket):
+class TriageOptions(BaseModel):
+    """How the labels are decided (shared by single and batch requests)."""
+
+    probabilities: bool = Field(True, description="Read label probabilities and apply the decision policy "
+                                "(confidence, urgent escalation, review flag); false: the decoded labels as they are.")
+    policy: TriageThresholds | None = Field(None, description="Thresholds for this request, over the served "
+                                            "adapter's and the server's.")
+
+
+class TriageRequest(Ticket, TriageOptions):
     model: str | None = Field(None, description="Base model, adapter or route; default: the base model.")
     max_tokens: int | None = Field(None, ge=32, description="Token budget for the first attempt.")
 
 
-class BatchTriageRequest(BaseModel):
+class BatchTriageRequest(TriageOptions):
     tickets: list[Ticket] = Field(min_length=1)
     model: str | None = None
 
@@ -45,7 +54,9 @@ class BatchTriageResponse(BaseModel):
 async def triage_ticket(body: TriageRequest, request: Request, services: ServicesDep,
                         route_key: RouteKeyHeader = None):
     # A client that leaves cancels the work, which aborts its engine request.
-    work = services.triage.triage(body, body.model, body.max_tokens, route_key=route_key)
+    ticket = Ticket.model_validate(body.model_dump(include=set(Ticket.model_fields)))
+    work = services.triage.triage(ticket, body.model, body.max_tokens, route_key=route_key, policy=body.policy,
+                                  probabilities=body.probabilities)
     result = await cancel_on_disconnect(request, work, services.settings.request_timeout_s)
     meta = result.meta
     headers = served_headers(meta.model, meta.base_model, meta.route, meta.variant, meta.adapter_version)
@@ -60,7 +71,8 @@ async def triage_batch(body: BatchTriageRequest, request: Request, services: Ser
     if len(body.tickets) > limit:
         raise InvalidRequestError(f"At most {limit} tickets per batch; got {len(body.tickets)}.", param="tickets")
     results = await cancel_on_disconnect(
-        request, services.triage.triage_batch(body.tickets, body.model, route_key=route_key),
+        request, services.triage.triage_batch(body.tickets, body.model, route_key=route_key, policy=body.policy,
+                                              probabilities=body.probabilities),
         services.settings.request_timeout_s)
     return BatchTriageResponse(data=[
         BatchItem(index=i, triage=r.triage, meta=r.meta) if isinstance(r, TriageResponse)

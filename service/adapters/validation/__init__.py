@@ -11,10 +11,22 @@ from service.adapters.validation.base_shape import BaseModelShape
 from service.adapters.validation.errors import AdapterValidationError
 from service.adapters.validation.inspection import AdapterInspection, inspect_adapter
 from service.adapters.validation.names import NAME_PATTERN, resolve_source_path, validate_adapter_name
+from service.adapters.validation.task_policy import (
+    TRIAGE_POLICY_FILE,
+    LabelTemperatures,
+    TriagePolicyFile,
+    TriageThresholds,
+    read_triage_policy,
+)
 from service.adapters.validation.weights import read_safetensors_header
 
 __all__ = [
     "NAME_PATTERN",
+    "TRIAGE_POLICY_FILE",
+    "LabelTemperatures",
+    "TriagePolicyFile",
+    "TriageThresholds",
+    "read_triage_policy",
     "AdapterInspection",
     "AdapterValidationError",
     "BaseModelShape",

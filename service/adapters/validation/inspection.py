@@ -10,6 +10,7 @@ from service.adapters.validation.base_shape import BaseModelShape
 from service.adapters.validation.errors import fail
 from service.adapters.validation.folder import CONFIG_FILE, WEIGHTS_FILE, scan_folder
 from service.adapters.validation.peft_config import check_peft_config
+from service.adapters.validation.task_policy import read_triage_policy
 from service.adapters.validation.weights import check_tensors, read_safetensors_header
 
 
@@ -60,6 +61,7 @@ def inspect_adapter(
     config = check_peft_config(folder, base, max_rank)
     tensors, sha256, _ = read_safetensors_header(folder / WEIGHTS_FILE)
     modules, layers, largest = check_tensors(tensors, base, config)
+    read_triage_policy(folder)  # an adapter may ship its calibrated triage policy: refused if malformed
 
     return AdapterInspection(
         rank=config.r,

@@ -1,18 +1,26 @@
-"""Ticket triage: the schema, the prompt and the service (free of HTTP types)."""
+"""Ticket triage: the schema, the prompt, label probabilities, the decision policy and the service
+(free of HTTP types)."""
 
 from service.tasks.triage.prompt import PROMPT_FILE, TriagePrompt
 from service.tasks.triage.schema import (
+    CATEGORIES,
+    PRIORITIES,
     Category,
+    LabelConfidence,
+    LabelProbabilities,
     Priority,
     Ticket,
     TicketTriage,
     TriageMeta,
+    TriagePolicy,
     TriageResponse,
+    TriageThresholds,
     parse_triage_reply,
 )
-from service.tasks.triage.service import REPETITION_PENALTY, TriageService
+from service.tasks.triage.service import DEFAULT_POLICY, REPETITION_PENALTY, TriageService
 
 __all__ = [
-    "PROMPT_FILE", "REPETITION_PENALTY", "Category", "Priority", "Ticket", "TicketTriage", "TriageMeta", "TriagePrompt",
-    "TriageResponse", "TriageService", "parse_triage_reply",
+    "CATEGORIES", "DEFAULT_POLICY", "PRIORITIES", "PROMPT_FILE", "REPETITION_PENALTY", "Category", "LabelConfidence",
+    "LabelProbabilities", "Priority", "Ticket", "TicketTriage", "TriageMeta", "TriagePolicy", "TriagePrompt",
+    "TriageResponse", "TriageService", "TriageThresholds", "parse_triage_reply",
 ]

@@ -7,12 +7,18 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.adapters.validation import LabelTemperatures, TriageThresholds
+
 Category = Literal["billing", "technical", "account", "shipping", "returns", "general"]
 Priority = Literal["low", "medium", "high", "urgent"]
+CATEGORIES: tuple[str, ...] = get_args(Category)
+PRIORITIES: tuple[str, ...] = get_args(Priority)
+ReviewReason = Literal["low_category_confidence", "low_priority_confidence", "input_truncated",
+                       "probabilities_unavailable"]
 
 
 class TicketTriage(BaseModel):
@@ -50,6 +56,37 @@ class Ticket(BaseModel):
     metadata: dict[str, str | int | float | bool | None] | None = None
 
 
+class LabelProbabilities(BaseModel):
+    """The model's probability of every allowed label, read where the reply wrote the label and
+    renormalised over the labels (then calibrated by the policy's temperature)."""
+
+    category: dict[str, float]
+    priority: dict[str, float]
+
+
+class LabelConfidence(BaseModel):
+    """The probability of the label returned for each field."""
+
+    category: float
+    priority: float
+
+
+class TriagePolicy(BaseModel):
+    """The policy in force for one reply (every threshold set); it is returned in `meta.policy`."""
+
+    urgent_threshold: float = Field(ge=0.0, le=1.0)
+    review_threshold: float = Field(ge=0.0, le=1.0)
+    priority_review_threshold: float = Field(0.0, ge=0.0, le=1.0)
+    temperature: LabelTemperatures = Field(default_factory=LabelTemperatures)
+
+    def overridden(self, override: TriageThresholds | None) -> TriagePolicy:
+        """This policy with the thresholds (and, from an adapter's file, temperatures) `override` sets."""
+        if override is None:
+            return self
+        fields = override.model_dump(exclude_unset=True, exclude_none=True, exclude={"calibrated_on"})
+        return TriagePolicy.model_validate(self.model_dump() | fields)
+
+
 class TriageMeta(BaseModel):
     model: str
     base_model: str
@@ -62,6 +99,12 @@ class TriageMeta(BaseModel):
     attempts: int
     structured_backend: str | None
     input_truncated: bool = False  # the body was shortened to fit the model's context
+    confidence: LabelConfidence | None = None  # None: probabilities were not asked for or not readable
+    probabilities: LabelProbabilities | None = None
+    needs_review: bool | None = Field(None, description="A person should check this triage (None: not assessed, "
+                                      "the request turned probabilities off).")
+    review_reasons: list[ReviewReason] = Field(default_factory=list)
+    policy: TriagePolicy | None = Field(None, description="The decision policy applied (thresholds, temperatures).")
 
 
 class TriageResponse(BaseModel):

@@ -6,18 +6,35 @@ No HTTP here: the API layer hands in tickets and maps results and errors to its 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from functools import cached_property
+from functools import cached_property, lru_cache
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from service.engine.types import SamplingOptions
+from service.adapters.validation import AdapterValidationError, TriagePolicyFile, TriageThresholds, read_triage_policy
+from service.engine.types import SamplingOptions, TopToken
 from service.errors import ServiceError, UpstreamGenerationError
 from service.generation import GenerationRequest, GenerationResult, GenerationService
+from service.routing import ServingTarget
 from service.structured import StructuredConstraint, StructuredRequest
+from service.tasks.triage.policy import decide
+from service.tasks.triage.probabilities import label_probabilities
 from service.tasks.triage.prompt import TriagePrompt
-from service.tasks.triage.schema import Ticket, TicketTriage, TriageMeta, TriageResponse
+from service.tasks.triage.schema import (
+    CATEGORIES,
+    PRIORITIES,
+    LabelProbabilities,
+    Ticket,
+    TicketTriage,
+    TriageMeta,
+    TriagePolicy,
+    TriageResponse,
+)
+
+logger = logging.getLogger(__name__)
 
 
 # No penalty (1.0): decode as the adapters were trained. A penalty on tokens the prompt already holds
@@ -31,13 +48,17 @@ REPETITION_PENALTY = 1.0
 # over by (the "[...]" marker, and tokens that merge differently where the body was cut).
 MIN_KEPT_BODY_TOKENS = 50
 CUT_MARGIN_TOKENS = 16
+LABEL_ALTERNATIVES = 20  # top tokens per position the engine reports (vLLM's default max_logprobs)
+# Until calibrated on validation data: escalate at even odds, review below 80% category confidence.
+DEFAULT_POLICY = TriagePolicy(urgent_threshold=0.5, review_threshold=0.8)
 
 
 class TriageService:
     def __init__(self, generation: GenerationService, base_model: str, prompt: TriagePrompt | None = None,
                  default_max_tokens: int = 256, batch_concurrency: int = 8,
-                 repetition_penalty: float = REPETITION_PENALTY) -> None:
+                 repetition_penalty: float = REPETITION_PENALTY, policy: TriagePolicy = DEFAULT_POLICY) -> None:
         self.generation = generation
+        self.policy = policy
         self.base_model = base_model
         self.prompt = prompt or TriagePrompt.load()
         self.default_max_tokens = default_max_tokens
@@ -54,9 +75,12 @@ class TriageService:
                                  schema_=self.schema, strict=True, param="response_format.json_schema.schema")
 
     async def triage(self, ticket: Ticket, model: str | None = None, max_tokens: int | None = None,
-                     route_key: str | None = None) -> TriageResponse:
+                     route_key: str | None = None, policy: TriageThresholds | None = None,
+                     probabilities: bool = True) -> TriageResponse:
         """Triage one ticket. `route_key` keeps a customer on one variant of an A/B route (default:
-        the ticket's `metadata.customer_id`); without one, both attempts still share a variant."""
+        the ticket's `metadata.customer_id`); without one, both attempts still share a variant.
+        With `probabilities`, the labels follow the decision policy (the server's, the adapter's,
+        then `policy`'s thresholds) applied to the label probabilities read from the reply."""
         started = time.monotonic()
         self.generation.check_ready()  # a 503 as chat's, before anything touches the tokenizer
         customer = (ticket.metadata or {}).get("customer_id")
@@ -69,7 +93,8 @@ class TriageService:
             model=model or self.base_model, endpoint="triage",
             route_key=route_key or (str(customer) if customer is not None else None) or uuid.uuid4().hex,
             outcome_fields=("category", "priority"), prompt_token_ids=prompt_ids,
-            sampling=SamplingOptions(max_tokens=budget, temperature=0, repetition_penalty=self.repetition_penalty),
+            sampling=SamplingOptions(max_tokens=budget, temperature=0, repetition_penalty=self.repetition_penalty,
+                                     logprobs=LABEL_ALTERNATIVES if probabilities else None),
             retry_truncated_max_tokens=2 * budget, structured=self._structured,
         )
         async with self.generation.session(request) as session:
@@ -80,9 +105,50 @@ class TriageService:
                 f"The model did not produce a complete, schema-valid triage within {2 * budget} tokens "
                 f"({result.attempts} attempts); the ticket may be too long for this model."
             )
-        meta = _meta(result, started)
-        meta.input_truncated = shortened
+        meta = _meta(result, shortened)
+        if probabilities:
+            in_force = self._policy_for(result.target).overridden(policy)
+            raw = await self._label_probabilities(result, prompt_ids)
+            decision = decide(in_force, raw, (triage.category, triage.priority), shortened)
+            triage = triage.model_copy(update={"category": decision.category, "priority": decision.priority})
+            meta = meta.model_copy(update={
+                "probabilities": decision.probabilities, "confidence": decision.confidence,
+                "needs_review": decision.needs_review, "review_reasons": decision.review_reasons, "policy": in_force,
+            })
+        meta.latency_ms = round((time.monotonic() - started) * 1000, 1)
         return TriageResponse(triage=triage, meta=meta)
+
+    def _policy_for(self, target: ServingTarget) -> TriagePolicy:
+        """The server's policy, with the served adapter's own (`triage_policy.json`) over it."""
+        if target.adapter is None:
+            return self.policy
+        return self.policy.overridden(_adapter_policy(str(target.adapter.path)))
+
+    async def _label_probabilities(self, result: GenerationResult, prompt_ids: list[int]) -> LabelProbabilities | None:
+        tokens = result.choices[0].logprobs if result.choices else None
+        if not tokens:
+            return None
+
+        async def probe(path: list[int]) -> list[TopToken]:
+            return await self._next_token_alternatives(result.target, prompt_ids + path)
+
+        category = await label_probabilities(tokens, "category", CATEGORIES, probe)
+        priority = await label_probabilities(tokens, "priority", PRIORITIES, probe)
+        if category is None or priority is None:
+            return None
+        return LabelProbabilities(category=category, priority=priority)
+
+    async def _next_token_alternatives(self, target: ServingTarget, token_ids: list[int]) -> list[TopToken]:
+        """The served model's most likely next tokens after `token_ids` (labels sharing a first
+        token, off the decoded path); the same adapter, never re-routed."""
+        request = GenerationRequest(model=target.model, endpoint="triage_probe", prompt_token_ids=token_ids,
+                                    sampling=SamplingOptions(max_tokens=1, temperature=0, logprobs=LABEL_ALTERNATIVES))
+        async with self.generation.session(request) as session:
+            result = await session.run()
+        chosen = (result.choices[0].logprobs or [None])[0] if result.choices else None
+        if chosen is None:
+            return []
+        return [*chosen.top, TopToken(token_id=chosen.token_id, token=chosen.token, logprob=chosen.logprob)]
 
     def _fit(self, ticket: Ticket, reply_budget: int) -> tuple[list[int], bool]:
         """The prompt's token ids, rendered once; an over-long body is cut (keeping its first two
@@ -100,7 +166,8 @@ class TriageService:
         return self.generation.render_chat(self.prompt.messages(ticket.model_copy(update={"body": body}))), True
 
     async def triage_batch(self, tickets: list[Ticket], model: str | None = None,
-                           route_key: str | None = None) -> list[TriageResponse | ServiceError]:
+                           route_key: str | None = None, policy: TriageThresholds | None = None,
+                           probabilities: bool = True) -> list[TriageResponse | ServiceError]:
         """Triage every ticket (a few at a time); a ticket that fails gets its error, not the batch.
         The limit is per batch, so one large batch cannot hold back another."""
         self.generation.check_ready()  # a batch sent during start-up is one 503, not a 200 of errors
@@ -109,7 +176,8 @@ class TriageService:
         async def one(ticket: Ticket) -> TriageResponse | ServiceError:
             async with slots:
                 try:
-                    return await self.triage(ticket, model, route_key=route_key)
+                    return await self.triage(ticket, model, route_key=route_key, policy=policy,
+                                             probabilities=probabilities)
                 except ServiceError as exc:
                     return exc
 
@@ -129,13 +197,23 @@ def _triage_of(result: GenerationResult) -> TicketTriage | None:
         return None
 
 
-def _meta(result: GenerationResult, started: float) -> TriageMeta:
+def _meta(result: GenerationResult, input_truncated: bool) -> TriageMeta:
     target = result.target
     return TriageMeta(
         model=target.model, base_model=target.base_model,
         adapter_version=target.adapter.version if target.adapter else None,
-        route=target.route, variant=target.variant,
-        latency_ms=round((time.monotonic() - started) * 1000, 1),
+        route=target.route, variant=target.variant, latency_ms=0.0,
         prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-        attempts=result.attempts, structured_backend=result.structured_backend,
+        attempts=result.attempts, structured_backend=result.structured_backend, input_truncated=input_truncated,
     )
+
+
+@lru_cache(maxsize=256)
+def _adapter_policy(version_folder: str) -> TriagePolicyFile | None:
+    """An adapter version's policy file (versions never change, so it is read once); it was
+    checked on registration, so a failure here is logged and the server's policy applies."""
+    try:
+        return read_triage_policy(Path(version_folder))
+    except (AdapterValidationError, OSError) as exc:
+        logger.error("ignoring the triage policy of %s: %s", version_folder, exc)
+        return None

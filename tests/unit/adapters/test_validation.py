@@ -815,3 +815,34 @@ def test_extract_failure_into_existing_empty_dest_leaves_it_empty(tmp_path):
     data = targz([file_entry("top/a.txt", b"ok"), file_entry("../evil", b"x")])
     expect("unsafe_archive", safe_extract_tar_gz, data, dest, max_bytes=1000)
     assert dest.is_dir() and not any(dest.iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# A shipped triage policy (triage_policy.json)
+# --------------------------------------------------------------------------------------------
+
+
+def test_an_adapter_may_ship_its_calibrated_triage_policy(adapter, base) -> None:
+    (adapter / "triage_policy.json").write_text(json.dumps(
+        {"urgent_threshold": 0.3, "review_threshold": 0.7, "temperature": {"category": 1.4}}))
+    assert "triage_policy.json" in inspect(adapter, base).files
+
+
+@pytest.mark.parametrize(("policy", "field"), [
+    ({"urgent_threshold": 1.5}, "urgent_threshold"),
+    ({"review_threshold": -0.1}, "review_threshold"),
+    ({"temperature": {"category": 0}}, "temperature.category"),
+    ({"urgent_treshold": 0.3}, "urgent_treshold"),  # a typo is not silently ignored
+])
+def test_a_bad_triage_policy_is_refused_naming_its_field(adapter, base, policy, field) -> None:
+    (adapter / "triage_policy.json").write_text(json.dumps(policy))
+    with pytest.raises(AdapterValidationError) as refused:
+        inspect(adapter, base)
+    assert refused.value.status == 400 and refused.value.code == "invalid_triage_policy"
+    assert f"'{field}'" in refused.value.message
+
+
+def test_a_triage_policy_that_is_not_json_is_refused(adapter, base) -> None:
+    (adapter / "triage_policy.json").write_text("{urgent: 0.3")
+    with pytest.raises(AdapterValidationError, match="triage_policy.json"):
+        inspect(adapter, base)

@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from types import SimpleNamespace
 
-from service.engine import EngineState
+from service.engine import EngineState, TokenLogprob
 from service.errors import EngineNotReadyError
 from service.generation import GenerationLimits, GenerationRequest, PromptMessage
 from service.tasks.triage import Ticket
@@ -114,7 +114,11 @@ class FakeGeneration:
         self.finished[batch] += 1
         target = SimpleNamespace(model=BASE_MODEL, base_model=BASE_MODEL, adapter=None, route=BASE_MODEL,
                                  variant=BASE_MODEL)
+        text = json.dumps(REPLY)
+        # One token per character, each certain: the labels' probabilities are those of the reply.
+        logprobs = [TokenLogprob(token_id=ord(c), token=c, logprob=0.0) for c in text] \
+            if session.request.sampling.logprobs is not None else None
         return SimpleNamespace(target=target, structured_output="valid", structured_backend="xgrammar",
-                               structured_value=dict(REPLY), choices=[SimpleNamespace(text=json.dumps(REPLY))],
+                               structured_value=dict(REPLY), choices=[SimpleNamespace(text=text, logprobs=logprobs)],
                                prompt_tokens=len(session.request.prompt_token_ids or []), completion_tokens=9,
                                attempts=1)

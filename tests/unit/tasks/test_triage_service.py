@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from service.errors import EngineNotReadyError
 from service.generation import GenerationLimits, GenerationRequest, GenerationService, PromptMessage
 from service.observability import Metrics
-from service.tasks.triage import TriageResponse, TriageService
+from service.tasks.triage import TriageResponse, TriageService, TriageThresholds
 from tests.support.waiting import eventually
 from tests.unit.tasks.fakes import BASE_MODEL, FakeEngine, FakeGeneration, ticket
 
@@ -100,3 +100,24 @@ async def test_an_over_long_body_is_cut_to_fit_keeping_its_start_and_end() -> No
     assert len(prompt) <= 4096 - 2 * 256  # prompt and the retry's doubled budget fit the context
     assert "START " in prompt and " END" in prompt and "\n[...]\n" in prompt
     assert len(prompt) > 4096 - 2 * 256 - 100  # cut by what was over, not by half
+
+
+# ------------------------------------------------- probabilities and policy
+async def test_a_reply_carries_label_probabilities_and_the_policy_it_followed() -> None:
+    generation = FakeGeneration()
+    service = TriageService(generation, BASE_MODEL)  # type: ignore[arg-type]
+    result = await service.triage(ticket("A"))
+    meta = result.meta
+    assert meta.probabilities is not None and meta.probabilities.category["billing"] == 1.0
+    assert sum(meta.probabilities.priority.values()) == pytest.approx(1.0)
+    assert meta.confidence.category == 1.0 and meta.needs_review is False and meta.review_reasons == []
+    assert meta.policy == service.policy
+    assert generation.prepared[0].request.sampling.logprobs == 20
+
+    flagged = await service.triage(ticket("A"), policy=TriageThresholds(review_threshold=1.0, urgent_threshold=0.0))
+    # P(urgent) = 0 >= 0: escalated; its confidence 0 is below any priority review threshold set
+    assert flagged.triage.priority == "urgent" and flagged.meta.policy.urgent_threshold == 0.0
+
+    bare = await service.triage(ticket("A"), probabilities=False)
+    assert bare.meta.probabilities is None and bare.meta.needs_review is None and bare.meta.policy is None
+    assert generation.prepared[-1].request.sampling.logprobs is None
