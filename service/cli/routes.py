@@ -34,6 +34,7 @@ GUARD_OPTIONS = {
     "guard_max_error_rate": "max_error_rate",
     "guard_max_invalid_rate": "max_invalid_rate",
     "guard_max_p95_ratio": "max_p95_latency_ratio",
+    "guard_max_needs_review_rate": "max_needs_review_rate",
     "guard_min_samples": "min_samples",
     "guard_window": "window_s",
 }
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="Roll back above this share of invalid structured replies (0-1).")
     put.add_argument("--guard-max-p95-ratio", type=float, metavar="X",
                      help="Roll back when p95 latency exceeds X times the control's.")
+    put.add_argument("--guard-max-needs-review-rate", type=float, metavar="X",
+                     help="Roll back above this share of triage decisions flagged for review (0-1).")
     put.add_argument("--guard-min-samples", type=int, metavar="N", help="Requests a variant needs before it is judged.")
     put.add_argument("--guard-window", type=float, metavar="SECONDS", help="Window of recent requests judged.")
     put.add_argument("--no-guard", action="store_true", help="Remove the guard of --file's spec.")

@@ -95,17 +95,21 @@ class Accounting:
         self.metrics.generation_retries.labels(**labels, reason=reason).inc()
         self.metrics.discarded_completion_tokens.labels(**labels).inc(discarded)
 
-    def outcome(self, prepared: PreparedGeneration, value: object) -> None:
-        """Record the outcome fields of a valid structured reply of a routed request (route reports);
-        `value` is the reply's parsed JSON."""
-        target = prepared.target
-        if self.stats is None or not prepared.outcome_fields or target.route == NO_ROUTE:
+    def decided(self, target: ServingTarget, labels: dict[str, str], shadow: bool, needs_review: bool | None,
+                confidence: dict[str, float]) -> None:
+        """A task's decision on one request: its review flag and confidence in the metrics (client
+        traffic), and, for a routed request, an outcome sample for route reports and /v1/stats."""
+        if not shadow:
+            if needs_review:
+                self.metrics.triage_needs_review.labels(**target.labels).inc()
+            for field, value in confidence.items():
+                self.metrics.triage_confidence.labels(**target.labels, field=field).observe(value)
+        if self.stats is None or target.route == NO_ROUTE:
             return
-        if not isinstance(value, dict):
-            return
-        labels = tuple((k, str(value[k])) for k in prepared.outcome_fields if isinstance(value.get(k), str | int | bool))
-        self.stats.observe_outcome(OutcomeSample(finished_at=time.time(), route=target.route, variant=target.variant,
-                                                 shadow=prepared.is_shadow, labels=labels))
+        self.stats.observe_outcome(OutcomeSample(
+            finished_at=time.time(), route=target.route, variant=target.variant, shadow=shadow,
+            labels=tuple(labels.items()), needs_review=needs_review, confidence=tuple(confidence.items()),
+        ))
 
     def rejected(self, target: ServingTarget, endpoint: str, exc: ServiceError, reason: str) -> None:
         """A request refused after its target was resolved (counted per model)."""

@@ -111,8 +111,6 @@ class Decoder:
                     if attempts:
                         self.accounting.retried(prepared, observation, "invalid_output")
                     continue
-                if verdict == "valid":
-                    self.accounting.outcome(prepared, result.structured_value)
                 yield result
                 if verdict == "invalid" and structured.strict:  # only a stream that already sent output
                     # Truncation is reported by finish_reason "length", as in replies that are not streamed.

@@ -9,6 +9,9 @@ structured-output constraints are checked before anything reaches the engine; th
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from service.adapters import Lease
 from service.engine import Engine
@@ -25,6 +28,10 @@ from service.generation.types import GenerationLimits, GenerationRequest, Prepar
 from service.observability import Metrics, RequestStats
 from service.routing import ModelRouter, RolloutGuard, ServingTarget
 from service.structured import StructuredGuard, StructuredPolicy, StructuredRequest
+
+
+logger = logging.getLogger(__name__)
+ShadowOutcome = Callable[[Any], Awaitable[None]]
 
 
 class GenerationService:
@@ -92,8 +99,7 @@ class GenerationService:
         if shadow_target is None:
             return prepared, lease, None
         shadow = PreparedGeneration(prepared.endpoint, shadow_target, prompt_ids, prepared.sampling,
-                                    request.structured, outcome_fields=request.outcome_fields,
-                                    is_shadow=True, priority=1)
+                                    request.structured, is_shadow=True, priority=1)
         return prepared, lease, (shadow, self.router.lease(shadow_target))
 
     async def _check_structured(self, structured: StructuredRequest | None) -> None:
@@ -162,8 +168,7 @@ class GenerationService:
         constraint = request.structured.constraint if request.structured is not None else None
         return PreparedGeneration(
             endpoint, target, prompt_ids, sampling.model_copy(update={"max_tokens": requested, "structured": constraint}),
-            request.structured, outcome_fields=request.outcome_fields,
-            retry_truncated_max_tokens=request.retry_truncated_max_tokens,
+            request.structured, retry_truncated_max_tokens=request.retry_truncated_max_tokens,
             echo_text=(request.prompt or "") if request.echo else "",
         )
 
@@ -178,17 +183,27 @@ class GenerationService:
                 )
 
     # ---------------------------------------------------------------- shadow
-    def mirror(self, shadow: PreparedGeneration, lease: Lease) -> None:
+    def mirror(self, shadow: PreparedGeneration, lease: Lease, outcome: ShadowOutcome | None = None) -> None:
         """Run a route's shadow in the background once the client's reply is done, at lower engine
-        priority, recorded apart from client traffic; a shadow never fails a client."""
-        task = asyncio.get_running_loop().create_task(self._run_shadow(shadow, lease))
+        priority, recorded apart from client traffic; a shadow never fails a client. `outcome`: what
+        the task does with the shadow's result (records its decision)."""
+        task = asyncio.get_running_loop().create_task(self._run_shadow(shadow, lease, outcome))
         self._background.add(task)  # a reference, so the task cannot be collected mid-flight
         task.add_done_callback(self._background.discard)
 
-    async def _run_shadow(self, shadow: PreparedGeneration, lease: Lease) -> None:
+    async def _run_shadow(self, shadow: PreparedGeneration, lease: Lease, outcome: ShadowOutcome | None) -> None:
         try:
-            await self.decoder.run(shadow)
+            result = await self.decoder.run(shadow)
+            if outcome is not None:
+                await outcome(result)
         except Exception:  # noqa: BLE001 - recorded by the accounting
-            pass
+            logger.debug("shadow request failed", exc_info=True)
         finally:
             lease.release()
+
+    # --------------------------------------------------------------- outcomes
+    def record_outcome(self, target: ServingTarget, labels: dict[str, str], shadow: bool = False,
+                       needs_review: bool | None = None, confidence: dict[str, float] | None = None) -> None:
+        """What a task decided for one request (triage: its labels, review flag and confidence), for
+        the metrics, /v1/stats and route reports."""
+        self.accounting.decided(target, labels, shadow, needs_review, confidence or {})

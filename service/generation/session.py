@@ -43,7 +43,7 @@ class GenerationSession:
         if shadow is None:
             return
         if self._started:
-            self._service.mirror(*shadow)
+            self._service.mirror(*shadow, outcome=self._request.shadow_outcome)
         else:
             shadow[1].release()
 

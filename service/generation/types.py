@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,9 @@ class GenerationRequest(BaseModel):
     retry_truncated_max_tokens: int | None = None
     echo: bool = False  # completions: return the prompt before the completion
     route_key: str | None = None  # keeps a client on one variant of an A/B route
-    # Fields of a valid structured reply that route reports break down (triage: category, priority).
-    outcome_fields: tuple[str, ...] = ()
+    # What the task does with the result of this request's shadow (a route that mirrors): a shadow's
+    # reply reaches no client, but the task's decision on it is recorded for route reports.
+    shadow_outcome: Callable[[Any], Awaitable[None]] | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _one_prompt(self) -> GenerationRequest:
@@ -64,7 +66,6 @@ class PreparedGeneration:
     prompt_token_ids: list[int]
     sampling: SamplingOptions  # max_tokens decided, the constraint of the first attempt set
     structured: StructuredRequest | None
-    outcome_fields: tuple[str, ...] = ()
     retry_truncated_max_tokens: int | None = None
     echo_text: str = ""
     is_shadow: bool = False

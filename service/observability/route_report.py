@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from service.observability.comparison import Interval, Statistic, bootstrap_difference, proportion_difference
-from service.observability.stats import OutcomeSample, RequestSample, mean, percentile
+from service.observability.stats import OutcomeSample, RequestSample, decision_figures, mean, percentile
 
 MetricName = Literal[
     "error_rate", "structured_valid_rate", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s",
@@ -59,6 +59,9 @@ class VariantFigures(BaseModel):
     structured_valid_rate: float | None
     outcomes: int = Field(description="Requests whose task decision was recorded (triage).")
     labels: dict[str, LabelDistribution] = Field(description="Label key (category, priority) -> distribution.")
+    needs_review_rate: float | None = Field(None, description="Share of triage decisions flagged for review.")
+    mean_confidence: dict[str, float] = Field(default_factory=dict, description="Field -> mean confidence.")
+    urgent_rate: float | None = Field(None, description="Share of triage decisions with priority urgent.")
     rolled_back: str | None = Field(None, description="Why a guard set this variant's weight to 0, if it did.")
 
 
@@ -130,6 +133,7 @@ class _Group:
 
     def figures(self, variant: str, *, shadow: bool, control: bool, rolled_back: str | None) -> VariantFigures:
         n = len(self.samples)
+        decisions = decision_figures(self.outcomes)
         return VariantFigures(
             variant=variant, shadow=shadow, control=control, requests=n, errors=self.errors,
             error_rate=self.errors / n if n else None,
@@ -139,6 +143,7 @@ class _Group:
             structured_requests=self.structured, structured_valid=self.valid,
             structured_valid_rate=self.valid / self.structured if self.structured else None,
             outcomes=len(self.outcomes), labels=_distributions(self.outcomes), rolled_back=rolled_back,
+            **(decisions.model_dump(include={"needs_review_rate", "mean_confidence", "urgent_rate"}) if decisions else {}),
         )
 
 

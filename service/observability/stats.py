@@ -55,6 +55,17 @@ class OutcomeSample:
     variant: str
     shadow: bool
     labels: tuple[tuple[str, str], ...]  # e.g. (("category", "billing"), ("priority", "high"))
+    needs_review: bool | None = None  # None: the task did not assess it
+    confidence: tuple[tuple[str, float], ...] = ()  # per field, the probability of the label decided
+
+
+class DecisionFigures(BaseModel):
+    """A task's decisions for one group of requests (triage: how many a person must review)."""
+
+    decisions: int = Field(description="Requests whose task decision was recorded.")
+    needs_review_rate: float | None = Field(description="Share of assessed decisions flagged for review.")
+    mean_confidence: dict[str, float] = Field(description="Field -> mean probability of the label decided.")
+    urgent_rate: float | None = Field(description="Share of decisions with priority `urgent`.")
 
 
 class GroupStats(BaseModel):
@@ -81,6 +92,26 @@ class GroupStats(BaseModel):
     structured_valid_rate: float | None
     latency_p95_ratio_vs_base: float | None = Field(
         None, description="Adapter p95 latency / its base model's p95 in the same window (adapters only)."
+    )
+    decisions: DecisionFigures | None = Field(None, description="What the task decided (variants of routes "
+                                              "that serve triage).")
+
+
+def decision_figures(outcomes: Collection[OutcomeSample]) -> DecisionFigures | None:
+    """None without decisions."""
+    if not outcomes:
+        return None
+    assessed = [o.needs_review for o in outcomes if o.needs_review is not None]
+    confidences: dict[str, list[float]] = {}
+    for outcome in outcomes:
+        for field, value in outcome.confidence:
+            confidences.setdefault(field, []).append(value)
+    priorities = [value for o in outcomes for key, value in o.labels if key == "priority"]
+    return DecisionFigures(
+        decisions=len(outcomes),
+        needs_review_rate=sum(assessed) / len(assessed) if assessed else None,
+        mean_confidence={field: fmean(values) for field, values in confidences.items()},
+        urgent_rate=priorities.count("urgent") / len(priorities) if priorities else None,
     )
 
 
@@ -198,9 +229,11 @@ class RequestStats:
         models.sort(key=lambda g: (g.base_model or "", g.kind != "base", g.model or ""))
 
         routed = (s for s in recent if s.route != NO_ROUTE and not s.shadow)
+        decided = [o for o in list(self._outcomes) if cutoff <= o.finished_at <= now and not o.shadow]
         variants = [
             GroupStats(route=route, variant=variant, base_model=_only(s.base_model for s in group),
-                       model=_only(s.model for s in group), **_figures(group))
+                       model=_only(s.model for s in group), **_figures(group),
+                       decisions=decision_figures([o for o in decided if (o.route, o.variant) == (route, variant)]))
             for (route, variant), group in sorted(_group(routed, lambda s: (s.route, s.variant)).items())
         ]
         return StatsReport(window_seconds=window, generated_at=now, models=models, variants=variants)

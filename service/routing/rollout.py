@@ -3,7 +3,8 @@
 Only primary traffic counts (shadow results never change the primary). A variant is judged once
 it has `min_samples` requests in the guard's window: errors are server-side failures (status >=
 500, e.g. no schema-valid output), invalid outputs are structured replies that are not valid
-(invalid or truncated), latency is p95 of successful requests against the control's p95.
+(invalid or truncated), latency is p95 of successful requests against the control's p95, and
+the review rate is the share of the variant's triage decisions flagged for a person.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
-from service.observability import RequestSample, RequestStats
+from service.observability import OutcomeSample, RequestSample, RequestStats
 from service.observability.stats import percentile
 from service.routing.registry import RouteRegistry
 from service.routing.types import Route, RouteGuard
@@ -20,8 +22,10 @@ from service.routing.types import Route, RouteGuard
 logger = logging.getLogger(__name__)
 
 
-def breach(guard: RouteGuard, variant: list[RequestSample], control: list[RequestSample]) -> str | None:
-    """Why `variant` breaks the guard (a reason starting with its metric's name), or None."""
+def breach(guard: RouteGuard, variant: list[RequestSample], control: list[RequestSample],
+           decisions: Sequence[OutcomeSample] = ()) -> str | None:
+    """Why `variant` breaks the guard (a reason starting with its metric's name), or None;
+    `decisions`: the variant's task decisions (triage review flags)."""
     n = len(variant)
     if n < guard.min_samples:
         return None
@@ -41,6 +45,11 @@ def breach(guard: RouteGuard, variant: list[RequestSample], control: list[Reques
             ratio = (percentile(ok, 95) or 0.0) / max(percentile(reference, 95) or 0.0, 1e-9)
             if ratio > guard.max_p95_latency_ratio:
                 return f"p95_latency_ratio {ratio:.2f} > {guard.max_p95_latency_ratio:g} vs the control"
+    assessed = [d.needs_review for d in decisions if d.needs_review is not None]
+    if guard.max_needs_review_rate is not None and len(assessed) >= guard.min_samples:
+        rate = sum(assessed) / len(assessed)
+        if rate > guard.max_needs_review_rate:
+            return f"needs_review_rate {rate:.3f} > {guard.max_needs_review_rate:g} over {len(assessed)} decisions"
     return None
 
 
@@ -76,14 +85,16 @@ class RolloutGuard:
         guard = route.spec.guard
         if guard is None:
             return []
-        samples, _ = self.stats.route_window(route.name, guard.window_s)
+        samples, outcomes = self.stats.route_window(route.name, guard.window_s)
         primary = [s for s in samples if not s.shadow]
+        decided = [o for o in outcomes if not o.shadow]
         control = [s for s in primary if s.variant == route.spec.control]
         rolled_back = []
         for variant in route.spec.variants[1:]:
             if variant.weight <= 0:
                 continue
-            reason = breach(guard, [s for s in primary if s.variant == variant.target], control)
+            reason = breach(guard, [s for s in primary if s.variant == variant.target], control,
+                            [o for o in decided if o.variant == variant.target])
             if reason is not None and await self.routes.rollback(route.name, variant.target, reason):
                 rolled_back.append(variant.target)
         return rolled_back

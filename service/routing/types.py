@@ -34,6 +34,8 @@ class RouteGuard(BaseModel):
         None, ge=0, le=1, description="Share of structured replies not valid (invalid or truncated).")
     max_p95_latency_ratio: float | None = Field(
         None, gt=0, description="Variant p95 latency / the control's p95 latency.")
+    max_needs_review_rate: float | None = Field(
+        None, ge=0, le=1, description="Share of triage decisions flagged for a person to review.")
     min_samples: int = Field(20, ge=1, description="Requests a variant needs before it is judged.")
     window_s: float = Field(300.0, ge=10, description="Window of recent requests judged (seconds).")
 

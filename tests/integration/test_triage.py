@@ -102,3 +102,56 @@ def test_batch_limits_and_per_item_errors(client_module: httpx.Client, model: st
     unknown = client_module.post("/v1/tickets/triage/batch", json={"tickets": [{"subject": "a", "body": "b"}], "model": "nope"})
     assert unknown.status_code == 200
     assert unknown.json()["data"][0]["error"]["code"] == "model_not_found"
+
+
+# ------------------------------------------------------- label probabilities and the policy
+def _follows_the_policy(triage: dict, meta: dict) -> None:
+    probabilities, policy = meta["probabilities"], meta["policy"]
+    for field, labels in (("category", TicketTriage.model_fields["category"].annotation.__args__),
+                          ("priority", TicketTriage.model_fields["priority"].annotation.__args__)):
+        assert set(probabilities[field]) == set(labels)  # exactly the schema's labels
+        assert sum(probabilities[field].values()) == pytest.approx(1.0, abs=1e-6)
+        assert meta["confidence"][field] == pytest.approx(probabilities[field][triage[field]])
+    assert triage["category"] == max(probabilities["category"], key=probabilities["category"].get)
+    urgent = probabilities["priority"]["urgent"] >= policy["urgent_threshold"]
+    assert (triage["priority"] == "urgent") if urgent else \
+        triage["priority"] == max(probabilities["priority"], key=probabilities["priority"].get)
+    low = meta["confidence"]["category"] < policy["review_threshold"]
+    assert ("low_category_confidence" in meta["review_reasons"]) == low
+    assert meta["needs_review"] == bool(meta["review_reasons"])
+
+
+def test_every_triage_carries_label_probabilities_and_follows_the_policy(client_module: httpx.Client, model: str,
+                                                                          triage_adapter: str) -> None:
+    for served in (model, triage_adapter):
+        items = _triage_batch(client_module, served, TICKETS[1:4])
+        for item in items:
+            _follows_the_policy(item["triage"], item["meta"])
+
+
+def test_a_request_policy_changes_the_decision(client_module: httpx.Client) -> None:
+    ticket = _ticket(TICKETS[2])
+    always = client_module.post("/v1/tickets/triage", json={**ticket, "policy": {"urgent_threshold": 0.0,
+                                                                                   "review_threshold": 1.0}})
+    never = client_module.post("/v1/tickets/triage", json={**ticket, "policy": {"urgent_threshold": 1.0,
+                                                                                  "review_threshold": 0.0}})
+    assert always.status_code == never.status_code == 200, (always.text, never.text)
+    first, second = always.json(), never.json()
+    assert first["triage"]["priority"] == "urgent" and first["meta"]["needs_review"] is True
+    assert "low_category_confidence" in first["meta"]["review_reasons"] or first["meta"]["confidence"]["category"] == 1.0
+    assert first["meta"]["policy"]["urgent_threshold"] == 0.0
+    _follows_the_policy(second["triage"], second["meta"])
+    off = client_module.post("/v1/tickets/triage", json={**ticket, "probabilities": False}).json()["meta"]
+    assert off["probabilities"] is None and off["needs_review"] is None
+
+
+@pytest.mark.parametrize(("policy", "param"), [
+    ({"urgent_threshold": 1.5}, "policy.urgent_threshold"),
+    ({"review_threshold": -0.2}, "policy.review_threshold"),
+    ({"urgent": 0.3}, "policy.urgent"),
+])
+def test_bad_policies_are_a_400_naming_the_field(client_module: httpx.Client, policy: dict, param: str) -> None:
+    body = {**_ticket(TICKETS[0]), "policy": policy}
+    assert_openai_error(client_module.post("/v1/tickets/triage", json=body), 400, param=param)
+    batch = {"tickets": [_ticket(TICKETS[0])], "policy": policy}
+    assert_openai_error(client_module.post("/v1/tickets/triage/batch", json=batch), 400, param=param)

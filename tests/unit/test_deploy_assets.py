@@ -62,6 +62,8 @@ EXPECTED_METRICS = {
     "loragate_route_variant_weight",
     "loragate_route_rollbacks_total",
     "loragate_shadow_requests_total",
+    "loragate_triage_needs_review_total",
+    "loragate_triage_confidence_ratio",
     "loragate_engine_ready",
     "loragate_engine_requests_running",
     "loragate_engine_requests_waiting",
@@ -74,6 +76,7 @@ HISTOGRAMS = {
     "loragate_time_per_output_token_seconds",
     "loragate_queue_time_seconds",
     "loragate_adapter_load_duration_seconds",
+    "loragate_triage_confidence_ratio",
 }
 PROMETHEUS_BUILTIN_METRICS = {"up"}
 

@@ -89,34 +89,56 @@ class TriageService:
         prompt_ids, shortened = self._fit(ticket, 2 * budget)
         # A reply cut off by the token budget gets one more try with twice the budget: one request
         # for the metrics and usage, the extra attempt counted as a retry.
+        async def decide_shadow(shadow: GenerationResult) -> None:  # a route's mirror: recorded, never returned
+            decided = await self._decided(shadow, prompt_ids, policy, probabilities, shortened)
+            if decided is not None:
+                self._record(shadow.target, *decided, shadow=True)
+
         request = GenerationRequest(
             model=model or self.base_model, endpoint="triage",
             route_key=route_key or (str(customer) if customer is not None else None) or uuid.uuid4().hex,
-            outcome_fields=("category", "priority"), prompt_token_ids=prompt_ids,
+            prompt_token_ids=prompt_ids, shadow_outcome=decide_shadow,
             sampling=SamplingOptions(max_tokens=budget, temperature=0, repetition_penalty=self.repetition_penalty,
                                      logprobs=LABEL_ALTERNATIVES if probabilities else None),
             retry_truncated_max_tokens=2 * budget, structured=self._structured,
         )
         async with self.generation.session(request) as session:
             result = await session.run()
-        triage = _triage_of(result)
-        if triage is None:
+        decided = await self._decided(result, prompt_ids, policy, probabilities, shortened)
+        if decided is None:
             raise UpstreamGenerationError(
                 f"The model did not produce a complete, schema-valid triage within {2 * budget} tokens "
                 f"({result.attempts} attempts); the ticket may be too long for this model."
             )
-        meta = _meta(result, shortened)
-        if probabilities:
-            in_force = self._policy_for(result.target).overridden(policy)
-            raw = await self._label_probabilities(result, prompt_ids)
-            decision = decide(in_force, raw, (triage.category, triage.priority), shortened)
-            triage = triage.model_copy(update={"category": decision.category, "priority": decision.priority})
-            meta = meta.model_copy(update={
-                "probabilities": decision.probabilities, "confidence": decision.confidence,
-                "needs_review": decision.needs_review, "review_reasons": decision.review_reasons, "policy": in_force,
-            })
+        triage, meta = decided
+        self._record(result.target, triage, meta)
         meta.latency_ms = round((time.monotonic() - started) * 1000, 1)
         return TriageResponse(triage=triage, meta=meta)
+
+    async def _decided(self, result: GenerationResult, prompt_ids: list[int], policy: TriageThresholds | None,
+                       probabilities: bool, shortened: bool) -> tuple[TicketTriage, TriageMeta] | None:
+        """The triage of a reply and its meta: with `probabilities`, its labels follow the decision
+        policy in force for the served target; None when the reply holds no valid triage."""
+        triage = _triage_of(result)
+        if triage is None:
+            return None
+        meta = _meta(result, shortened)
+        if not probabilities:
+            return triage, meta
+        in_force = self._policy_for(result.target).overridden(policy)
+        raw = await self._label_probabilities(result, prompt_ids)
+        decision = decide(in_force, raw, (triage.category, triage.priority), shortened)
+        triage = triage.model_copy(update={"category": decision.category, "priority": decision.priority})
+        meta = meta.model_copy(update={
+            "probabilities": decision.probabilities, "confidence": decision.confidence,
+            "needs_review": decision.needs_review, "review_reasons": decision.review_reasons, "policy": in_force,
+        })
+        return triage, meta
+
+    def _record(self, target: ServingTarget, triage: TicketTriage, meta: TriageMeta, shadow: bool = False) -> None:
+        confidence = meta.confidence.model_dump() if meta.confidence is not None else None
+        self.generation.record_outcome(target, {"category": triage.category, "priority": triage.priority},
+                                       shadow=shadow, needs_review=meta.needs_review, confidence=confidence)
 
     def _policy_for(self, target: ServingTarget) -> TriagePolicy:
         """The server's policy, with the served adapter's own (`triage_policy.json`) over it."""

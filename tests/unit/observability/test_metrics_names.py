@@ -17,7 +17,7 @@ from tests.unit.test_deploy_assets import EXPECTED_METRICS, HISTOGRAMS
 NAME_RE = re.compile(r"^loragate_[a-z][a-z0-9_]*[a-z0-9]$")
 LABEL_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Base units only (seconds, not ms); ratios are 0-1; token counts are plain counters.
-HISTOGRAM_UNITS = ("_seconds",)
+HISTOGRAM_UNITS = ("_seconds", "_ratio")
 
 
 @pytest.fixture()
@@ -50,7 +50,7 @@ def test_naming_conventions(metrics: Metrics) -> None:
         else:
             assert not name.endswith("_total"), f"only counters end in _total: {name}"
         if kind == "histogram":
-            assert name.endswith(HISTOGRAM_UNITS), f"histogram {name} must be in seconds"
+            assert name.endswith(HISTOGRAM_UNITS), f"histogram {name} must be in seconds (or a 0-1 ratio)"
         assert not re.search(r"_(ms|milliseconds|bytes_total_bytes|percent)(_|$)", name), name
 
 

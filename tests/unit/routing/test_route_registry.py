@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from service.errors import ConflictError, InvalidRequestError, NotFoundError
-from service.observability import Metrics, RequestSample, RequestStats
+from service.observability import Metrics, OutcomeSample, RequestSample, RequestStats
 from service.routing import MAX_VARIANTS, RolloutGuard, RouteGuard, RouteRegistry, RouteSpec
 from tests.support.registry_harness import BASE_MODEL_NAME, make_registry
 
@@ -163,3 +163,28 @@ async def test_guard_judges_validity_and_latency(world, variant_samples: list[di
         stats.observe(sample("one", **options))
     assert await RolloutGuard(routes, stats).check(routes.route("ab")) == ["one"]
     assert routes.route("ab").rollbacks["one"].startswith(reason)
+
+
+async def test_guard_judges_the_share_of_triage_decisions_flagged_for_review(world) -> None:
+    _, routes = world
+    await routes.put("ab", spec((BASE_MODEL_NAME, 50), ("one", 50), guard=RouteGuard(
+        max_needs_review_rate=0.3, min_samples=10)))
+    stats = RequestStats(window_s=600)
+    rollout = RolloutGuard(routes, stats)
+
+    def decision(variant: str, flagged: bool, shadow: bool = False) -> OutcomeSample:
+        return OutcomeSample(finished_at=time.time(), route="ab", variant=variant, shadow=shadow,
+                             labels=(("category", "billing"), ("priority", "low")), needs_review=flagged,
+                             confidence=(("category", 0.5 if flagged else 0.95),))
+
+    for i in range(10):
+        stats.observe(sample("one"))
+        stats.observe_outcome(decision("one", flagged=i < 3))  # 30%: within the guard
+        stats.observe_outcome(decision("one", flagged=True, shadow=True))  # shadows never count
+    assert await rollout.check(routes.route("ab")) == []
+    for _ in range(3):
+        stats.observe_outcome(decision("one", flagged=True))
+    assert await rollout.check(routes.route("ab")) == ["one"]
+    assert routes.route("ab").rollbacks["one"].startswith("needs_review_rate 0.462 > 0.3 over 13 decisions")
+    figures = stats.report().variants
+    assert figures == [] or figures[0].decisions is not None

@@ -80,6 +80,7 @@ class FakeGeneration:
         self.finished: Counter[str] = Counter()
         self.cancelled: Counter[str] = Counter()
         self.prepared: list[FakeSession] = []
+        self.outcomes: list[tuple[dict[str, str], bool, bool | None, dict[str, float] | None]] = []
 
     def check_ready(self) -> None:
         if not self.engine.is_ready:
@@ -94,6 +95,10 @@ class FakeGeneration:
 
     def detokenize(self, token_ids: list[int]) -> str:
         return self.engine.detokenize(token_ids)
+
+    def record_outcome(self, target: object, labels: dict[str, str], shadow: bool = False,
+                       needs_review: bool | None = None, confidence: dict[str, float] | None = None) -> None:
+        self.outcomes.append((labels, shadow, needs_review, confidence))
 
     def session(self, request: GenerationRequest) -> FakeSession:
         return FakeSession(self, request)
