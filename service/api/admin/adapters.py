@@ -13,7 +13,7 @@ from service.api.deps import ServicesDep
 from service.api.errors import ERROR_RESPONSES
 from service.errors import PayloadTooLargeError, ServiceError
 
-router = APIRouter(prefix="/admin/adapters", tags=["admin"])
+router = APIRouter(prefix="/adapters", tags=["admin"])  # under the admin router (admin key)
 GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
 ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409, 413, 415)}
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from service.api.admission import AdmittedRoute, admitted, chat_work, completion_work
+from service.api.auth import require_api_key
 from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import ERROR_RESPONSES
@@ -28,12 +31,14 @@ from service.api.openai.streaming import chat_chunks, completion_chunks, event_s
 from service.api.openai.translate import generation_request
 from service.generation import GenerationResult, GenerationService, PreparedGeneration
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=AdmittedRoute, dependencies=[Depends(require_api_key)])
+AdmittedChat = Annotated[ChatCompletionRequest, admitted(ChatCompletionRequest, chat_work)]
+AdmittedCompletion = Annotated[CompletionRequest, admitted(CompletionRequest, completion_work)]
 RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=RESPONSES)
-async def chat_completions(body: ChatCompletionRequest, request: Request, services: ServicesDep,
+async def chat_completions(body: AdmittedChat, request: Request, services: ServicesDep,
                            route_key: RouteKeyHeader = None):
     generation = services.generation
     prepared = await generation.prepare(generation_request(body, generation, route_key))
@@ -55,7 +60,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, servic
 
 
 @router.post("/completions", response_model=CompletionResponse, responses=RESPONSES)
-async def completions(body: CompletionRequest, request: Request, services: ServicesDep,
+async def completions(body: AdmittedCompletion, request: Request, services: ServicesDep,
                       route_key: RouteKeyHeader = None):
     generation = services.generation
     prepared = await generation.prepare(generation_request(body, generation, route_key))
