@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from starlette.types import Message, Receive, Scope, Send
 
 from service.api.limits import KeyedBuckets, Refusal, Slots, duration
-from service.config import Settings
+from service.config import AdmissionLimits, Settings
 from service.errors import InvalidRequestError, RateLimitedError
 
 if TYPE_CHECKING:
@@ -58,22 +58,22 @@ class Work:
     messages: int | None = None  # a chat's message count (`max_messages`)
 
 
-def _budget(requested: int | None, settings: Settings) -> int:
-    return min(requested or settings.max_tokens_limit, settings.max_tokens_limit)
+def _budget(requested: int | None, n: int, settings: Settings) -> int:
+    limits = settings.generation
+    return min(requested or limits.max_tokens_limit, limits.max_tokens_limit) * min(n, limits.max_n)
 
 
 def chat_work(body: ChatCompletionRequest, settings: Settings) -> Work:
-    return Work([message.text for message in body.messages],
-                _budget(body.requested_max_tokens, settings) * min(body.n, settings.max_n), "messages",
-                len(body.messages))
+    return Work([message.text for message in body.messages], _budget(body.requested_max_tokens, body.n, settings),
+                "messages", len(body.messages))
 
 
 def completion_work(body: CompletionRequest, settings: Settings) -> Work:
-    return Work([body.prompt], _budget(body.max_tokens, settings) * min(body.n, settings.max_n), "prompt")
+    return Work([body.prompt], _budget(body.max_tokens, body.n, settings), "prompt")
 
 
 def _ticket_budget(body: BaseModel, settings: Settings) -> int:
-    return min(getattr(body, "max_tokens", None) or TRIAGE_DEFAULT_MAX_TOKENS, settings.max_tokens_limit)
+    return min(getattr(body, "max_tokens", None) or TRIAGE_DEFAULT_MAX_TOKENS, settings.generation.max_tokens_limit)
 
 
 def ticket_work(body: Ticket, settings: Settings) -> Work:
@@ -87,23 +87,23 @@ class TicketBatch(Protocol):
 
 def batch_work(body: TicketBatch, settings: Settings) -> Work:
     """A triage batch: the budget of one ticket per ticket (at most `triage_batch_max` counted)."""
-    count = min(len(body.tickets), settings.triage_batch_max)
+    count = min(len(body.tickets), settings.triage.batch_max)
     texts = [text for ticket in body.tickets for text in (ticket.subject, ticket.body)]
     return Work(texts, _ticket_budget(body, settings) * count)  # type: ignore[arg-type]
 
 
-def check_shape(work: Work, settings: Settings) -> None:
+def check_shape(work: Work, limits: AdmissionLimits) -> None:
     """The configurable caps on a generation request's shape; raises `Refusal` (400 with `param`)."""
-    if work.messages is not None and work.messages > settings.max_messages:
+    if work.messages is not None and work.messages > limits.max_messages:
         raise Refusal(InvalidRequestError(
-            f"Invalid 'messages': array too long. Expected an array with maximum length {settings.max_messages}, "
+            f"Invalid 'messages': array too long. Expected an array with maximum length {limits.max_messages}, "
             f"but got an array with length {work.messages} instead.",
             param="messages", code="array_above_max_length"), "too_many_messages")
     chars = sum(len(text) for text in work.texts)
-    if work.prompt_param is not None and chars > settings.max_prompt_chars:
+    if work.prompt_param is not None and chars > limits.max_prompt_chars:
         raise Refusal(InvalidRequestError(
             f"Invalid '{work.prompt_param}': the prompt is {chars} characters long; this server accepts at most "
-            f"{settings.max_prompt_chars}.", param=work.prompt_param, code="string_above_max_length"),
+            f"{limits.max_prompt_chars}.", param=work.prompt_param, code="string_above_max_length"),
             "prompt_too_long")
 
 
@@ -127,14 +127,15 @@ class Admission:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.clock = settings, clock
-        self.slots = Slots(settings.max_concurrent_requests, settings.max_queued_requests, settings.queue_timeout_s)
+        limits = settings.limits
+        self.slots = Slots(limits.max_concurrent_requests, limits.max_queued_requests, limits.queue_timeout_s)
         self.limits = [(name, KeyedBuckets(limit)) for name, limit in
-                       (("requests", settings.rate_limit_rpm), ("tokens", settings.rate_limit_tpm)) if limit > 0]
+                       (("requests", limits.rate_limit_rpm), ("tokens", limits.rate_limit_tpm)) if limit > 0]
 
     @asynccontextmanager
     async def admit(self, work: Work, key: str) -> AsyncIterator[dict[str, str]]:
         """Check, charge and hold a slot while the block runs; yields the `x-ratelimit-*` headers."""
-        check_shape(work, self.settings)
+        check_shape(work, self.settings.limits)
         cost = estimate_tokens(work)
         headers = self._charge(key, cost)
         try:

@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # 4. Drain: count requests in flight (a stream until its last byte), 503 to new ones.
         Middleware(LifecycleMiddleware, lifecycle=lifecycle),
         # 5. The body-size cap (413), before anything reads the body.
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_prefix=admin.UPLOAD_PREFIX,
-                   upload_max_bytes=settings.adapter_max_bytes),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes, upload_prefix=admin.UPLOAD_PREFIX,
+                   upload_max_bytes=settings.adapters.max_adapter_bytes),
     ]
     app = FastAPI(
         title="loragate",

@@ -104,10 +104,10 @@ class Auth:
             logger.info("authentication on: %d API key(s), %d admin key(s) (ids: %s); /metrics %s",
                         ring.count(Role.API), ring.count(Role.ADMIN),
                         ", ".join(sorted(entry.key_id for entry in ring.entries)),
-                        "needs a key" if settings.metrics_require_key else "is open")
+                        "needs a key" if settings.auth.metrics_require_key else "is open")
             if not ring.count(Role.ADMIN):
                 logger.info("no admin keys: /admin/* answers 403 to every key")
-        return cls(ring, settings.metrics_require_key)
+        return cls(ring, settings.auth.metrics_require_key)
 
     def identify(self, scope: Scope) -> Credentials:
         """The request's credentials, looked up once and kept in its state with `key_id`/`key_role`."""

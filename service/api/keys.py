@@ -110,8 +110,9 @@ def parse_keys_file(path: Path, setting: str, warn: bool = True) -> list[tuple[s
 
 def load_key_ring(settings: Settings, warn: bool = True) -> KeyRing:
     by_digest: dict[bytes, KeyEntry] = {}
-    sources = ((Role.API, settings.api_keys, settings.api_keys_file, "api_keys"),
-               (Role.ADMIN, settings.admin_keys, settings.admin_keys_file, "admin_keys"))
+    auth = settings.auth
+    sources = ((Role.API, auth.api_keys, auth.api_keys_file, "api_keys"),
+               (Role.ADMIN, auth.admin_keys, auth.admin_keys_file, "admin_keys"))
     for role, listed, keys_file, setting in sources:
         pairs: list[tuple[str | None, str]] = []
         for index, key in enumerate(listed):
@@ -152,15 +153,16 @@ def key_ring_for(settings: Settings, warn: bool = True) -> KeyRing | None:
     """The keys to enforce, or None when auth is disabled. Raises `AuthConfigError` for settings the
     service must not start with (called by `loragate serve` before anything else, and by
     `Auth.from_settings`); `warn`: log weak-key warnings."""
-    has_keys = bool(settings.api_keys or settings.admin_keys or settings.api_keys_file or settings.admin_keys_file)
-    if settings.auth_disabled:
+    auth = settings.auth
+    has_keys = bool(auth.api_keys or auth.admin_keys or auth.api_keys_file or auth.admin_keys_file)
+    if auth.auth_disabled:
         if has_keys:
             raise AuthConfigError(
                 "auth_disabled is set but keys are configured too: either remove LORAGATE_AUTH_DISABLED "
                 "(keys are then required) or remove the keys (api_keys, admin_keys, api_keys_file, "
                 "admin_keys_file). `make serve` sets LORAGATE_AUTH_DISABLED=true unless keys are exported in "
                 "the environment (LORAGATE_API_KEYS, LORAGATE_ADMIN_KEYS or their _FILE forms).")
-        if not is_loopback(settings.host) and not settings.allow_insecure_bind:
+        if not is_loopback(settings.host) and not auth.allow_insecure_bind:
             raise AuthConfigError(
                 f"refusing to listen on {settings.host} with authentication disabled: anyone who can reach "
                 "it could generate and change adapters and routes. Configure keys "

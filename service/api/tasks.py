@@ -63,7 +63,7 @@ async def triage_ticket(body: AdmittedTicket, request: Request, services: Servic
 @router.post("/triage/batch", response_model=BatchTriageResponse, responses=RESPONSES)
 async def triage_batch(body: AdmittedBatch, request: Request, services: ServicesDep,
                        route_key: RouteKeyHeader = None) -> BatchTriageResponse:
-    limit = services.settings.triage_batch_max
+    limit = services.settings.triage.batch_max
     if len(body.tickets) > limit:
         raise InvalidRequestError(f"At most {limit} tickets per batch; got {len(body.tickets)}.", param="tickets")
     results = await cancel_on_disconnect(

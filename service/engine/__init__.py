@@ -6,6 +6,7 @@ from service.engine.types import (
     AdapterHandle,
     EngineOptions,
     EngineRequestError,
+    EngineSettings,
     EngineState,
     EngineUnavailableError,
     FinishReason,
@@ -15,12 +16,14 @@ from service.engine.types import (
     SamplingExtras,
     SamplingOptions,
     StructuredConstraint,
+    StructuredOutputBackend,
     TokenLogprob,
     TopToken,
 )
 
 __all__ = [
-    "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineOptions", "EngineRequestError", "EngineState",
-    "EngineUnavailableError", "FinishReason", "GenerationDelta", "GenerationFailedError", "GenerationUpdate",
-    "SamplingExtras", "SamplingOptions", "StructuredConstraint", "TokenLogprob", "TopToken",
+    "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineOptions", "EngineRequestError", "EngineSettings",
+    "EngineState", "EngineUnavailableError", "FinishReason", "GenerationDelta", "GenerationFailedError",
+    "GenerationUpdate", "SamplingExtras", "SamplingOptions", "StructuredConstraint", "StructuredOutputBackend",
+    "TokenLogprob", "TopToken",
 ]

@@ -6,11 +6,12 @@ from service.generation.types import (
     GenerationLimits,
     GenerationRequest,
     GenerationResult,
+    GenerationSettings,
     PreparedGeneration,
     PromptMessage,
 )
 
 __all__ = [
     "ChoiceResult", "GenerationLimits", "GenerationRequest", "GenerationResult", "GenerationService",
-    "PreparedGeneration", "PromptMessage",
+    "GenerationSettings", "PreparedGeneration", "PromptMessage",
 ]

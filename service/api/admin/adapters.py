@@ -49,7 +49,7 @@ async def upload_adapter(
             "Upload the adapter folder as a .tar.gz body with content-type: application/gzip.",
             param="content-type",
         )
-    limit = services.settings.adapter_max_bytes
+    limit = services.settings.adapters.max_adapter_bytes
     with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as archive:
         received = 0
         async for chunk in request.stream():

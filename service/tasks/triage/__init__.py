@@ -11,8 +11,9 @@ from service.tasks.triage.schema import (
     parse_triage_reply,
 )
 from service.tasks.triage.service import REPETITION_PENALTY, TriageService
+from service.tasks.triage.settings import TriageSettings
 
 __all__ = [
     "PROMPT_FILE", "REPETITION_PENALTY", "Category", "Priority", "Ticket", "TicketTriage", "TriageMeta", "TriagePrompt",
-    "TriageResponse", "TriageService", "parse_triage_reply",
+    "TriageResponse", "TriageService", "TriageSettings", "parse_triage_reply",
 ]

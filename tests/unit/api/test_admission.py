@@ -58,8 +58,8 @@ class Harness:
         self.upload_bytes = 0
         self.app = app = FastAPI(middleware=[  # as create_app orders them: keys, then the body cap
             Middleware(FakeAuth),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_prefix="/admin/adapters/",
-                       upload_max_bytes=settings.adapter_max_bytes),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes, upload_prefix="/admin/adapters/",
+                       upload_max_bytes=settings.adapters.max_adapter_bytes),
         ])
         install_error_handlers(app)
         app.state.admission = self.admission = Admission(settings, clock=self.clock)

@@ -401,8 +401,8 @@ def test_the_real_app_is_protected(tmp_path: Path) -> None:
         assert metrics.rejected.labels(reason="forbidden")._value.get() == 1
         # Refused before the body is read: a client without a key learns nothing about its body.
         assert_401(http.post("/v1/chat/completions", content=b'{"model": ', headers={"content-type": "application/json"}))
-        assert_401(http.post("/v1/completions", content=b"x" * (settings.max_body_bytes + 1)))
-        assert http.post("/v1/completions", content=b"x" * (settings.max_body_bytes + 1),
+        assert_401(http.post("/v1/completions", content=b"x" * (settings.limits.max_body_bytes + 1)))
+        assert http.post("/v1/completions", content=b"x" * (settings.limits.max_body_bytes + 1),
                          headers=bearer(API_KEY)).status_code == 413
 
 
