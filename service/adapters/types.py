@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 
 from service.adapters.store import AdapterRecord
 from service.engine.types import AdapterHandle
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from service.adapters.registry import AdapterRegistry
 
 logger = logging.getLogger(__name__)
+
+SOURCE_ADAPTERS = Path(__file__).resolve().parents[2] / "adapters"  # the project's adapters/ folder
 
 
 class AdapterEngine(Protocol):
@@ -29,14 +31,49 @@ class AdapterEngine(Protocol):
     async def resident_adapter_ids(self) -> set[int]: ...
 
 
-class RegistryLimits(BaseModel):
-    max_rank: int
-    max_adapter_bytes: int
-    allowed_roots: list[Path]
-    drain_timeout_s: float = 60.0
-    preload: int = 8  # adapters loaded into the engine at start-up (the rest load on demand)
+class AdapterSettings(BaseModel):
+    """`Settings.adapters`: the store, where adapters may come from, and the registry's timing."""
+
+    store: Path | None = Field(
+        None,
+        description="Adapter store folder (manifest, versions, audit log); share it between replicas. "
+        "Default: `adapter-store` in the cache directory.",
+    )
+    allowed_roots: list[Path] = Field(
+        default_factory=lambda: [SOURCE_ADAPTERS],
+        description="Folders adapters may be registered from by path (JSON list in the env var).",
+    )
+    max_adapter_bytes: int = Field(256 * 2**20, ge=1, description="Largest adapter (folder or upload), bytes.")
+    drain_timeout_s: float = Field(
+        60.0, gt=0, description="How long a swap or removal waits for the old version's requests."
+    )
     # How often refresh() runs (the replica's heartbeat); its serving marker goes stale after 3x.
-    sync_interval_s: float = 5.0
+    sync_interval_s: float = Field(
+        5.0, gt=0, description="How often to pick up adapter changes made by other replicas."
+    )
+    initial: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Adapters registered at start when the store lacks the name (JSON object name -> folder "
+        "inside an allowed root); `make serve` passes the project's trained adapters.",
+    )
+
+    @field_validator("store", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("allowed_roots", mode="after")
+    @classmethod
+    def _expand_roots(cls, value: list[Path]) -> list[Path]:
+        return [root.expanduser() for root in value]
+
+
+class RegistryLimits(AdapterSettings):
+    """The adapter settings and what the engine allows (`Settings.engine`): the largest rank
+    (`max_lora_rank`) and how many adapters it keeps loaded, preloaded at start (`max_cpu_loras`)."""
+
+    max_rank: int
+    preload: int = 8  # adapters loaded into the engine at start-up (the rest load on demand)
 
 
 class AdapterStatus(BaseModel):

@@ -1,7 +1,8 @@
 """Structured access logs: one JSON line per request on the `loragate.access` logger, and a request id.
 
-A pure ASGI middleware wrapped around the whole application (outside Starlette's error middleware),
-so it sees every response, 500s included, and streamed bodies to their end:
+A pure ASGI middleware, the outermost of `create_app`'s (`errors.UnexpectedErrorMiddleware`, just
+inside it, answers unhandled exceptions), so it sees every response, 500s included, and streamed
+bodies to their end:
 
 - the request id is the client's `X-Request-Id` when it is printable ASCII of at most 128 characters,
   else a new uuid4 hex; it is echoed in the `x-request-id` response header and kept in
@@ -28,10 +29,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
-
-from service.config import Settings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,16 +55,6 @@ _HEADER_FIELDS = {
     b"x-loragate-completion-tokens": "completion_tokens",
 }
 _INT_FIELDS = ("adapter_version", "prompt_tokens", "completion_tokens")
-
-
-def install_access_log(app: FastAPI, settings: Settings) -> None:
-    """Wrap the whole middleware stack (outermost, whatever was added before or after)."""
-    build_stack = app.build_middleware_stack
-
-    def build_middleware_stack() -> ASGIApp:
-        return AccessLogMiddleware(build_stack(), enabled=settings.access_log, bodies=settings.access_log_bodies)
-
-    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str | None:

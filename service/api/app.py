@@ -1,4 +1,4 @@
-"""FastAPI application factory: lifespan (engine start/stop), error handlers and routers."""
+"""FastAPI application factory: lifespan (engine start/stop), middlewares, error handlers and routers."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from service import __version__
 from service.api import admin, health, observability, openai, tasks
-from service.api.access_log import install_access_log
-from service.api.admission import install_admission
-from service.api.auth import install_auth
+from service.api.access_log import AccessLogMiddleware
+from service.api.admission import Admission
+from service.api.auth import Auth, KeyMiddleware
+from service.api.body_limit import BodyLimitMiddleware
 from service.api.bootstrap import build_services, run_services
 from service.api.deps import Services
+from service.api.errors import UnexpectedErrorMiddleware, install_error_handlers
 from service.api.lifecycle import Lifecycle, LifecycleMiddleware, watch_engine
-from service.api.errors import install_error_handlers
 from service.config import Settings
 
 
@@ -24,6 +26,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """`services` may be injected (unit tests); otherwise they are built from settings."""
     settings = settings or Settings()
     lifecycle = Lifecycle(settings.drain_timeout_s)
+    auth = Auth.from_settings(settings)  # raises AuthConfigError for settings the service must not start with
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,19 +52,33 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if svc.guard is not None:
                 svc.guard.close()
 
+    # The middlewares, outermost first (Starlette's ServerErrorMiddleware is outside them all;
+    # FastAPI's exception handlers, then the routes with their dependencies, inside):
+    middleware = [
+        # 1. One access-log line per request and its request id: sees every reply, 500s included.
+        Middleware(AccessLogMiddleware, enabled=settings.access_log, bodies=settings.access_log_bodies),
+        # 2. An unhandled exception becomes the OpenAI-shaped 500, inside the access log.
+        Middleware(UnexpectedErrorMiddleware),
+        # 3. Identify the key; refuse what the matched route's declared requirement (or, for paths no
+        #    route serves, deny by default) does not allow, before the body is read.
+        Middleware(KeyMiddleware, auth=auth),
+        # 4. Drain: count requests in flight (a stream until its last byte), 503 to new ones.
+        Middleware(LifecycleMiddleware, lifecycle=lifecycle),
+        # 5. The body-size cap (413), before anything reads the body.
+        Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes, upload_prefix=admin.UPLOAD_PREFIX,
+                   upload_max_bytes=settings.adapters.max_adapter_bytes),
+    ]
     app = FastAPI(
         title="loragate",
         version=__version__,
         description="OpenAI-compatible gateway serving one base model and many LoRA adapters through vLLM.",
         lifespan=lifespan,
+        middleware=middleware,
     )
     app.state.lifecycle = lifecycle
+    app.state.auth = auth  # read by the routers' key requirements (auth.py)
+    app.state.admission = Admission(settings)  # read by the generation routes' admission (admission.py)
     install_error_handlers(app)
-    install_auth(app, settings)
-    app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
-    install_admission(app, settings)
-    install_access_log(app, settings)  # outermost: wraps the whole stack, error middleware included
-    for router in (health.router, openai.router, observability.router, tasks.router, admin.adapters_router,
-                   admin.routes_router):
+    for router in (health.router, openai.router, observability.router, tasks.router, admin.router):
         app.include_router(router)
     return app

@@ -1,50 +1,43 @@
-"""API-key authentication: a pure ASGI middleware in front of every route.
+"""API-key authentication: each router declares the key its routes need, as a FastAPI dependency.
 
-- `/v1/*` (and anything else that is not open) needs an API key or an admin key, `/admin/*` an
-  admin key, sent as `Authorization: Bearer KEY` (what the official openai client sends).
-- Open without a key: `/health/live`, `/health/ready`, the API description (`/docs`, `/redoc`,
-  `/openapi.json`: they grant nothing) and `/metrics` unless `metrics_require_key`.
-- Deny by default: a path is open only when the path the router sees is exactly an open path;
-  every other path needs a key, so an unknown path is a 401 (not a 404) without one. Whether a
-  path needs an admin key is decided on normalised forms of the path (percent-decoded until
-  stable, duplicate slashes collapsed, `.`/`..` resolved, trailing slash dropped) and of the raw
-  request target, so `//admin`, `/v1/../admin`, `/%61dmin` or `/admin%2F...` cannot pass with an
-  API key. The method plays no part (HEAD and OPTIONS are checked like GET).
-- Only SHA-256 digests of the keys are kept; a presented key is compared with every digest with
-  `hmac.compare_digest` (no early exit). Each key has an id (`id:key` in a keys file, else the
-  first 8 hex digits of its digest); the id, never the key, goes to `scope["state"]["key_id"]`
-  (`request.state.key_id`) for the middlewares and logs downstream, with `key_role`
-  (`"api"`/`"admin"`; both None for requests that presented no valid key on an open path).
-- Auth is off only with `auth_disabled`, refused on a non-loopback host unless
-  `allow_insecure_bind`; with neither keys nor `auth_disabled` the service does not start.
+- `/v1/*` routers depend on `require_api_key` (an API key or an admin key), the admin router on
+  `require_admin`, `GET /metrics` on `require_metrics_key` (any key, only with
+  `metrics_require_key`); health probes and the API description (`/docs`, `/redoc`,
+  `/openapi.json`: they grant nothing) declare nothing and are open. Keys are sent as
+  `Authorization: Bearer KEY` (what the official openai client sends). Keys themselves: `keys.py`.
+- `KeyMiddleware` (pure ASGI, before anything reads the body) identifies the key of every request:
+  its id, never the key, goes to `scope["state"]["key_id"]` (`request.state.key_id`) for the
+  access log and the rate limiter, with `key_role` (`"api"`/`"admin"`; both None without a valid
+  key). It also enforces, before the body is read, what the matched route declares, so a request
+  without a key learns nothing but 401 (not a 400 for its body, not a 413).
+- Deny by default: a request no route serves (404, 405, a trailing-slash redirect, a websocket)
+  needs a key, so it is a 401 without one. With an API key, such a path is a 403 when one of its
+  normalised forms (percent-decoded until stable, duplicate slashes collapsed, `.`/`..` resolved)
+  falls under a path segment whose routes need an admin key (`//admin`, `/v1/../admin`,
+  `/%2561dmin`): the form of a path only chooses between 403 and 404 for paths that reach nothing;
+  the routes that exist are guarded by what their routers declare. The method plays no part.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import ipaddress
 import logging
-import re
 from dataclasses import dataclass
-from enum import IntEnum
-from pathlib import Path
 from urllib.parse import unquote
 
-from fastapi import FastAPI
+from fastapi import Request
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.errors import error_response
+from service.api.errors import count_refusal, refusal_response
+from service.api.keys import KeyEntry, KeyRing, Role, key_ring_for
+from service.api.limits import Refusal
 from service.config import Settings
+from service.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
-HEALTH_PATHS = ("/health/live", "/health/ready")
-METRICS_PATH = "/metrics"
-ADMIN_SEGMENT = "admin"
-KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-MIN_KEY_CHARS = 16  # shorter keys are accepted with a warning
 MAX_TOKEN_CHARS = 1024  # a longer bearer token is refused without hashing it
+CREDENTIALS = "credentials"  # scope["state"] key of a request's `Credentials`
 
 MISSING_KEY_MESSAGE = ("You didn't provide an API key. You need to provide your API key in an Authorization "
                        "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
@@ -54,156 +47,132 @@ INVALID_KEY_MESSAGE = "Incorrect API key provided."
 FORBIDDEN_MESSAGE = "This API key may not use the admin API (/admin/*): use an admin key."
 
 
-class AuthConfigError(ValueError):
-    """Key settings the service must not start with; the message says how to fix them."""
+class MissingKeyError(ServiceError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
 
 
-class Role(IntEnum):
-    OPEN = 0  # what an open path needs
-    API = 1
-    ADMIN = 2
+class NotAdminKeyError(ServiceError):
+    status = 403
+    type = "invalid_request_error"
+    code = "insufficient_permissions"
 
 
 @dataclass(frozen=True)
-class KeyEntry:
-    key_id: str
-    digest: bytes
+class Credentials:
+    """What a request presented: the key it matched, if any; whether it sent a usable bearer token
+    and whether it sent an Authorization header at all (they choose the 401's message)."""
+
+    entry: KeyEntry | None
+    token: bool
+    header: bool
+
+
+def bearer_token(scope: Scope) -> tuple[str | None, bool]:
+    """(token, header present): the token of the one `Authorization: Bearer` header, scheme
+    case-insensitive; None when missing, repeated or malformed."""
+    values = [value for name, value in scope.get("headers", ()) if name.lower() == b"authorization"]
+    if not values:
+        return None, False
+    if len(values) > 1:
+        return None, True
+    try:
+        scheme, _, token = values[0].decode("ascii").strip().partition(" ")
+    except UnicodeDecodeError:
+        return None, True
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS or any(c.isspace() for c in token):
+        return None, True
+    return token, True
+
+
+class Auth:
+    """The keys to enforce (None: auth disabled) and the one setting that moves a requirement."""
+
+    def __init__(self, ring: KeyRing | None, metrics_require_key: bool = False) -> None:
+        self.ring, self.metrics_require_key = ring, metrics_require_key
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Auth:
+        """Raises `AuthConfigError` for settings the service must not start with."""
+        ring = key_ring_for(settings)
+        if ring is None:
+            logger.warning("authentication is DISABLED (auth_disabled): every endpoint, /admin included, is open "
+                           "to anyone who can reach %s:%s", settings.host, settings.port)
+        else:
+            logger.info("authentication on: %d API key(s), %d admin key(s) (ids: %s); /metrics %s",
+                        ring.count(Role.API), ring.count(Role.ADMIN),
+                        ", ".join(sorted(entry.key_id for entry in ring.entries)),
+                        "needs a key" if settings.auth.metrics_require_key else "is open")
+            if not ring.count(Role.ADMIN):
+                logger.info("no admin keys: /admin/* answers 403 to every key")
+        return cls(ring, settings.auth.metrics_require_key)
+
+    def identify(self, scope: Scope) -> Credentials:
+        """The request's credentials, looked up once and kept in its state with `key_id`/`key_role`."""
+        state = scope.setdefault("state", {})
+        known = state.get(CREDENTIALS)
+        if isinstance(known, Credentials):
+            return known
+        token, header = bearer_token(scope) if self.ring is not None else (None, False)
+        entry = self.ring.lookup(token) if self.ring is not None and token is not None else None
+        credentials = state[CREDENTIALS] = Credentials(entry, token is not None, header)
+        state["key_id"] = entry.key_id if entry is not None else None
+        state["key_role"] = entry.role.name.lower() if entry is not None else None
+        return credentials
+
+    def refusal(self, scope: Scope, need: Role) -> Refusal | None:
+        """Why a request that needs `need` may not go on (401 or 403), or None."""
+        if self.ring is None or need is Role.OPEN:
+            return None
+        credentials = self.identify(scope)
+        entry = credentials.entry
+        if entry is not None and entry.role >= need:
+            return None
+        method = scope.get("method", "WEBSOCKET")
+        if entry is None:
+            message = (INVALID_KEY_MESSAGE if credentials.token else
+                       MALFORMED_MESSAGE if credentials.header else MISSING_KEY_MESSAGE)
+            logger.debug("401 %s %s: %s", method, scope.get("path"), message)
+            challenge = 'Bearer error="invalid_token"' if credentials.header else "Bearer"
+            return Refusal(MissingKeyError(message), "unauthenticated", {"www-authenticate": challenge})
+        logger.info("403 %s %s: key %s is not an admin key", method, scope.get("path"), entry.key_id)
+        return Refusal(NotAdminKeyError(FORBIDDEN_MESSAGE), "forbidden")
+
+
+# ------------------------------------------------------------------ what routers declare
+@dataclass(frozen=True)
+class KeyRequirement:
+    """A dependency declaring the key a route needs; put on a router, it covers all its routes.
+    `metrics`: needed only with `metrics_require_key`. Reads the app's `state.auth`."""
+
     role: Role
+    metrics: bool = False
+
+    def role_for(self, auth: Auth) -> Role:
+        return Role.OPEN if self.metrics and not auth.metrics_require_key else self.role
+
+    async def __call__(self, request: Request) -> None:  # async: no thread hop per request
+        auth: Auth = request.app.state.auth  # no Auth on the app: an AttributeError, a 500, never open
+        refusal = auth.refusal(request.scope, self.role_for(auth))
+        if refusal is not None:
+            raise refusal
 
 
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+require_api_key = KeyRequirement(Role.API)
+require_admin = KeyRequirement(Role.ADMIN)
+require_metrics_key = KeyRequirement(Role.API, metrics=True)
 
 
-class KeyRing:
-    """The configured keys, as SHA-256 digests only."""
-
-    def __init__(self, entries: list[KeyEntry]) -> None:
-        self.entries = tuple(entries)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def count(self, role: Role) -> int:
-        return sum(1 for entry in self.entries if entry.role == role)
-
-    def lookup(self, token: str) -> KeyEntry | None:
-        """The entry whose key is `token`: every digest is compared, in constant time each."""
-        digest = _digest(token)
-        found = None
-        for entry in self.entries:
-            if hmac.compare_digest(digest, entry.digest):
-                found = entry
-        return found
+def declared_role(route: BaseRoute, auth: Auth) -> Role:
+    """The key a route's (and its routers') dependencies declare; OPEN when none."""
+    dependant = getattr(route, "dependant", None)
+    calls = [dependency.call for dependency in (dependant.dependencies if dependant is not None else ())]
+    return max((call.role_for(auth) for call in calls if isinstance(call, KeyRequirement)), default=Role.OPEN)
 
 
-# ------------------------------------------------------------------ loading keys
-def _check_key(key: str, where: str) -> None:
-    if not key:
-        raise AuthConfigError(f"{where}: empty key")
-    if not all("!" <= char <= "~" for char in key):
-        raise AuthConfigError(f"{where}: a key must be printable ASCII without spaces (it travels in an "
-                              "HTTP header)")
-
-
-def parse_keys_file(path: Path, setting: str, warn: bool = True) -> list[tuple[str | None, str]]:
-    """(id or None, key) per line: `key` or `id:key`; blank lines and `#` comments are skipped.
-    A line with a `:` is always `id:key` (a key containing `:` must be given an id)."""
-    path = path.expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-        world_readable = bool(path.stat().st_mode & 0o004)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuthConfigError(f"cannot read {setting} {path}: {exc}") from exc
-    if world_readable and warn:
-        logger.warning("%s %s is readable by every user of this machine; chmod 600 it", setting, path)
-    keys: list[tuple[str | None, str]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"{setting} {path} line {number}"
-        key_id, colon, key = line.partition(":")
-        if not colon:
-            key_id, key = "", line
-        elif not KEY_ID_PATTERN.fullmatch(key_id):
-            raise AuthConfigError(f"{where}: the key id before ':' must be 1-64 letters, digits, '_', '.' "
-                                  "or '-' (starting with a letter or digit)")
-        _check_key(key, where)
-        keys.append((key_id or None, key))
-    return keys
-
-
-def load_key_ring(settings: Settings, warn: bool = True) -> KeyRing:
-    by_digest: dict[bytes, KeyEntry] = {}
-    sources = ((Role.API, settings.api_keys, settings.api_keys_file, "api_keys"),
-               (Role.ADMIN, settings.admin_keys, settings.admin_keys_file, "admin_keys"))
-    for role, listed, keys_file, setting in sources:
-        pairs: list[tuple[str | None, str]] = []
-        for index, key in enumerate(listed):
-            _check_key(key, f"{setting}[{index}]")
-            pairs.append((None, key))
-        if keys_file is not None:
-            pairs += parse_keys_file(keys_file, f"{setting}_file", warn)
-        for key_id, key in pairs:
-            digest = _digest(key)
-            known = by_digest.get(digest)
-            # The same key listed twice is one key, with the higher role and the first id it was given.
-            name = key_id or (known.key_id if known else digest.hex()[:8])
-            by_digest[digest] = KeyEntry(name, digest, max(role, known.role) if known else role)
-            if warn and len(key) < MIN_KEY_CHARS:
-                logger.warning("key %s is shorter than %d characters: use a long random key, e.g. "
-                               "python -c 'import secrets; print(secrets.token_urlsafe(32))'", name, MIN_KEY_CHARS)
-    ids: dict[str, int] = {}
-    for entry in by_digest.values():
-        ids[entry.key_id] = ids.get(entry.key_id, 0) + 1
-    duplicated = sorted(key_id for key_id, count in ids.items() if count > 1)
-    if duplicated:
-        raise AuthConfigError(f"key id(s) {', '.join(duplicated)} name more than one key; give each key its own "
-                              "id (`id:key` in a keys file)")
-    return KeyRing(list(by_digest.values()))
-
-
-def is_loopback(host: str) -> bool:
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def key_ring_for(settings: Settings, warn: bool = True) -> KeyRing | None:
-    """The keys to enforce, or None when auth is disabled. Raises `AuthConfigError` for settings the
-    service must not start with (called by `loragate serve` before anything else, and by
-    `install_auth`); `warn`: log weak-key warnings."""
-    has_keys = bool(settings.api_keys or settings.admin_keys or settings.api_keys_file or settings.admin_keys_file)
-    if settings.auth_disabled:
-        if has_keys:
-            raise AuthConfigError(
-                "auth_disabled is set but keys are configured too: either remove LORAGATE_AUTH_DISABLED "
-                "(keys are then required) or remove the keys (api_keys, admin_keys, api_keys_file, "
-                "admin_keys_file). `make serve` sets LORAGATE_AUTH_DISABLED=true unless keys are exported in "
-                "the environment (LORAGATE_API_KEYS, LORAGATE_ADMIN_KEYS or their _FILE forms).")
-        if not is_loopback(settings.host) and not settings.allow_insecure_bind:
-            raise AuthConfigError(
-                f"refusing to listen on {settings.host} with authentication disabled: anyone who can reach "
-                "it could generate and change adapters and routes. Configure keys "
-                "(LORAGATE_API_KEYS / LORAGATE_ADMIN_KEYS or LORAGATE_API_KEYS_FILE / LORAGATE_ADMIN_KEYS_FILE) "
-                "and drop LORAGATE_AUTH_DISABLED, listen on 127.0.0.1 (--host 127.0.0.1), or set "
-                "LORAGATE_ALLOW_INSECURE_BIND=true (e.g. behind a proxy that authenticates).")
-        return None
-    ring = load_key_ring(settings, warn)
-    if not ring:
-        raise AuthConfigError(
-            "no API keys configured: set LORAGATE_API_KEYS='[\"KEY\"]' and/or LORAGATE_ADMIN_KEYS, or "
-            "LORAGATE_API_KEYS_FILE / LORAGATE_ADMIN_KEYS_FILE (one key per line, `id:key` names it); "
-            "or run without keys on 127.0.0.1 with LORAGATE_AUTH_DISABLED=true (what `make serve` does)")
-    return ring
-
-
-# ------------------------------------------------------------------ paths
+# ------------------------------------------------------------------ paths no route serves
 def normalise_path(path: str) -> str:
     """Percent-decoded until stable, `\\` read as `/`, duplicate slashes collapsed, `.`/`..`
     resolved (never above the root), no trailing slash."""
@@ -233,105 +202,55 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-def required_role(scope: Scope, open_paths: frozenset[str]) -> Role:
-    path = _route_path(scope)
-    if path in open_paths:
-        return Role.OPEN
-    raw = scope.get("raw_path")
-    forms = [path, raw.decode("latin-1") if isinstance(raw, bytes) else ""]
-    admin = any(normalise_path(form).split("/")[1] == ADMIN_SEGMENT for form in forms if form)
-    return Role.ADMIN if admin else Role.API
+def matched_route(routes: list[BaseRoute], scope: Scope) -> BaseRoute | None:
+    """The route the router will hand the request to: the first full match, else the first partial
+    one (a 405), as Starlette's router chooses."""
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
 
 
-def bearer_token(scope: Scope) -> tuple[str | None, bool]:
-    """(token, header present): the token of the one `Authorization: Bearer` header, scheme
-    case-insensitive; None when missing, repeated or malformed."""
-    values = [value for name, value in scope.get("headers", ()) if name.lower() == b"authorization"]
-    if not values:
-        return None, False
-    if len(values) > 1:
-        return None, True
-    try:
-        scheme, _, token = values[0].decode("ascii").strip().partition(" ")
-    except UnicodeDecodeError:
-        return None, True
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS or any(c.isspace() for c in token):
-        return None, True
-    return token, True
+class KeyMiddleware:
+    """Identifies every request's key and refuses, before the body is read, what its route's
+    requirement (or, when no route serves the path, deny by default) does not allow."""
 
-
-# ------------------------------------------------------------------ middleware
-def _count_refusal(scope: Scope, reason: str) -> None:
-    """`loragate_rejected_requests_total{reason}` of the running app (none in bare test apps)."""
-    services = getattr(getattr(scope.get("app"), "state", None), "services", None)
-    metrics = getattr(services, "metrics", None)
-    if metrics is not None:
-        metrics.rejected.labels(reason=reason).inc()
-
-
-class AuthMiddleware:
-    def __init__(self, app: ASGIApp, ring: KeyRing | None, open_paths: frozenset[str]) -> None:
-        self.app, self.ring, self.open_paths = app, ring, open_paths
+    def __init__(self, app: ASGIApp, auth: Auth) -> None:
+        self.app, self.auth = app, auth
+        self._admin_segments: frozenset[str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        state = scope.setdefault("state", {})
-        state["key_id"] = state["key_role"] = None
-        if self.ring is None:
+        self.auth.identify(scope)
+        refusal = self.auth.refusal(scope, self._need(scope))
+        if refusal is None:
             await self.app(scope, receive, send)
-            return
-        need = required_role(scope, self.open_paths)
-        token, presented = bearer_token(scope)
-        entry = self.ring.lookup(token) if token is not None else None
-        if entry is not None:
-            state["key_id"] = entry.key_id
-        if need is Role.OPEN or (entry is not None and entry.role >= need):
-            if entry is not None:
-                state["key_role"] = entry.role.name.lower()
-            await self.app(scope, receive, send)
-            return
-        if entry is None:
-            message = INVALID_KEY_MESSAGE if token is not None else (MALFORMED_MESSAGE if presented else
-                                                                     MISSING_KEY_MESSAGE)
-            logger.debug("401 %s %s: %s", scope.get("method", "WEBSOCKET"), scope.get("path"), message)
-            challenge = 'Bearer error="invalid_token"' if presented else "Bearer"
-            _count_refusal(scope, "unauthenticated")
-            response = error_response(401, message, "invalid_request_error", None, "invalid_api_key",
-                                      headers={"www-authenticate": challenge})
-        else:
-            logger.info("403 %s %s: key %s is not an admin key", scope.get("method", "WEBSOCKET"),
-                        scope.get("path"), entry.key_id)
-            _count_refusal(scope, "forbidden")
-            response = error_response(403, FORBIDDEN_MESSAGE, "invalid_request_error", None,
-                                      "insufficient_permissions")
-        if scope["type"] == "websocket":
+        elif scope["type"] == "websocket":
+            count_refusal(refusal, scope.get("app"))
             await send({"type": "websocket.close", "code": 1008})
-            return
-        await response(scope, receive, send)
+        else:
+            await refusal_response(refusal, scope.get("app"))(scope, receive, send)
+
+    def _need(self, scope: Scope) -> Role:
+        routes: list[BaseRoute] = scope["app"].router.routes
+        route = matched_route(routes, scope)
+        if route is not None:
+            return declared_role(route, self.auth)
+        if self._admin_segments is None:  # the routes are all included before the first request
+            self._admin_segments = frozenset(_first_segment(getattr(r, "path", "")) for r in routes
+                                              if declared_role(r, self.auth) is Role.ADMIN)
+        raw = scope.get("raw_path")
+        forms = [_route_path(scope), raw.decode("latin-1") if isinstance(raw, bytes) else ""]
+        admin = any(_first_segment(normalise_path(form)) in self._admin_segments for form in forms if form)
+        return Role.ADMIN if admin else Role.API
 
 
-def open_paths_for(app: FastAPI, settings: Settings) -> frozenset[str]:
-    paths = {*HEALTH_PATHS, *(p for p in (app.docs_url, app.redoc_url, app.openapi_url) if p)}
-    if not settings.metrics_require_key:
-        paths.add(METRICS_PATH)
-    return frozenset(paths)
+def _first_segment(path: str) -> str:
+    return path.split("/")[1] if path.count("/") else ""
 
-
-def install_auth(app: FastAPI, settings: Settings) -> None:
-    """Put the auth middleware outermost among the app's middlewares (raises `AuthConfigError` for
-    settings the service must not start with)."""
-    ring = key_ring_for(settings)
-    open_paths = open_paths_for(app, settings)
-    if ring is None:
-        logger.warning("authentication is DISABLED (auth_disabled): every endpoint, /admin included, is open "
-                       "to anyone who can reach %s:%s", settings.host, settings.port)
-    else:
-        logger.info("authentication on: %d API key(s), %d admin key(s) (ids: %s); open without a key: %s",
-                    ring.count(Role.API), ring.count(Role.ADMIN),
-                    ", ".join(sorted(entry.key_id for entry in ring.entries)), ", ".join(sorted(open_paths)))
-        if not ring.count(Role.ADMIN):
-            logger.info("no admin keys: /admin/* answers 403 to every key")
-    app.add_middleware(AuthMiddleware, ring=ring, open_paths=open_paths)

@@ -18,88 +18,43 @@ from service.engine import Engine, EngineOptions, EngineState
 from service.generation import GenerationLimits, GenerationService
 from service.observability import Metrics, RequestStats
 from service.routing import ModelRouter, RolloutGuard, RouteRegistry, RouteSpec
-from service.structured import StructuredGuard, StructuredLimits, StructuredPolicy
+from service.structured import StructuredGuard, StructuredPolicy
 from service.tasks.triage import TriageService
 
 logger = logging.getLogger(__name__)
 
 
 def engine_options(settings: Settings) -> EngineOptions:
-    """The engine's share of the settings."""
-    return EngineOptions(
-        model_dir=settings.model_dir,
-        served_model_name=settings.model_name,
-        max_model_len=settings.max_model_len,
-        max_num_seqs=settings.max_num_seqs,
-        max_num_batched_tokens=settings.max_num_batched_tokens,
-        kv_cache_space_gib=settings.kv_cache_space_gib,
-        dtype=settings.dtype,
-        tensor_parallel_size=settings.tensor_parallel_size,
-        pipeline_parallel_size=settings.pipeline_parallel_size,
-        distributed_executor_backend=settings.distributed_executor_backend,
-        structured_output_backend=settings.structured_output_backend,
-        enforce_eager=settings.enforce_eager,
-        max_loras=settings.max_loras,
-        max_cpu_loras=settings.max_cpu_loras,
-        max_lora_rank=settings.max_lora_rank,
-        grammar_cache_mib=settings.grammar_cache_mib,
-        outlines_compile_timeout_s=settings.outlines_compile_timeout_s,
-        vllm_plugin=settings.vllm_plugin,
-    )
+    """The engine's settings, and the model it serves."""
+    return EngineOptions(**dict(settings.engine), model_dir=settings.model_dir, served_model_name=settings.model_name)
 
 
 def build_services(settings: Settings, metrics: Metrics | None = None) -> Services:
     metrics = metrics or Metrics()
     engine = Engine(engine_options(settings), on_stats=metrics.record_engine_stats)
     metrics.engine_unfinished.set_function(engine.unfinished_requests)
-    store = AdapterStore(settings.adapter_store)
+    store = AdapterStore(settings.adapters.store)
     routes = RouteRegistry(store, settings.model_name, metrics)
     router = ModelRouter(settings.model_name, routes=routes, metrics=metrics)
-    registry = AdapterRegistry(
-        store,
-        engine,
-        BaseModelShape.from_model_dir(settings.model_dir),
-        RegistryLimits(
-            max_rank=settings.max_lora_rank,
-            max_adapter_bytes=settings.adapter_max_bytes,
-            allowed_roots=settings.adapter_roots,
-            drain_timeout_s=settings.adapter_drain_timeout_s,
-            preload=settings.max_cpu_loras,
-            sync_interval_s=settings.registry_sync_interval_s,
-        ),
-        metrics,
-        reserved_names=router.reserved_names,
-    )
+    # The registry enforces the engine's rank limit and preloads what the engine keeps loaded.
+    registry_limits = RegistryLimits(**dict(settings.adapters), max_rank=settings.engine.max_lora_rank,
+                                     preload=settings.engine.max_cpu_loras)
+    registry = AdapterRegistry(store, engine, BaseModelShape.from_model_dir(settings.model_dir), registry_limits,
+                               metrics, reserved_names=router.reserved_names)
     router.adapters = registry
     registry.used_by = routes.routes_using
-    limits = GenerationLimits(
-        max_model_len=settings.max_model_len,
-        max_tokens_limit=settings.max_tokens_limit,
-        max_n=settings.max_n,
-    )
+    limits = GenerationLimits(**dict(settings.generation), max_model_len=settings.engine.max_model_len)
     request_stats = RequestStats(window_s=settings.stats_window_s)
-    guard = StructuredGuard(StructuredLimits(
-        max_schema_bytes=settings.schema_max_bytes,
-        max_depth=settings.schema_max_depth,
-        max_enum_values=settings.schema_max_enum_values,
-        max_properties=settings.schema_max_properties,
-        max_regex_length=settings.regex_max_length,
-        max_grammar_bytes=settings.grammar_max_bytes,
-        compile_timeout_s=settings.structured_compile_timeout_s,
-        compile_workers=settings.constraint_workers,
-        compile_wait_s=settings.constraint_wait_s,
-        compile_max_waiting=settings.constraint_max_waiting,
-        cache_entries=settings.constraint_cache_size,
-    ))
+    guard = StructuredGuard(settings.structured)
     policy = StructuredPolicy(
-        default_backend=settings.structured_output_backend,
+        default_backend=settings.engine.structured_output_backend,
         # Without the plugin an engine has one backend: no per-request fallback to another.
-        fallback_backends=settings.structured_output_fallbacks if settings.vllm_plugin else [],
-        per_request_backends=settings.vllm_plugin,
+        fallback_backends=settings.structured.fallback_backends if settings.engine.vllm_plugin else [],
+        per_request_backends=settings.engine.vllm_plugin,
     )
     generation = GenerationService(engine, router, metrics, limits, guard=guard, policy=policy,
                                    stats=request_stats, rollout=RolloutGuard(routes, request_stats))
-    triage = TriageService(generation, settings.model_name, batch_concurrency=settings.triage_batch_concurrency)
+    triage = TriageService(generation, settings.model_name, batch_concurrency=settings.triage.batch_concurrency)
     return Services(settings=settings, engine=engine, registry=registry, router=router, metrics=metrics,
                     generation=generation, stats=request_stats, guard=guard, triage=triage, routes=routes)
 
@@ -119,7 +74,7 @@ async def run_services(svc: Services) -> None:
     svc.metrics.engine_ready.set(1 if svc.engine.is_ready else 0)
     try:
         while svc.engine.is_ready:
-            await asyncio.sleep(svc.settings.registry_sync_interval_s)
+            await asyncio.sleep(svc.settings.adapters.sync_interval_s)
             try:
                 await svc.registry.refresh()  # also this replica's heartbeat in the shared store
                 if svc.routes is not None:
@@ -132,7 +87,7 @@ async def run_services(svc: Services) -> None:
 
 async def _register_initial_adapters(svc: Services) -> None:
     """Register the configured adapters the store lacks (never replaces a registered version)."""
-    for name, folder in svc.settings.initial_adapters.items():
+    for name, folder in svc.settings.adapters.initial.items():
         if svc.registry.handle(name) is not None:
             continue
         try:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pydantic import BaseModel
 
+from service.api.limits import Refusal
 from service.errors import ServiceError, as_service_error
 
 logger = logging.getLogger(__name__)
@@ -88,7 +91,53 @@ def service_error_response(exc: BaseException) -> JSONResponse:
                         headers=headers)
 
 
+def count_refusal(refusal: Refusal, app: Any) -> None:
+    """`loragate_rejected_requests_total{reason}` of the running app (none in bare test apps)."""
+    metrics = getattr(getattr(getattr(app, "state", None), "services", None), "metrics", None)
+    if metrics is not None:
+        metrics.rejected.labels(reason=refusal.reason).inc()
+
+
+def refusal_response(refusal: Refusal, app: Any) -> JSONResponse:
+    """The reply to a request refused at the door (auth, body size, admission), counted."""
+    count_refusal(refusal, app)
+    response = service_error_response(refusal.error)
+    response.headers.update(refusal.headers)
+    return response
+
+
+class UnexpectedErrorMiddleware:
+    """An exception nothing else handled becomes the OpenAI-shaped 500 (or whatever `failure_of`
+    maps it to) here, inside the access log, so that reply carries the request id and is logged
+    like any other. Re-raised afterwards, as Starlette's ServerErrorMiddleware does, for the
+    server's own log (that middleware, outermost, then finds the reply sent)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if as_service_error(exc).status >= 500:
+                logger.exception("request failed")
+            if not started:
+                await service_error_response(exc)(scope, receive, send)
+            raise
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers of FastAPI's exception middleware; `UnexpectedErrorMiddleware` answers the rest."""
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         if exc.status >= 500:
@@ -105,8 +154,6 @@ def install_error_handlers(app: FastAPI) -> None:
         type_, code = _HTTP_ERROR_TYPES.get(exc.status_code, ("server_error", None))
         return error_response(exc.status_code, str(exc.detail), type_, None, code, getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if as_service_error(exc).status >= 500:
-            logger.exception("request failed")
-        return service_error_response(exc)
+    @app.exception_handler(Refusal)
+    async def _refused(request: Request, exc: Refusal) -> JSONResponse:
+        return refusal_response(exc, request.app)

@@ -9,7 +9,9 @@ from pydantic import BaseModel
 from service.api.deps import ServicesDep
 from service.engine import EngineState
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"])  # open: probes need no key
+LIVE_PATH, READY_PATH = "/health/live", "/health/ready"
+PROBE_PATHS = (LIVE_PATH, READY_PATH)
 
 
 class HealthStatus(BaseModel):
@@ -17,7 +19,7 @@ class HealthStatus(BaseModel):
     engine: str
 
 
-@router.get("/health/live", response_model=HealthStatus, responses={503: {"model": HealthStatus}})
+@router.get(LIVE_PATH, response_model=HealthStatus, responses={503: {"model": HealthStatus}})
 async def live(services: ServicesDep) -> JSONResponse:
     """503 once the engine is dead (the watchdog also stops the process): restart me."""
     dead = services.engine.state == EngineState.DEAD
@@ -25,7 +27,7 @@ async def live(services: ServicesDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=503 if dead else 200)
 
 
-@router.get("/health/ready", response_model=HealthStatus, responses={503: {"model": HealthStatus}})
+@router.get(READY_PATH, response_model=HealthStatus, responses={503: {"model": HealthStatus}})
 async def ready(services: ServicesDep) -> JSONResponse:
     engine = services.engine
     healthy = await engine.check_health() if engine.is_ready else False

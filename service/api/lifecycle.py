@@ -19,12 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from service.api.errors import error_response
+from service.api.health import PROBE_PATHS
+from service.api.observability import METRICS_PATH
 from service.engine import EngineState
 
 logger = logging.getLogger(__name__)
 
 ENGINE_DEAD_EXIT_CODE = 3
-OPEN_WHILE_DRAINING = ("/health/live", "/health/ready", "/metrics")
+OPEN_WHILE_DRAINING = (*PROBE_PATHS, METRICS_PATH)
 
 
 class Lifecycle:

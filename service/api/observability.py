@@ -8,14 +8,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from prometheus_client.exposition import choose_encoder
 
+from service.api.auth import require_api_key, require_metrics_key
 from service.api.deps import ServicesDep
 from service.api.errors import ERROR_RESPONSES
 from service.observability import StatsReport
 
 router = APIRouter(tags=["observability"])
+METRICS_PATH = "/metrics"
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(METRICS_PATH, response_class=Response, dependencies=[Depends(require_metrics_key)])
 async def metrics(request: Request, services: ServicesDep) -> Response:
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     return Response(encoder(services.metrics.registry), media_type=content_type)
@@ -40,6 +42,7 @@ def stats_window(
 StatsWindow = Annotated[float | None, Depends(stats_window)]
 
 
-@router.get("/v1/stats", response_model=StatsReport, responses={400: ERROR_RESPONSES[400]})
+@router.get("/v1/stats", response_model=StatsReport, responses={400: ERROR_RESPONSES[400]},
+            dependencies=[Depends(require_api_key)])
 async def stats(services: ServicesDep, window_seconds: StatsWindow) -> StatsReport:
     return services.stats.report(window_seconds)

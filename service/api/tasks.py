@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from service.api.admission import AdmittedRoute, admitted, batch_work, ticket_work
+from service.api.auth import require_api_key
 from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import ERROR_RESPONSES, ErrorDetail
@@ -15,7 +17,8 @@ from service.api.headers import served_headers, token_headers
 from service.errors import InvalidRequestError
 from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse, TriageThresholds
 
-router = APIRouter(prefix="/v1/tickets", tags=["triage"])
+router = APIRouter(prefix="/v1/tickets", tags=["triage"], route_class=AdmittedRoute,
+                   dependencies=[Depends(require_api_key)])
 RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
 
 
@@ -38,6 +41,10 @@ class BatchTriageRequest(TriageOptions):
     model: str | None = None
 
 
+AdmittedTicket = Annotated[TriageRequest, admitted(TriageRequest, ticket_work)]
+AdmittedBatch = Annotated[BatchTriageRequest, admitted(BatchTriageRequest, batch_work)]
+
+
 class BatchItem(BaseModel):
     index: int
     triage: TicketTriage | None = None
@@ -51,7 +58,7 @@ class BatchTriageResponse(BaseModel):
 
 
 @router.post("/triage", response_model=TriageResponse, responses=RESPONSES)
-async def triage_ticket(body: TriageRequest, request: Request, services: ServicesDep,
+async def triage_ticket(body: AdmittedTicket, request: Request, services: ServicesDep,
                         route_key: RouteKeyHeader = None):
     # A client that leaves cancels the work, which aborts its engine request.
     ticket = Ticket.model_validate(body.model_dump(include=set(Ticket.model_fields)))
@@ -65,9 +72,9 @@ async def triage_ticket(body: TriageRequest, request: Request, services: Service
 
 
 @router.post("/triage/batch", response_model=BatchTriageResponse, responses=RESPONSES)
-async def triage_batch(body: BatchTriageRequest, request: Request, services: ServicesDep,
+async def triage_batch(body: AdmittedBatch, request: Request, services: ServicesDep,
                        route_key: RouteKeyHeader = None) -> BatchTriageResponse:
-    limit = services.settings.triage_batch_max
+    limit = services.settings.triage.batch_max
     if len(body.tickets) > limit:
         raise InvalidRequestError(f"At most {limit} tickets per batch; got {len(body.tickets)}.", param="tickets")
     results = await cancel_on_disconnect(

@@ -17,7 +17,7 @@ def run(argv: list[str]) -> int:
         print(f"loragate serve: invalid settings\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings)  # JSON lines unless --log-format text
-    from service.api.auth import AuthConfigError, key_ring_for
+    from service.api.keys import AuthConfigError, key_ring_for
 
     try:
         key_ring_for(settings, warn=False)  # refuse keyless or insecure starts before preparing anything

@@ -6,6 +6,7 @@ from service.engine.types import (
     AdapterHandle,
     EngineOptions,
     EngineRequestError,
+    EngineSettings,
     EngineState,
     EngineUnavailableError,
     FinishReason,
@@ -14,12 +15,14 @@ from service.engine.types import (
     GenerationUpdate,
     SamplingOptions,
     StructuredConstraint,
+    StructuredOutputBackend,
     TokenLogprob,
     TopToken,
 )
 
 __all__ = [
-    "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineOptions", "EngineRequestError", "EngineState",
-    "EngineUnavailableError", "FinishReason", "GenerationDelta", "GenerationFailedError", "GenerationUpdate",
-    "SamplingOptions", "StructuredConstraint", "TokenLogprob", "TopToken",
+    "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineOptions", "EngineRequestError", "EngineSettings",
+    "EngineState", "EngineUnavailableError", "FinishReason", "GenerationDelta", "GenerationFailedError",
+    "GenerationUpdate", "SamplingOptions", "StructuredConstraint", "StructuredOutputBackend",
+    "TokenLogprob", "TopToken",
 ]

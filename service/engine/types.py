@@ -8,9 +8,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class EngineState(str, enum.Enum):
@@ -21,28 +21,57 @@ class EngineState(str, enum.Enum):
     DEAD = "dead"
 
 
-class EngineOptions(BaseModel):
-    """What the engine is built from (a projection of `Settings`)."""
+StructuredOutputBackend = Literal["xgrammar", "outlines", "guidance"]
+
+
+class EngineSettings(BaseModel):
+    """`Settings.engine`: how the engine runs the model (`loragate serve --max-model-len ...`)."""
+
+    max_model_len: int = Field(2048, ge=64, description="Context length (prompt + completion tokens).")
+    max_num_seqs: int = Field(16, ge=1, description="Sequences the engine runs at once.")
+    max_num_batched_tokens: int = Field(
+        1024, ge=64, description="Tokens per engine step (long prompts are prefilled in chunks)."
+    )
+    kv_cache_space_gib: float = Field(1.0, gt=0, description="KV cache memory in GiB.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("bfloat16", description="Weights dtype.")
+    tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size.")
+    pipeline_parallel_size: int = Field(1, ge=1, description="vLLM pipeline parallel size (stages, e.g. nodes).")
+    distributed_executor_backend: Literal["uni", "mp", "ray"] | None = Field(
+        None, description="How vLLM runs the model: `uni` (inside the engine-core process: one process fewer, "
+        "one model copy, tensor x pipeline size 1), `mp` (worker processes on this node), `ray` (a Ray cluster, "
+        "needed when tensor x pipeline size exceeds this node's GPUs); unset: `uni` for one worker, else vLLM chooses.",
+    )
+    structured_output_backend: StructuredOutputBackend = Field(
+        "xgrammar", description="Default constrained-decoding backend."
+    )
+    enforce_eager: bool = Field(True, description="Skip graph capture/compilation (faster start on CPU).")
+    max_loras: int = Field(4, ge=1, description="Adapters resident in one engine batch.")
+    max_cpu_loras: int = Field(8, ge=1, description="Adapters kept loaded in the engine's cache.")
+    max_lora_rank: int = Field(64, ge=1, description="Largest adapter rank accepted.")
+    grammar_cache_mib: int = Field(64, ge=1, description="Memory for cached compiled grammars (MiB).")
+    outlines_compile_timeout_s: int = Field(
+        30, ge=1, description="Longest outlines index build in the engine (vLLM's default, 5 s, is less than "
+        "a four-field schema takes on a loaded CPU); it runs off the scheduling loop.",
+    )
+    vllm_plugin: bool = Field(
+        True, description="loragate's vLLM plugin: per-request structured-output backends (the fallback chain) "
+        "and grouped CPU LoRA ops. Off: one backend per engine, vLLM's own LoRA ops.",
+    )
+
+    @model_validator(mode="after")
+    def _one_process_runs_one_worker(self) -> Self:
+        if self.distributed_executor_backend == "uni" and self.tensor_parallel_size * self.pipeline_parallel_size > 1:
+            raise ValueError("distributed_executor_backend `uni` runs one worker: tensor and pipeline parallel size "
+                             "must be 1 (use `mp` or `ray`)")
+        return self
+
+
+class EngineOptions(EngineSettings):
+    """What the engine is built from: its settings and the model it serves (named by `Settings`)."""
 
     model_dir: Path
     served_model_name: str
-    max_model_len: int = 2048
-    max_num_seqs: int = 16
-    max_num_batched_tokens: int = 1024
-    kv_cache_space_gib: float = 1.0
-    dtype: str = "bfloat16"
-    tensor_parallel_size: int = 1
-    pipeline_parallel_size: int = 1
-    distributed_executor_backend: str | None = None
-    structured_output_backend: str = "xgrammar"
-    enforce_eager: bool = True
-    max_loras: int = 4
-    max_cpu_loras: int = 8
-    max_lora_rank: int = 64
-    grammar_cache_mib: int = 64
-    outlines_compile_timeout_s: int = 30
     seed: int = 0
-    vllm_plugin: bool = True  # per-request structured backends and grouped CPU LoRA ops
 
 
 class StructuredConstraint(BaseModel):

@@ -7,11 +7,12 @@ from service.generation.types import (
     GenerationLimits,
     GenerationRequest,
     GenerationResult,
+    GenerationSettings,
     PreparedGeneration,
     PromptMessage,
 )
 
 __all__ = [
     "ChoiceResult", "GenerationLimits", "GenerationRequest", "GenerationResult", "GenerationService",
-    "GenerationSession", "PreparedGeneration", "PromptMessage",
+    "GenerationSession", "GenerationSettings", "PreparedGeneration", "PromptMessage",
 ]

@@ -51,10 +51,19 @@ class GenerationRequest(BaseModel):
         return self
 
 
-class GenerationLimits(BaseModel):
+class GenerationSettings(BaseModel):
+    """`Settings.generation`: what one request may ask for."""
+
+    max_tokens_limit: int = Field(
+        1024, ge=1, description="Largest `max_tokens` a request may ask for; also the default."
+    )
+    max_n: int = Field(4, ge=1, description="Largest `n` (choices per request).")
+
+
+class GenerationLimits(GenerationSettings):
+    """The generation settings and the engine's context length (`Settings.engine.max_model_len`)."""
+
     max_model_len: int
-    max_tokens_limit: int
-    max_n: int
 
 
 @dataclass(frozen=True)

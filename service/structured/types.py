@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from service.engine.types import StructuredConstraint
+from service.engine.types import StructuredConstraint, StructuredOutputBackend
 
 ValidationResult = Literal["valid", "invalid", "truncated", "unchecked"]
 StructuredKind = Literal["json_schema", "json_object", "regex", "choice", "grammar"]
@@ -21,15 +21,34 @@ class StructuredRequest(BaseModel):
 
 
 class StructuredLimits(BaseModel):
-    max_schema_bytes: int = 64 * 1024
-    max_depth: int = 32
-    max_enum_values: int = 1024
-    max_properties: int = 512
-    max_regex_length: int = 2048
-    max_grammar_bytes: int = 64 * 1024
-    max_choices: int = 256
-    compile_timeout_s: float = 5.0  # a trial conversion that takes longer is refused
-    compile_workers: int = 2  # worker processes running trial conversions at once
-    compile_wait_s: float = 5.0  # longest wait for a free worker before OverloadedError (503)
-    compile_max_waiting: int = 32  # requests that may wait for a worker; more get OverloadedError
-    cache_entries: int = 1024  # trial verdicts remembered, for passes and for refusals each
+    """What the guard accepts, and its constraint-compiling workers."""
+
+    max_schema_bytes: int = Field(64 * 1024, ge=1, description="Largest JSON schema accepted (bytes).")
+    max_depth: int = Field(32, ge=1, description="Deepest JSON schema nesting accepted.")
+    max_enum_values: int = Field(1024, ge=1, description="Most values in one schema enum.")
+    max_properties: int = Field(512, ge=1, description="Most properties declared in one schema.")
+    max_regex_length: int = Field(2048, ge=1, description="Longest regex constraint accepted.")
+    max_grammar_bytes: int = Field(64 * 1024, ge=1, description="Largest EBNF grammar accepted (bytes).")
+    max_choices: int = Field(256, ge=1, description="Most alternatives in one choice constraint (`guided_choice`).")
+    compile_timeout_s: float = Field(
+        5.0, gt=0, description="A constraint that takes longer to compile is refused (400)."
+    )
+    compile_workers: int = Field(2, ge=1, description="Worker processes trial-compiling constraints at once.")
+    compile_wait_s: float = Field(
+        5.0, ge=0, description="Longest wait for a free constraint worker; then 503 with Retry-After."
+    )
+    compile_max_waiting: int = Field(
+        32, ge=0, description="Requests that may wait for a constraint worker; more get 503 with Retry-After."
+    )
+    cache_entries: int = Field(1024, ge=1, description="Constraint verdicts remembered (passes, and refusals), each.")
+
+
+class StructuredSettings(StructuredLimits):
+    """`Settings.structured`: the guard's limits (passed to `StructuredGuard` as they are) and the
+    backends tried after the engine's default one."""
+
+    fallback_backends: list[StructuredOutputBackend] = Field(
+        default_factory=lambda: ["guidance"],
+        description="Backends tried, in order, when the default cannot compile a constraint or its "
+        "output fails validation. outlines builds a full automaton per schema: costly on the CPU.",
+    )

@@ -13,7 +13,7 @@ from service.api.deps import ServicesDep
 from service.api.errors import ERROR_RESPONSES
 from service.errors import PayloadTooLargeError, ServiceError
 
-router = APIRouter(prefix="/admin/adapters", tags=["admin"])
+router = APIRouter(prefix="/adapters", tags=["admin"])  # under the admin router (admin key)
 GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
 ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409, 413, 415)}
 
@@ -49,7 +49,7 @@ async def upload_adapter(
             "Upload the adapter folder as a .tar.gz body with content-type: application/gzip.",
             param="content-type",
         )
-    limit = services.settings.adapter_max_bytes
+    limit = services.settings.adapters.max_adapter_bytes
     with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as archive:
         received = 0
         async for chunk in request.stream():

@@ -13,7 +13,7 @@ from service.api.observability import StatsWindow
 from service.observability.route_report import RouteReport, build_route_report
 from service.routing import Route, RouteSpec
 
-router = APIRouter(prefix="/admin/routes", tags=["admin"])
+router = APIRouter(prefix="/routes", tags=["admin"])  # under the admin router (admin key)
 ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409)}
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from service.api.admission import AdmittedRoute, admitted, chat_work, completion_work
+from service.api.auth import require_api_key
 from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import ERROR_RESPONSES
@@ -27,12 +30,14 @@ from service.api.openai.logprobs import chat_logprobs, completion_logprobs
 from service.api.openai.streaming import chat_chunks, completion_chunks, event_stream
 from service.api.openai.translate import generation_request
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=AdmittedRoute, dependencies=[Depends(require_api_key)])
+AdmittedChat = Annotated[ChatCompletionRequest, admitted(ChatCompletionRequest, chat_work)]
+AdmittedCompletion = Annotated[CompletionRequest, admitted(CompletionRequest, completion_work)]
 RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=RESPONSES)
-async def chat_completions(body: ChatCompletionRequest, request: Request, services: ServicesDep,
+async def chat_completions(body: AdmittedChat, request: Request, services: ServicesDep,
                            route_key: RouteKeyHeader = None):
     session = services.generation.session(generation_request(body, services.generation, route_key))
     if body.stream:
@@ -54,7 +59,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, servic
 
 
 @router.post("/completions", response_model=CompletionResponse, responses=RESPONSES)
-async def completions(body: CompletionRequest, request: Request, services: ServicesDep,
+async def completions(body: AdmittedCompletion, request: Request, services: ServicesDep,
                       route_key: RouteKeyHeader = None):
     session = services.generation.session(generation_request(body, services.generation, route_key))
     if body.stream:

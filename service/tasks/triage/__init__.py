@@ -18,9 +18,10 @@ from service.tasks.triage.schema import (
     parse_triage_reply,
 )
 from service.tasks.triage.service import DEFAULT_POLICY, REPETITION_PENALTY, TriageService
+from service.tasks.triage.settings import TriageSettings
 
 __all__ = [
     "CATEGORIES", "DEFAULT_POLICY", "PRIORITIES", "PROMPT_FILE", "REPETITION_PENALTY", "Category", "LabelConfidence",
     "LabelProbabilities", "Priority", "Ticket", "TicketTriage", "TriageMeta", "TriagePolicy", "TriagePrompt",
-    "TriageResponse", "TriageService", "TriageThresholds", "parse_triage_reply",
+    "TriageResponse", "TriageService", "TriageSettings", "TriageThresholds", "parse_triage_reply",
 ]

@@ -12,11 +12,12 @@ import pytest
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.testclient import TestClient
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 
-from service.api.access_log import BODY_LOG_LIMIT, install_access_log
+from service.api.access_log import BODY_LOG_LIMIT, AccessLogMiddleware
 from service.api.cancellation import cancel_on_disconnect
-from service.api.errors import install_error_handlers
-from service.config import Settings
+from service.api.errors import UnexpectedErrorMiddleware, install_error_handlers
 
 SERVED = {
     "x-loragate-model": "support-tone", "x-loragate-base-model": "base", "x-loragate-route": "ab",
@@ -27,18 +28,19 @@ FIELDS = {"ts", "request_id", "method", "path", "status", "duration_ms", "key_id
 SECRET = "the prompt text nobody may log"
 
 
-def make_app(*, auth: bool = True, **settings: Any) -> FastAPI:
-    app = FastAPI()
+async def authenticate(request: Request, call_next):  # noqa: ANN001, ANN201 - stands in for service/api/auth.py
+    assert request.state.request_id  # set before anything inside runs
+    if request.headers.get("authorization") == "Bearer sk-secret":
+        request.state.key_id = "team-a"
+    return await call_next(request)
+
+
+def make_app(*, auth: bool = True, inner: list[Middleware] = (), enabled: bool = True, bodies: bool = False) -> FastAPI:
+    """The access log and the error middleware in create_app's order, then `inner` middlewares."""
+    middleware = [Middleware(AccessLogMiddleware, enabled=enabled, bodies=bodies), Middleware(UnexpectedErrorMiddleware),
+                  *([Middleware(BaseHTTPMiddleware, dispatch=authenticate)] if auth else []), *inner]
+    app = FastAPI(middleware=middleware)
     install_error_handlers(app)
-
-    async def authenticate(request: Request, call_next):  # stands in for service/api/auth.py
-        assert request.state.request_id  # set before anything inside runs
-        if request.headers.get("authorization") == "Bearer sk-secret":
-            request.state.key_id = "team-a"
-        return await call_next(request)
-
-    if auth:
-        app.middleware("http")(authenticate)
 
     @app.post("/plain")
     async def plain(request: Request) -> JSONResponse:
@@ -78,7 +80,6 @@ def make_app(*, auth: bool = True, **settings: Any) -> FastAPI:
     async def missing() -> None:
         raise HTTPException(404, "nothing here")
 
-    install_access_log(app, Settings(**settings))
     return app
 
 
@@ -157,13 +158,11 @@ def test_errors_are_logged_with_their_status_and_carry_the_id(caplog_access: pyt
     assert lines[0]["request_id"] == "r-500" and lines[0]["model"] is None and lines[0]["prompt_tokens"] is None
 
 
-def test_outermost_even_when_middleware_is_added_later(caplog_access: pytest.LogCaptureFixture) -> None:
-    app = make_app()
+def test_outermost_even_when_a_middleware_inside_fails(caplog_access: pytest.LogCaptureFixture) -> None:
+    async def broken(request: Request, call_next):  # noqa: ANN001, ANN202
+        raise RuntimeError("a middleware declared after the access log")
 
-    @app.middleware("http")
-    async def broken(request: Request, call_next):
-        raise RuntimeError("a middleware added after the access log")
-
+    app = make_app(inner=[Middleware(BaseHTTPMiddleware, dispatch=broken)])
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/stream", headers={"x-request-id": "outer"})
     assert (response.status_code, response.headers["x-request-id"]) == (500, "outer")
@@ -171,7 +170,7 @@ def test_outermost_even_when_middleware_is_added_later(caplog_access: pytest.Log
 
 
 def test_bodies_only_when_asked_and_capped(caplog_access: pytest.LogCaptureFixture) -> None:
-    with TestClient(make_app(access_log_bodies=True)) as client:
+    with TestClient(make_app(bodies=True)) as client:
         client.post("/plain", json={"prompt": SECRET})
         client.post("/plain", content=b"x" * (BODY_LOG_LIMIT * 3), headers={"content-type": "text/plain"})
     small, big = access_lines(caplog_access)
@@ -180,7 +179,7 @@ def test_bodies_only_when_asked_and_capped(caplog_access: pytest.LogCaptureFixtu
 
 
 def test_disabled_keeps_the_request_id(caplog_access: pytest.LogCaptureFixture) -> None:
-    with TestClient(make_app(access_log=False)) as client:
+    with TestClient(make_app(enabled=False)) as client:
         response = client.post("/plain", json={})
     assert response.headers["x-request-id"]
     assert access_lines(caplog_access) == []
@@ -242,3 +241,11 @@ def test_client_leaving_before_a_reply_is_a_499(caplog_access: pytest.LogCapture
     [line] = access_lines(caplog_access)
     assert (line["request_id"], line["path"], line["status"]) == ("gone-1", "/wait", 499)
     assert 40 <= line["duration_ms"] < 5000
+
+
+def test_create_app_declares_the_access_log_outermost() -> None:
+    from service.api.app import create_app
+    from service.config import Settings
+
+    declared = [middleware.cls for middleware in create_app(Settings(auth_disabled=True)).user_middleware]
+    assert declared[:2] == [AccessLogMiddleware, UnexpectedErrorMiddleware]

@@ -1,22 +1,26 @@
-"""Admission control (service/api/admission.py) on a small app whose endpoints block on an Event."""
+"""Admission control (service/api/admission.py, service/api/body_limit.py) on a small app whose
+generation endpoints take their typed, admitted bodies as the real routes do, and block on an Event."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
+from starlette.middleware import Middleware
 
-from service.api.admission import AdmissionMiddleware, install_admission
+from service.api.admission import Admission, AdmittedRoute
+from service.api.body_limit import BodyLimitMiddleware
 from service.api.errors import install_error_handlers
 from service.api.openai.protocol import ChatCompletionRequest
+from service.api.openai.routes import AdmittedChat, AdmittedCompletion
+from service.api.tasks import AdmittedTicket
 from service.config import Settings
 from service.observability.metrics import Metrics
 from tests.support.waiting import eventually
@@ -43,34 +47,33 @@ class Clock:
 class Harness:
     """The app, its gate (closed: generation endpoints block), and what reached the endpoints."""
 
-    def __init__(self, metrics_via_state: bool = False, **overrides: object) -> None:
+    def __init__(self, **overrides: object) -> None:
         options = {"max_concurrent_requests": 1, "max_queued_requests": 1, "queue_timeout_s": 5.0, **overrides}
-        self.settings = Settings(**options)  # type: ignore[arg-type]
+        self.settings = settings = Settings(**options)  # type: ignore[arg-type]
         self.metrics = Metrics(CollectorRegistry())
         self.clock = Clock()
         self.gate = asyncio.Event()
         self.started: list[str] = []
         self.streamed_first_chunk = False
         self.upload_bytes = 0
-        self.app = app = FastAPI()
+        self.app = app = FastAPI(middleware=[  # as create_app orders them: keys, then the body cap
+            Middleware(FakeAuth),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes, upload_prefix="/admin/adapters/",
+                       upload_max_bytes=settings.adapters.max_adapter_bytes),
+        ])
         install_error_handlers(app)
-        install_admission(app, self.settings, None if metrics_via_state else self.metrics, clock=self.clock)
-        if metrics_via_state:
-            app.state.services = SimpleNamespace(metrics=self.metrics)
-        app.add_middleware(FakeAuth)  # added after admission, yet it runs first
+        app.state.admission = self.admission = Admission(settings, clock=self.clock)
+        app.state.services = SimpleNamespace(metrics=self.metrics)
+        generation = APIRouter(route_class=AdmittedRoute)
 
-        @app.post(CHAT)
-        async def chat(request: Request) -> dict:
-            raw = await request.body()
-            body = json.loads(raw) if raw.startswith(b"{") else {"user": raw.decode()}
-            self.started.append(body.get("user", ""))
+        @generation.post(CHAT)
+        async def chat(body: AdmittedChat) -> JSONResponse:
+            self.started.append(body.user or "")
             await self.gate.wait()
-            return {"ok": True, "user": body.get("user", "")}
+            return JSONResponse({"ok": True, "user": body.user or ""})
 
-        @app.post("/v1/completions")
-        async def completions(request: Request) -> StreamingResponse:
-            await request.json()
-
+        @generation.post("/v1/completions")
+        async def completions(body: AdmittedCompletion) -> StreamingResponse:
             async def chunks() -> AsyncIterator[bytes]:
                 yield b"data: first\n\n"
                 self.streamed_first_chunk = True
@@ -79,9 +82,11 @@ class Harness:
 
             return StreamingResponse(chunks(), media_type="text/event-stream")
 
-        @app.post("/v1/tickets/triage")
-        async def triage(request: Request) -> dict:
-            return {"ticket": (await request.json())["body"]}
+        @generation.post("/v1/tickets/triage")
+        async def triage(body: AdmittedTicket) -> dict:
+            return {"ticket": body.body}
+
+        app.include_router(generation)
 
         @app.get("/health/live")
         async def live() -> dict:
@@ -100,19 +105,12 @@ class Harness:
     def client(self, ip: str = "10.0.0.1") -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(self.app, client=(ip, 1234)), base_url="http://t")
 
-    @property
-    def middleware(self) -> AdmissionMiddleware:
-        layer = self.app.middleware_stack
-        while not isinstance(layer, AdmissionMiddleware):
-            layer = layer.app  # type: ignore[union-attr]
-        return layer
-
     def rejected(self, reason: str) -> float | None:
         return self.metrics.registry.get_sample_value("loragate_rejected_requests_total", {"reason": reason})
 
 
 class FakeAuth:
-    """Stands in for the auth middleware: `request.state.key_id` from the x-key header."""
+    """Stands in for the key middleware: `request.state.key_id` from the x-key header."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
@@ -122,7 +120,6 @@ class FakeAuth:
         if scope["type"] == "http" and key:
             scope.setdefault("state", {})["key_id"] = key.decode()
         await self.app(scope, receive, send)
-
 
 
 def chat(user: str = "", **fields: object) -> dict:
@@ -144,7 +141,7 @@ async def test_full_slots_and_queue_refuse_with_429_and_a_queued_request_proceed
         first = asyncio.create_task(client.post(CHAT, json=chat("a")))
         await eventually(lambda: h.started == ["a"])
         second = asyncio.create_task(client.post(CHAT, json=chat("b")))
-        await eventually(lambda: h.middleware.slots.waiting == 1)
+        await eventually(lambda: h.admission.slots.waiting == 1)
 
         refused = await client.post(CHAT, json=chat("c"))
         error = assert_openai_error(refused, 429, "rate_limit_exceeded")
@@ -155,7 +152,7 @@ async def test_full_slots_and_queue_refuse_with_429_and_a_queued_request_proceed
         h.gate.set()
         assert [(await t).json()["user"] for t in (first, second)] == ["a", "b"]
         assert h.started == ["a", "b"]
-        assert (h.middleware.slots.running, h.middleware.slots.waiting) == (0, 0)
+        assert (h.admission.slots.running, h.admission.slots.waiting) == (0, 0)
 
 
 async def test_a_request_waits_at_most_queue_timeout() -> None:
@@ -164,7 +161,7 @@ async def test_a_request_waits_at_most_queue_timeout() -> None:
         first = asyncio.create_task(client.post(CHAT, json=chat("a")))
         await eventually(lambda: h.started == ["a"])
         assert_openai_error(await client.post(CHAT, json=chat("b")), 429, "rate_limit_exceeded")
-        assert h.rejected("queue_timeout") == 1 and h.middleware.slots.waiting == 0
+        assert h.rejected("queue_timeout") == 1 and h.admission.slots.waiting == 0
         h.gate.set()
         assert (await first).status_code == 200
         assert (await client.post(CHAT, json=chat("c"))).status_code == 200  # the slot came back
@@ -175,10 +172,11 @@ async def test_a_stream_holds_its_slot_until_its_last_chunk() -> None:
     async with h.client() as client:
         stream = asyncio.create_task(client.post("/v1/completions", json={"model": "m", "prompt": "x"}))
         await eventually(lambda: h.streamed_first_chunk)  # the handler returned; the stream is open
+        assert h.admission.slots.running == 1  # the dependency still holds the slot
         assert_openai_error(await client.post(CHAT, json=chat("b")), 429, "rate_limit_exceeded")
         h.gate.set()
         assert (await stream).text.endswith("data: [DONE]\n\n")
-        assert h.middleware.slots.running == 0
+        assert h.admission.slots.running == 0
         assert (await client.post(CHAT, json=chat("c"))).status_code == 200
 
 
@@ -252,7 +250,7 @@ async def test_a_request_refused_for_capacity_is_not_charged() -> None:
 
 # --------------------------------------------------------------- body size
 async def test_content_length_over_the_cap_is_413_before_reading() -> None:
-    h = Harness(max_body_bytes=1024, metrics_via_state=True)
+    h = Harness(max_body_bytes=1024)
     async with h.client() as client:
         big = {"model": "m", "prompt": "x" * 2000}
         for path in ("/v1/completions", "/admin/routes/r"):
@@ -297,12 +295,15 @@ async def test_the_body_reaches_the_app_unchanged() -> None:
 
 
 async def test_an_absurdly_nested_body_is_left_to_the_route() -> None:
-    # json.loads raises RecursionError on it (was a 500); the route answers with its own 400.
-    h = Harness()
+    # json.loads raises RecursionError on it (was a 500); reading the typed body, the route answers
+    # 400 before admission (nothing charged, no slot taken).
+    h = Harness(rate_limit_rpm=1)
     h.gate.set()
     async with h.client() as client:
         response = await client.post(CHAT, content=b"[" * 100_000, headers={"content-type": "application/json"})
-    assert response.status_code == 200 and h.started == ["[" * 100_000]  # admitted, the app decides
+        assert_openai_error(response, 400, "invalid_value")
+        assert h.started == [] and h.admission.slots.running == 0
+        assert (await client.post(CHAT, json=chat())).headers["x-ratelimit-remaining-requests"] == "0"
 
 
 # ------------------------------------------------------------ request caps
@@ -328,7 +329,10 @@ async def test_requests_within_the_caps_pass() -> None:
     h.gate.set()
     async with h.client() as client:
         assert (await client.post(CHAT, json=chat(messages=MSG * 2))).status_code == 200
-        assert (await client.post(CHAT, content=b"not json")).json()["user"] == "not json"  # the app's to refuse
+        # A body that is not a request is the route's to refuse (400), before admission.
+        assert_openai_error(await client.post(CHAT, content=b"not json"), 400, "invalid_value")
+        assert_openai_error(await client.post(CHAT, json={"model": "m"}), 400, "invalid_value", "messages")
+    assert h.started == [""] and h.rejected("too_many_messages") is None
 
 
 def test_stop_sequences_are_capped_in_length() -> None:
@@ -337,3 +341,57 @@ def test_stop_sequences_are_capped_in_length() -> None:
         with pytest.raises(ValidationError) as raised:
             ChatCompletionRequest(model="m", messages=MSG, stop=stop)
         assert raised.value.errors()[0]["loc"] == ("stop",)
+
+
+# ------------------------------------------------------------ the real app
+def test_token_estimates_read_the_typed_requests() -> None:
+    from service.api.admission import batch_work, chat_work, completion_work, estimate_tokens, ticket_work
+    from service.api.openai.protocol import CompletionRequest
+    from service.api.tasks import BatchTriageRequest, TriageRequest
+
+    settings = Settings(max_tokens_limit=100, max_n=2, triage_batch_max=3)
+    parts = [{"role": "user", "content": [{"type": "text", "text": "abcd"}, {"type": "text", "text": "é"}]}]
+    assert estimate_tokens(chat_work(ChatCompletionRequest(model="m", messages=parts, max_completion_tokens=7, n=5),
+                                     settings)) == 2 + 7 * 2  # 6 bytes / 4, rounded up; n at most max_n
+    assert estimate_tokens(completion_work(CompletionRequest(model="m", prompt="abcde"), settings)) == 2 + 100
+    assert estimate_tokens(ticket_work(TriageRequest(subject="ab", body="cd", max_tokens=40), settings)) == 1 + 40
+    batch = BatchTriageRequest(tickets=[{"subject": "", "body": "abcd"}] * 5)
+    assert estimate_tokens(batch_work(batch, settings)) == 5 + 100 * 3  # 256 capped by max_tokens_limit, 3 counted
+
+
+def test_admitted_bodies_keep_their_shape() -> None:
+    from service.api.app import create_app
+
+    paths = create_app(Settings(auth_disabled=True)).openapi()["paths"]
+    for path, model in ((CHAT, "ChatCompletionRequest"), ("/v1/completions", "CompletionRequest"),
+                        ("/v1/tickets/triage", "TriageRequest"), ("/v1/tickets/triage/batch", "BatchTriageRequest")):
+        assert paths[path]["post"]["requestBody"] == {
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}, "required": True}
+
+
+def test_the_generation_routes_of_the_app_are_admitted(tmp_path) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.api.deps import Services
+    from service.generation import GenerationLimits, GenerationService
+    from service.routing import ModelRouter
+    from tests.unit.api.test_validation import MODEL, StubEngine
+
+    settings = Settings(model=tmp_path, served_model_name=MODEL, auth_disabled=True, rate_limit_rpm=2)
+    engine, metrics, router = StubEngine(), Metrics(CollectorRegistry()), ModelRouter(MODEL)
+    services = Services(  # type: ignore[arg-type]
+        settings=settings, engine=engine, registry=None, router=router, metrics=metrics,
+        generation=GenerationService(engine, router, metrics, GenerationLimits(max_model_len=256, max_tokens_limit=64,
+                                                                               max_n=2)),
+    )
+    with TestClient(create_app(settings, services)) as http:
+        # Refused by the route after admission: the reply still carries the rate-limit headers.
+        missing = http.post(CHAT, json={"model": "nope", "messages": MSG})
+        assert missing.status_code == 404 and missing.headers["x-ratelimit-remaining-requests"] == "1"
+        assert http.post("/v1/completions", json={"model": "nope", "prompt": "x"}).status_code == 404
+        refused = http.post(CHAT, json={"model": "nope", "messages": MSG})
+        assert refused.status_code == 429 and refused.headers["x-ratelimit-remaining-requests"] == "0"
+        assert "x-ratelimit-limit-requests" not in http.get("/v1/models").headers  # not a generation route
+        assert http.app.state.admission.slots.running == 0
+    assert metrics.rejected.labels(reason="rate_limited")._value.get() == 1

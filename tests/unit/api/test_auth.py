@@ -1,5 +1,6 @@
-"""API-key authentication (service/api/auth.py) on a small app: who gets in, which path variants
-are caught, key files, and the settings the service refuses to start with."""
+"""API-key authentication (service/api/auth.py, service/api/keys.py) on a small app whose routers
+declare their keys as the real ones do: who gets in, which path variants are caught, key files, and
+the settings the service refuses to start with."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
+from starlette.middleware import Middleware
 
-from service.api import auth
-from service.api.auth import AuthConfigError, Role, install_auth, key_ring_for, normalise_path
+from service.api import keys
+from service.api.auth import Auth, KeyMiddleware, normalise_path, require_admin, require_api_key, require_metrics_key
 from service.api.errors import install_error_handlers
+from service.api.keys import AuthConfigError, Role, key_ring_for
 from service.cli import serve
 from service.config import CONFIG_FILE_ENV, Settings
 
@@ -38,18 +41,27 @@ def keyed(**options: object) -> Settings:
     return Settings(**{"api_keys": [API_KEY], "admin_keys": [ADMIN_KEY], **options})  # type: ignore[arg-type]
 
 
-def make_app(settings: Settings) -> FastAPI:
-    app = FastAPI()
+def make_app(settings: Settings, key_middleware: bool = True) -> FastAPI:
+    """`key_middleware=False`: the routers' dependencies alone."""
+    auth = Auth.from_settings(settings)
+    app = FastAPI(middleware=[Middleware(KeyMiddleware, auth=auth)] if key_middleware else [])
+    app.state.auth = auth
     install_error_handlers(app)
-    install_auth(app, settings)
 
     def whoami(request: Request) -> dict:
         return {"key_id": request.state.key_id, "key_role": request.state.key_role}
 
-    for path in ("/v1/models", "/admin/adapters", "/admin/adapters/{name}", "/health/live", "/health/ready",
-                 "/metrics"):
-        app.add_api_route(path, whoami, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
-                          include_in_schema=False)
+    routers = [  # as in the real app: /v1 needs a key, /admin an admin key, probes nothing
+        (APIRouter(dependencies=[Depends(require_api_key)]), ["/v1/models"]),
+        (APIRouter(prefix="/admin", dependencies=[Depends(require_admin)]), ["/adapters", "/adapters/{name}"]),
+        (APIRouter(), ["/health/live", "/health/ready"]),
+        (APIRouter(dependencies=[Depends(require_metrics_key)]), ["/metrics"]),
+    ]
+    for router, paths in routers:
+        for path in paths:
+            router.add_api_route(path, whoami, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+                                 include_in_schema=False)
+        app.include_router(router)
     return app
 
 
@@ -181,6 +193,16 @@ def test_unknown_paths_need_a_key(target: str) -> None:
     assert call(app, target, headers=bearer(API_KEY)) in (200, 307, 404)
 
 
+@pytest.mark.parametrize("target", ["/admin/adapters", "/%61dmin/adapters", "/admin%2Fadapters", "/admin/adapters/x"])
+def test_the_routers_dependencies_alone_guard_their_routes(target: str) -> None:
+    # Without the middleware, what a router declares is still enforced: by construction, not by path.
+    app = make_app(keyed(), key_middleware=False)
+    assert call(app, target) == 401
+    assert call(app, target, headers=bearer(API_KEY)) == 403
+    assert call(app, target, headers=bearer(ADMIN_KEY)) == 200
+    assert call(app, "/v1/models") == 401 and call(app, "/v1/models", headers=bearer(API_KEY)) == 200
+
+
 def test_normalise_path() -> None:
     assert normalise_path("//a/./b/../c/") == "/a/c"
     assert normalise_path("/%2561dmin%252Fx") == "/admin/x"
@@ -224,12 +246,12 @@ def test_websocket_without_key_is_closed() -> None:
 
 # ------------------------------------------------------------------ keys
 def test_only_digests_are_kept_and_every_one_is_compared(monkeypatch: pytest.MonkeyPatch) -> None:
-    ring = auth.load_key_ring(keyed(api_keys=[API_KEY, "second-key-0123456789"]))
+    ring = keys.load_key_ring(keyed(api_keys=[API_KEY, "second-key-0123456789"]))
     assert len(ring) == 3
     assert all(API_KEY not in repr(entry) and API_KEY.encode() not in entry.digest for entry in ring.entries)
     calls: list[int] = []
     real = hmac.compare_digest
-    monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    monkeypatch.setattr(keys.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
     assert ring.lookup(API_KEY).key_id == API_ID  # the first entry matches: the others are compared anyway
     assert len(calls) == 3
     assert ring.lookup("nope") is None and len(calls) == 6
@@ -280,7 +302,7 @@ def test_weak_keys_files_are_warned_about(tmp_path: Path, caplog: pytest.LogCapt
     keys = tmp_path / "keys"
     keys.write_text("short\n")
     keys.chmod(0o644)
-    with caplog.at_level(logging.WARNING, logger="service.api.auth"):
+    with caplog.at_level(logging.WARNING, logger="service.api.keys"):
         key_ring_for(Settings(api_keys_file=keys))
     assert "readable by every user" in caplog.text and "shorter than 16" in caplog.text
     assert "short\n" not in caplog.text
@@ -300,7 +322,11 @@ def test_no_keys_refuses_to_start() -> None:
     with pytest.raises(AuthConfigError, match="no API keys configured.*LORAGATE_AUTH_DISABLED=true"):
         key_ring_for(Settings())
     with pytest.raises(AuthConfigError):
-        install_auth(FastAPI(), Settings())
+        Auth.from_settings(Settings())
+    from service.api.app import create_app
+
+    with pytest.raises(AuthConfigError):
+        create_app(Settings())
 
 
 def test_keys_with_auth_disabled_are_refused() -> None:
@@ -373,3 +399,33 @@ def test_the_real_app_is_protected(tmp_path: Path) -> None:
         assert_401(http.get("/admin/routes"))
         assert metrics.rejected.labels(reason="unauthenticated")._value.get() == 3
         assert metrics.rejected.labels(reason="forbidden")._value.get() == 1
+        # Refused before the body is read: a client without a key learns nothing about its body.
+        assert_401(http.post("/v1/chat/completions", content=b'{"model": ', headers={"content-type": "application/json"}))
+        assert_401(http.post("/v1/completions", content=b"x" * (settings.limits.max_body_bytes + 1)))
+        assert http.post("/v1/completions", content=b"x" * (settings.limits.max_body_bytes + 1),
+                         headers=bearer(API_KEY)).status_code == 413
+
+
+OPEN_ROUTES = {"/health/live", "/health/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def test_every_route_of_the_app_declares_its_key() -> None:
+    """Deny by default for routes: each one declares a key, or is one of the few open on purpose."""
+    from starlette.routing import Route
+
+    from service.api.app import create_app
+    from service.api.auth import KeyRequirement, declared_role
+
+    app = create_app(keyed())
+    for route in app.routes:
+        assert isinstance(route, Route)
+        declared = [d.call for d in getattr(getattr(route, "dependant", None), "dependencies", [])
+                    if isinstance(d.call, KeyRequirement)]
+        if route.path in OPEN_ROUTES:
+            assert route.path == "/metrics" or not declared, route.path
+        else:
+            assert declared, f"{route.path} declares no key: add the router's requirement (auth.py)"
+        expected = Role.ADMIN if route.path.startswith("/admin/") else Role.OPEN if route.path in OPEN_ROUTES else Role.API
+        assert declared_role(route, app.state.auth) is expected, route.path
+    assert declared_role(next(r for r in app.routes if r.path == "/metrics"),
+                         Auth.from_settings(keyed(metrics_require_key=True))) is Role.API

@@ -159,6 +159,7 @@ def test_harmless_openai_fields_and_off_values_are_accepted(client: TestClient, 
     response = post(TestClient(client.app, raise_server_exceptions=False), body)
     assert engine.generate_calls == 1
     assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
+    assert response.headers["x-request-id"]  # answered inside the access log
 
 
 def test_context_message_names_the_limit(client: TestClient) -> None:

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from service.api.auth import Auth
 from service.api.errors import install_error_handlers
 from service.api import observability as stats_route
 from service.observability.stats import GroupStats, RequestSample, RequestStats, mean, percentile
@@ -213,6 +214,7 @@ def client() -> TestClient:
     request_stats = RequestStats(window_s=600)
     request_stats.observe(sample(at=time.time() - 5, duration=2.0))
     app.state.services = SimpleNamespace(stats=request_stats)
+    app.state.auth = Auth(None)  # keys off: the router's key requirement lets everything through
     return TestClient(app)
 
 

@@ -39,7 +39,7 @@ def client_request(path: str) -> tuple[Request, asyncio.Event]:
 
 def services(generation: FakeGeneration) -> SimpleNamespace:
     return SimpleNamespace(triage=TriageService(generation, BASE_MODEL, batch_concurrency=2),  # type: ignore[arg-type]
-                           settings=SimpleNamespace(triage_batch_max=10, request_timeout_s=None))
+                           settings=SimpleNamespace(triage=SimpleNamespace(batch_max=10), request_timeout_s=None))
 
 
 async def test_triage_is_cancelled_when_the_client_disconnects() -> None:
