@@ -63,7 +63,8 @@ def test_each_group_is_its_packages_options_class() -> None:
     assert type(settings.triage) is TriageSettings
     # Defaults are stated once, in the package: the settings are the package's own defaults.
     assert settings.engine == EngineSettings() and settings.structured == StructuredSettings()
-    assert settings.adapters == AdapterSettings()
+    # the store's default is the one derived setting: the cache directory's adapter-store
+    assert settings.adapters == AdapterSettings(store=settings.cache_dir / "adapter-store")
 
 
 def test_every_flat_name_has_one_place() -> None:
@@ -150,3 +151,11 @@ def test_init_takes_flat_and_nested_names() -> None:
     assert (settings.engine.max_model_len, settings.engine.dtype, settings.limits.rate_limit_tpm) == (300, "float16", 5)
     with pytest.raises(ValidationError, match="max_model_len"):
         Settings(max_model_len=1)
+
+
+def test_the_adapter_store_defaults_to_the_cache_directory_and_a_setting_wins(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("LORAGATE_CACHE_DIR", str(tmp_path / "cache"))
+    assert load_settings().adapters.store == tmp_path / "cache" / "adapter-store"  # never inside the source tree
+    monkeypatch.setenv("LORAGATE_ADAPTER_STORE", str(tmp_path / "shared"))
+    assert load_settings().adapters.store == tmp_path / "shared"
+    assert load_settings(["--adapter-store", str(tmp_path / "flag")]).adapters.store == tmp_path / "flag"
