@@ -117,11 +117,13 @@ def _curve_table(name: str, rows: Sequence[float], served: Sequence[CoveragePoin
     columns as served, then after the fitted temperature."""
     by_served = {round(p.threshold, 2): p for p in served}
     by_fitted = {round(p.threshold, 2): p for p in fitted or ()}
-    shown = sorted({*rows, *(round(t, 2) for t in (served_at, chosen_at) if t is not None)} & set(by_served))
+    marked = {m: round(at, 2) for m, at in (("served", served_at), ("proposed", chosen_at))
+              if at is not None and abs(round(at, 2) - at) < 1e-9}  # only thresholds a row stands for
+    shown = sorted({*rows, *marked.values()} & set(by_served))
     header = [name, *columns] + ([f"{c}, fitted T" for c in columns] if fitted else [])
     body = []
     for t in shown:
-        marks = [m for m, at in (("served", served_at), ("proposed", chosen_at)) if at is not None and round(at, 2) == t]
+        marks = [m for m, at in marked.items() if at == t]
         body.append([f"{t:.2f}" + (f" ({', '.join(marks)})" if marks else ""), *cells(by_served[t])]
                     + (cells(by_fitted[t]) if t in by_fitted else []))
     return table(header, body)

@@ -191,8 +191,8 @@ def write_charts(report: EvalReport, out: Path) -> list[Path]:
             written.append(_heatmap(plt, out / f"confusion_{safe_name(r.target)}.png",
                                     f"{r.target} ({r.model}): category, constrained", r.metrics.category_confusion))
             if r.calibration is not None:
-                written += calibration_report.charts(plt, r.calibration, out, safe_name(r.target),
-                                                     f"{r.target} ({r.model})")
+                named = r.target + (f" ({r.model})" if r.model != r.target else "")
+                written += calibration_report.charts(plt, r.calibration, out, safe_name(r.target), named)
     return written
 
 
