@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                            "review_threshold, priority_review_threshold, temperature, calibrated_on).")
     calibrate.add_argument("--calibrate-target", metavar="NAME",
                            help="The target whose policy --calibrate-out writes (needed with several targets).")
-    calibrate.add_argument("--priority-review-threshold", type=float, default=0.0, metavar="P",
+    calibrate.add_argument("--calibrate-priority-review-threshold", type=float, default=0.0, metavar="P",
                            help="priority_review_threshold of the proposed policy, in [0, 1] (default 0.0: "
                            "priority confidence never flags a ticket).")
     return parser
@@ -89,7 +89,8 @@ def run(argv: list[str]) -> int:
     config = EvalConfig(dataset=args.dataset, targets=targets, url=args.url, limit=args.limit,
                         concurrency=args.concurrency, max_tokens=args.max_tokens, voice=args.voice,
                         api_key=args.api_key, timeout_s=args.timeout, modes=modes,
-                        ready_wait_s=args.wait, priority_review_threshold=args.priority_review_threshold,
+                        ready_wait_s=args.wait,
+                        priority_review_threshold=args.calibrate_priority_review_threshold,
                         command=shlex.join(["loragate", "eval", *shown]))
     try:
         report = asyncio.run(run_eval(config))
@@ -114,8 +115,8 @@ def run(argv: list[str]) -> int:
 def _calibrate_target(parser: argparse.ArgumentParser, args: argparse.Namespace, targets: list[str],
                       modes: list[str]) -> str | None:
     """The target --calibrate-out calibrates on; usage errors before any ticket is sent."""
-    if not 0.0 <= args.priority_review_threshold <= 1.0:
-        parser.error("--priority-review-threshold must be in [0, 1]")
+    if not 0.0 <= args.calibrate_priority_review_threshold <= 1.0:
+        parser.error("--calibrate-priority-review-threshold must be in [0, 1]")
     if args.calibrate_out is None:
         if args.calibrate_target:
             parser.error("--calibrate-target needs --calibrate-out")

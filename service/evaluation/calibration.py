@@ -179,8 +179,8 @@ def scale(probabilities: Mapping[str, float], temperature: float) -> dict[str, f
 
 def scale_all(probabilities: Sequence[dict[str, dict[str, float]] | None],
               temperature: FieldTemperature) -> list[dict[str, dict[str, float]] | None]:
-    return [None if p is None else {field: scale(p[field], getattr(temperature, field)) for field in FIELDS}
-            for p in probabilities]
+    return [None if p is None else {field: scale(values, getattr(temperature, field)) for field, values in p.items()
+                                    if field in FIELDS} for p in probabilities]
 
 
 def mean_nll(outcomes: Sequence[Scored], field: str, temperature: float) -> float | None:

@@ -58,6 +58,8 @@ def test_scale_is_a_power_then_renormalised() -> None:
     scaled = calibration.scale_all([None, {"category": {"a": 0.81, "b": 0.01}, "priority": {"low": 0.8, "high": 0.2}}],
                                    calibration.FieldTemperature(category=2.0, priority=0.5))
     assert scaled[0] is None
+    assert calibration.scale_all([{"category": {"a": 0.6, "b": 0.6}}], calibration.FieldTemperature()) \
+        == [{"category": {"a": 0.5, "b": 0.5}}]  # a field the reply lacks stays absent
     assert scaled[1] == {"category": pytest.approx({"a": 0.9, "b": 0.1}),
                          "priority": pytest.approx({"low": 0.64 / 0.68, "high": 0.04 / 0.68})}
 

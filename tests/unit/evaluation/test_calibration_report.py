@@ -131,7 +131,7 @@ def test_calibrate_out_writes_the_thresholds_file(tmp_path: Path, monkeypatch: p
     (["--calibrate-target", "tuned"], "needs --calibrate-out"),
     (["--modes", "unconstrained", "--calibrate-out", "x.json"], "needs the constrained mode"),
     (["--voice", "--calibrate-out", "x.json"], "needs the constrained mode"),
-    (["--priority-review-threshold", "1.5"], "must be in [0, 1]"),
+    (["--calibrate-priority-review-threshold", "1.5"], "must be in [0, 1]"),
 ])
 def test_calibration_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str],
                                   message: str) -> None:

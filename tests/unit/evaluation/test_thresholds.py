@@ -67,6 +67,17 @@ def test_propose_on_the_set_at_temperature_one(monkeypatch: pytest.MonkeyPatch) 
     assert len(choice.coverage_curve) == len(choice.urgent_curve) == 101
 
 
+def test_propose_with_a_priority_review_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(thresholds, "fit_temperature", lambda outcomes, field: 1.0)
+    choice = thresholds.propose(the_set(), SERVED, priority_review_threshold=0.45)
+    # At urgent threshold 0.30 tickets 2 (urgent 0.405) and 3 (urgent 0.305) are flagged on priority.
+    # Review 0.66-0.85 leaves tickets 0-9 but 2 and 3: 7 of 8 right; from 0.86, tickets 0, 1, 4, 5: all right.
+    assert (choice.urgent_threshold, choice.priority_review_threshold) == (0.3, 0.45)
+    assert (choice.review_threshold, choice.not_flagged, choice.accuracy_not_flagged) == (0.86, 4, 1.0)
+    at_080 = next(p for p in choice.coverage_curve if p.threshold == 0.8)
+    assert (at_080.not_flagged, at_080.accuracy) == (8, 7 / 8)
+
+
 def test_propose_composes_the_fitted_temperature_with_the_served_one() -> None:
     # Served at category temperature 2; the served probabilities fit T = 2 again (0.9 right 3 times
     # in 4, see test_calibration): serve 2 x 2 = 4.
