@@ -56,8 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         "with urgent recall >= 80% and over-escalation <= 15%, the smallest review threshold leaving "
         "tickets >= 95% right on category.")
     calibrate.add_argument("--calibrate-out", type=Path, metavar="FILE",
-                           help="Write the proposed policy as an adapter thresholds file (JSON: urgent_threshold, "
-                           "review_threshold, priority_review_threshold, temperature, calibrated_on).")
+                           help="Write the proposed policy as an adapter's thresholds file (save it as triage_policy.json "
+                           "beside the weights; JSON: urgent_threshold, review_threshold, priority_review_threshold, "
+                           "temperature, calibrated_on).")
     calibrate.add_argument("--calibrate-target", metavar="NAME",
                            help="The target whose policy --calibrate-out writes (needed with several targets).")
     calibrate.add_argument("--calibrate-priority-review-threshold", type=float, default=0.0, metavar="P",
