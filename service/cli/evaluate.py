@@ -12,7 +12,7 @@ from pathlib import Path
 from service.cli.client_auth import add_key_option
 from service.evaluation.client import ServiceUnreachable
 from service.evaluation.dataset import DatasetError
-from service.evaluation.results import TRIAGE_MODES
+from service.evaluation.results import TRIAGE_MODES, EvalReport
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -49,6 +49,21 @@ def _parser() -> argparse.ArgumentParser:
                         "unconstrained (chat with the same prompt). Default: both.")
     add_key_option(parser, admin=False)
     parser.add_argument("--voice", action="store_true", help="Evaluate brand voice instead of triage.")
+    calibrate = parser.add_argument_group(
+        "calibration", "Constrained replies that carry label probabilities get a calibration section in "
+        "report.md (ECE, reliability diagram, coverage and urgent curves, figures at the served policy) "
+        "and a proposed policy: a temperature per field fitted on this run, the largest urgent threshold "
+        "with urgent recall >= 80% and over-escalation <= 15%, the smallest review threshold leaving "
+        "tickets >= 95% right on category.")
+    calibrate.add_argument("--calibrate-out", type=Path, metavar="FILE",
+                           help="Write the proposed policy as an adapter's thresholds file (save it as triage_policy.json "
+                           "beside the weights; JSON: urgent_threshold, review_threshold, priority_review_threshold, "
+                           "temperature, calibrated_on).")
+    calibrate.add_argument("--calibrate-target", metavar="NAME",
+                           help="The target whose policy --calibrate-out writes (needed with several targets).")
+    calibrate.add_argument("--calibrate-priority-review-threshold", type=float, default=0.0, metavar="P",
+                           help="priority_review_threshold of the proposed policy, in [0, 1] (default 0.0: "
+                           "priority confidence never flags a ticket).")
     return parser
 
 
@@ -65,6 +80,7 @@ def run(argv: list[str]) -> int:
                         ("--wait", args.wait)):
         if value is not None and value < 1:
             parser.error(f"{name} must be at least 1")
+    calibrate_target = _calibrate_target(parser, args, targets, modes)
     # Imported here so `loragate --help` stays fast and the evaluation's imports load only for eval.
     from service.evaluation.report import summary_table, write_report
     from service.evaluation.runner import EvalConfig, default_out_dir, log, run_eval
@@ -75,6 +91,7 @@ def run(argv: list[str]) -> int:
                         concurrency=args.concurrency, max_tokens=args.max_tokens, voice=args.voice,
                         api_key=args.api_key, timeout_s=args.timeout, modes=modes,
                         ready_wait_s=args.wait,
+                        priority_review_threshold=args.calibrate_priority_review_threshold,
                         command=shlex.join(["loragate", "eval", *shown]))
     try:
         report = asyncio.run(run_eval(config))
@@ -91,4 +108,45 @@ def run(argv: list[str]) -> int:
     errors = sum(r.metrics.errors for r in report.results)
     if errors:
         log(f"{errors} requests failed; see the Errors section of {out / 'report.md'}")
+    if args.calibrate_out is not None and calibrate_target is not None:
+        return _write_calibration(report, calibrate_target, args.calibrate_out)
+    return 0
+
+
+def _calibrate_target(parser: argparse.ArgumentParser, args: argparse.Namespace, targets: list[str],
+                      modes: list[str]) -> str | None:
+    """The target --calibrate-out calibrates on; usage errors before any ticket is sent."""
+    if not 0.0 <= args.calibrate_priority_review_threshold <= 1.0:
+        parser.error("--calibrate-priority-review-threshold must be in [0, 1]")
+    if args.calibrate_out is None:
+        if args.calibrate_target:
+            parser.error("--calibrate-target needs --calibrate-out")
+        return None
+    if args.voice or "constrained" not in modes:
+        parser.error("--calibrate-out needs the constrained mode of a triage evaluation")
+    target = args.calibrate_target or (targets[0] if len(set(targets)) == 1 else None)
+    if target is None:
+        parser.error("--calibrate-out with several targets needs --calibrate-target NAME")
+    if target not in targets:
+        parser.error(f"--calibrate-target {target!r} is not one of --targets")
+    return target
+
+
+def _write_calibration(report: EvalReport, target: str, path: Path) -> int:
+    from service.evaluation.calibration_report import describe
+    from service.evaluation.thresholds import calibration_file
+
+    result = next(r for r in report.results if r.target == target and r.mode == "constrained")
+    summary = result.calibration
+    if summary is None or summary.choice is None:
+        why = "no reply carried probabilities" if summary is None else "; ".join(summary.notes)
+        print(f"loragate eval: cannot calibrate {target}: {why}", file=sys.stderr)
+        return 1
+    thresholds = calibration_file(summary.choice, dataset=report.dataset, sha256=report.dataset_sha256,
+                                  n=summary.with_probabilities, date=report.date, target=target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(thresholds.model_dump_json(indent=2) + "\n")
+    print(f"\nCalibrated on {target} ({summary.with_probabilities} replies with probabilities), wrote {path}:")
+    for line in describe(summary.choice, bullet="  "):
+        print(line)
     return 0

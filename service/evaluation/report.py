@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from service.evaluation import voice
+from service.evaluation import calibration_report, voice
+from service.evaluation.formatting import num as _num
+from service.evaluation.formatting import pct as _pct
+from service.evaluation.formatting import signed as _signed
+from service.evaluation.formatting import table as _table
 from service.evaluation.results import Confusion, EvalReport, ModeResult, Outcome, TriageMetrics, VoiceMetrics
 
 TRIAGE_COLUMNS = ["target", "mode", "n", "errors", "JSON parse", "schema-valid", "category acc", "priority acc",
@@ -57,6 +61,7 @@ def markdown(report: EvalReport) -> str:
     lines += _errors(report.results)
     if report.kind == "triage":
         lines += _invalid_answers(report.results)
+        lines += _calibration(report.results)
         lines += ["", "## Confusion matrices", "", "Rows: true label; columns: predicted label "
                   "(`(invalid)`: no schema-valid output or an error)."]
         for result in report.results:
@@ -137,6 +142,19 @@ def _invalid_answers(results: list[ModeResult]) -> list[str]:
             "report.json)."] + lines if lines else []
 
 
+def _calibration(results: list[ModeResult]) -> list[str]:
+    calibrated = [r for r in results if r.calibration is not None]
+    if not calibrated:
+        return []
+    lines = ["", "## Calibration", "", "Constrained replies' label probabilities (`meta.probabilities`), the "
+             "decisions taken from them and what other thresholds would have decided on the same replies; "
+             "\"fitted T\" columns apply the temperature fitted on this run. Definitions at the end."]
+    for r in calibrated:
+        assert r.calibration is not None
+        lines += calibration_report.section(r.target, r.model, r.calibration, safe_name(r.target))
+    return lines
+
+
 def _one_line(text: str) -> str:
     return text.replace("\n", "\\n").replace("`", "'")  # fits one markdown code span
 
@@ -144,24 +162,6 @@ def _one_line(text: str) -> str:
 def _confusion_table(confusion: Confusion) -> str:
     rows = [[label, *map(str, row)] for label, row in zip(confusion.rows, confusion.matrix)]
     return _table(["true \\ predicted", *confusion.columns], rows)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _num(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _signed(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.2f}"
 
 
 # ------------------------------------------------------------------ charts
@@ -190,6 +190,9 @@ def write_charts(report: EvalReport, out: Path) -> list[Path]:
             assert isinstance(r.metrics, TriageMetrics)
             written.append(_heatmap(plt, out / f"confusion_{safe_name(r.target)}.png",
                                     f"{r.target} ({r.model}): category, constrained", r.metrics.category_confusion))
+            if r.calibration is not None:
+                named = r.target + (f" ({r.model})" if r.model != r.target else "")
+                written += calibration_report.charts(plt, r.calibration, out, safe_name(r.target), named)
     return written
 
 

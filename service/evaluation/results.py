@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
 from service.evaluation import metrics
 from service.evaluation.dataset import CATEGORIES, PRIORITIES
+from service.evaluation.thresholds import CalibrationSummary
 from service.observability.stats import mean, percentile
 
 # Constrained: POST /v1/tickets/triage; unconstrained: chat with the same prompt.
@@ -56,6 +57,12 @@ class Outcome(BaseModel):
     completion_tokens: int | None
     served_by: str | None  # x-loragate-model (and variant), useful for A/B routes
     output: str | None  # the triage or reply text (truncated), to inspect failures
+    # Constrained replies' meta, as served (issue 26); None when the reply had none.
+    probabilities: dict[str, dict[str, float]] | None = None  # field -> label -> probability
+    confidence: dict[str, float] | None = None  # field -> probability of the returned label
+    needs_review: bool | None = None
+    review_reasons: list[str] | None = None
+    policy: dict[str, Any] | None = None  # thresholds and temperatures the reply was decided with
 
 
 class Confusion(BaseModel):
@@ -123,6 +130,7 @@ class ModeResult(BaseModel):
     mode: Mode
     metrics: TriageMetrics | VoiceMetrics
     outcomes: list[Outcome] | list[VoiceOutcome]
+    calibration: CalibrationSummary | None = None  # constrained triage replies with probabilities only
 
 
 class EvalReport(BaseModel):

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from service.evaluation import voice
+from service.evaluation.calibration import CALIBRATION_DEFINITIONS
 from service.evaluation.client import CallResult, EvalClient
 from service.evaluation.dataset import LabelledTicket, VoiceExample, load_tickets, load_voice
 from service.evaluation.results import (
@@ -33,6 +34,7 @@ from service.evaluation.results import (
     summarize_triage,
     summarize_voice,
 )
+from service.evaluation.thresholds import summarize_calibration
 from service.model_prep import sha256_file
 from service.tasks.triage import REPETITION_PENALTY, TicketTriage, TriagePrompt, parse_triage_reply
 
@@ -40,6 +42,9 @@ BASE = "base"
 TRIAGE_MAX_TOKENS = 256
 VOICE_MAX_TOKENS = 200
 OUTPUT_CHARS = 2000  # per-example output kept in report.json
+# meta fields of a triage reply kept per outcome (issue 26), validated as Outcome declares them
+REVIEW_FIELDS = {name: TypeAdapter(Outcome.model_fields[name].annotation)
+                 for name in ("probabilities", "confidence", "needs_review", "review_reasons", "policy")}
 
 T = TypeVar("T")
 
@@ -56,6 +61,7 @@ class EvalConfig(BaseModel):
     api_key: str | None = None
     timeout_s: float = 300.0
     ready_wait_s: float = 600.0  # how long a service that is still starting may take to be ready
+    priority_review_threshold: float = Field(0.0, ge=0, le=1)  # of the thresholds the calibration proposes
     command: str = "loragate eval"
 
 
@@ -94,7 +100,7 @@ async def run_eval(config: EvalConfig, transport: httpx.AsyncBaseTransport | Non
         dataset=str(config.dataset), dataset_sha256=sha256_file(config.dataset), n=len(examples),
         base_model=base_model, max_tokens=max_tokens, concurrency=config.concurrency,
         style_source=style.source if style else None,
-        definitions=DEFINITIONS if not config.voice else voice.AGGREGATES, results=results,
+        definitions=_definitions(config, results), results=results,
         duration_s=round(time.monotonic() - started, 1),
     )
 
@@ -112,9 +118,17 @@ async def _run_triage(client: EvalClient, config: EvalConfig, tickets: Sequence[
         for mode in config.modes:
             call = calls[mode]
             outcomes = await _gather(tickets, call, config.concurrency, f"target {target} {mode}")
+            calibration = summarize_calibration(outcomes, config.priority_review_threshold) \
+                if mode == "constrained" else None
             results.append(ModeResult(target=target, model=model, mode=mode,  # type: ignore[arg-type]
-                                      metrics=summarize_triage(outcomes), outcomes=outcomes))
+                                      metrics=summarize_triage(outcomes), outcomes=outcomes, calibration=calibration))
     return results
+
+
+def _definitions(config: EvalConfig, results: Sequence[ModeResult]) -> dict[str, str]:
+    if config.voice:
+        return voice.AGGREGATES
+    return DEFINITIONS | (CALIBRATION_DEFINITIONS if any(r.calibration for r in results) else {})
 
 
 async def _run_voice(client: EvalClient, config: EvalConfig, examples: Sequence[VoiceExample],
@@ -185,9 +199,23 @@ def _constrained_outcome(ticket: LabelledTicket, result: CallResult) -> Outcome:
         triage = _validate(result.body.get("triage"))
     # A 502 is the endpoint saying "no schema-valid output": a wrong answer, not an error.
     error = None if result.status in (200, 502) else result.error
-    return _outcome(ticket, result, parsed=result.status == 200, triage=triage, error=error,
-                    prompt_tokens=meta.get("prompt_tokens"), completion_tokens=meta.get("completion_tokens"),
-                    output=json.dumps(result.body.get("triage")) if triage else result.error)
+    outcome = _outcome(ticket, result, parsed=result.status == 200, triage=triage, error=error,
+                       prompt_tokens=meta.get("prompt_tokens"), completion_tokens=meta.get("completion_tokens"),
+                       output=json.dumps(result.body.get("triage")) if triage else result.error)
+    return outcome.model_copy(update=_review_fields(meta)) if isinstance(meta, dict) else outcome
+
+
+def _review_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """meta.probabilities, confidence, needs_review, review_reasons and policy, each kept only
+    when it has the documented shape (a malformed one reads as absent, never as a wrong number)."""
+    fields: dict[str, Any] = {}
+    for name in REVIEW_FIELDS:
+        value = meta.get(name)
+        try:
+            fields[name] = REVIEW_FIELDS[name].validate_python(value)
+        except ValidationError:
+            fields[name] = None
+    return fields
 
 
 def _unconstrained_outcome(ticket: LabelledTicket, result: CallResult) -> Outcome:
