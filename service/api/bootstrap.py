@@ -54,7 +54,8 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
     )
     generation = GenerationService(engine, router, metrics, limits, guard=guard, policy=policy,
                                    stats=request_stats, rollout=RolloutGuard(routes, request_stats))
-    triage = TriageService(generation, settings.model_name, batch_concurrency=settings.triage.batch_concurrency)
+    triage = TriageService(generation, settings.model_name, batch_concurrency=settings.triage.batch_concurrency,
+                           policy=settings.triage.policy)
     return Services(settings=settings, engine=engine, registry=registry, router=router, metrics=metrics,
                     generation=generation, stats=request_stats, guard=guard, triage=triage, routes=routes)
 

@@ -17,11 +17,11 @@ from service.tasks.triage.schema import (
     TriageThresholds,
     parse_triage_reply,
 )
-from service.tasks.triage.service import DEFAULT_POLICY, REPETITION_PENALTY, TriageService
+from service.tasks.triage.service import REPETITION_PENALTY, TriageService
 from service.tasks.triage.settings import TriageSettings
 
 __all__ = [
-    "CATEGORIES", "DEFAULT_POLICY", "PRIORITIES", "PROMPT_FILE", "REPETITION_PENALTY", "Category", "LabelConfidence",
+    "CATEGORIES", "PRIORITIES", "PROMPT_FILE", "REPETITION_PENALTY", "Category", "LabelConfidence",
     "LabelProbabilities", "Priority", "Ticket", "TicketTriage", "TriageMeta", "TriagePolicy", "TriagePrompt",
     "TriageResponse", "TriageService", "TriageSettings", "TriageThresholds", "parse_triage_reply",
 ]

@@ -22,6 +22,7 @@ from service.routing import ServingTarget
 from service.structured import StructuredConstraint, StructuredRequest
 from service.tasks.triage.policy import decide
 from service.tasks.triage.probabilities import label_probabilities
+from service.tasks.triage.settings import TriageSettings
 from service.tasks.triage.prompt import TriagePrompt
 from service.tasks.triage.schema import (
     CATEGORIES,
@@ -49,16 +50,14 @@ REPETITION_PENALTY = 1.0
 MIN_KEPT_BODY_TOKENS = 50
 CUT_MARGIN_TOKENS = 16
 LABEL_ALTERNATIVES = 20  # top tokens per position the engine reports (vLLM's default max_logprobs)
-# Until calibrated on validation data: escalate at even odds, review below 80% category confidence.
-DEFAULT_POLICY = TriagePolicy(urgent_threshold=0.5, review_threshold=0.8)
 
 
 class TriageService:
     def __init__(self, generation: GenerationService, base_model: str, prompt: TriagePrompt | None = None,
                  default_max_tokens: int = 256, batch_concurrency: int = 8,
-                 repetition_penalty: float = REPETITION_PENALTY, policy: TriagePolicy = DEFAULT_POLICY) -> None:
+                 repetition_penalty: float = REPETITION_PENALTY, policy: TriagePolicy | None = None) -> None:
         self.generation = generation
-        self.policy = policy
+        self.policy = policy or TriageSettings().policy
         self.base_model = base_model
         self.prompt = prompt or TriagePrompt.load()
         self.default_max_tokens = default_max_tokens
