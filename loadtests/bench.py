@@ -36,6 +36,8 @@ from loadtests.bench_report import (
 )
 from loadtests.bench_servers import LORAGATE, PEER, PEER_LORA, Fleet, fleet, loragate_options
 from loadtests.bench_structured import chat_body, load_tickets, part_a, stream_chat
+from loadtests.bench_triage import DESCRIPTION as TRIAGE_DESCRIPTION
+from loadtests.bench_triage import triage
 from loadtests.common import (
     RESULTS_DIR, machine_info, package_version, percentile, progress, run_pool,
 )
@@ -50,6 +52,7 @@ DESCRIPTIONS = {
     "structured": "Inside loragate: the triage prompt with the TicketTriage json_schema constraint (strict) vs "
                   "without, each unconstrained reply forced to the constrained reply's length.",
     "swaps": "Inside loragate: base-model latency without and while an adapter is re-registered back to back.",
+    "triage": TRIAGE_DESCRIPTION,
 }
 COMPARISONS = tuple(DESCRIPTIONS)
 STRUCTURED_MAX_TOKENS = 256  # the constrained reply's ceiling; it ends when the JSON does
@@ -278,7 +281,7 @@ def swaps(bench: Bench) -> ComparisonResult:
 
 RUNNERS: dict[str, Callable[[Bench], ComparisonResult]] = {
     "peer-base": peer_base, "peer-adapter": peer_adapter, "adapters": adapters, "structured": structured,
-    "swaps": swaps,
+    "swaps": swaps, "triage": triage,
 }
 
 

@@ -115,6 +115,8 @@ TARGETS = (
     ("structured", "constrained/unconstrained", "constrained tokens/s >= 0.95x unconstrained", "tokens_per_s",
      ">=", 0.95),
     ("swaps", "with swaps/no swaps", "base latency p95 during swaps <= 1.1x without", "latency_p95_s", "<=", 1.1),
+    ("triage", "probabilities/no probabilities", "triage tickets/s with label probabilities >= 0.95x without",
+     "requests_per_s", ">=", 0.95),
 )
 
 
