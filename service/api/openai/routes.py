@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from service.api.admission import AdmittedRoute, admitted, chat_work, completion_work
 from service.api.auth import require_api_key
 from service.api.cancellation import cancel_on_disconnect
-from service.api.deps import RouteKeyHeader, ServicesDep
+from service.api.deps import RouteKeyHeader, Services, ServicesDep
 from service.api.errors import ERROR_RESPONSES
 from service.api.headers import result_headers
 from service.api.openai.protocol import (
@@ -29,6 +31,7 @@ from service.api.openai.protocol import (
 from service.api.openai.logprobs import chat_logprobs, completion_logprobs
 from service.api.openai.streaming import chat_chunks, completion_chunks, event_stream
 from service.api.openai.translate import generation_request
+from service.generation import GenerationResult, GenerationSession
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=AdmittedRoute, dependencies=[Depends(require_api_key)])
 AdmittedChat = Annotated[ChatCompletionRequest, admitted(ChatCompletionRequest, chat_work)]
@@ -39,44 +42,45 @@ RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=RESPONSES)
 async def chat_completions(body: AdmittedChat, request: Request, services: ServicesDep,
                            route_key: RouteKeyHeader = None):
-    session = services.generation.session(generation_request(body, services.generation, route_key))
-    if body.stream:
-        return await event_stream(session, lambda s: chat_chunks(s, body, request.state),
-                                  services.settings.request_timeout_s)
-    async with session:
-        result = await cancel_on_disconnect(request, session.run(), services.settings.request_timeout_s)
     top = body.top_logprobs_requested
-    response = ChatCompletionResponse(
-        model=body.model,
-        choices=[
+
+    def respond(session: GenerationSession, result: GenerationResult) -> ChatCompletionResponse:
+        return ChatCompletionResponse(model=body.model, usage=usage(result.prompt_tokens, result.completion_tokens),
+                                      choices=[
             ChatChoice(index=c.index, message=AssistantMessage(content=c.text), finish_reason=c.finish_reason,
                        logprobs=chat_logprobs(c.logprobs, top))
             for c in result.choices
-        ],
-        usage=usage(result.prompt_tokens, result.completion_tokens),
-    )
-    return JSONResponse(response.model_dump(), headers=result_headers(result))
+        ])
+
+    return await _reply(request, services, body, route_key, lambda s: chat_chunks(s, body, request.state), respond)
 
 
 @router.post("/completions", response_model=CompletionResponse, responses=RESPONSES)
 async def completions(body: AdmittedCompletion, request: Request, services: ServicesDep,
                       route_key: RouteKeyHeader = None):
-    session = services.generation.session(generation_request(body, services.generation, route_key))
-    if body.stream:
-        return await event_stream(session, lambda s: completion_chunks(s, body, request.state),
-                                  services.settings.request_timeout_s)
-    async with session:
-        result = await cancel_on_disconnect(request, session.run(), services.settings.request_timeout_s)
-    response = CompletionResponse(
-        model=body.model,
-        choices=[
+    def respond(session: GenerationSession, result: GenerationResult) -> CompletionResponse:
+        return CompletionResponse(model=body.model, usage=usage(result.prompt_tokens, result.completion_tokens),
+                                  choices=[
             CompletionChoice(index=c.index, text=session.echo_text + c.text, finish_reason=c.finish_reason,
                              logprobs=completion_logprobs(c.logprobs, body.logprobs))
             for c in result.choices
-        ],
-        usage=usage(result.prompt_tokens, result.completion_tokens),
-    )
-    return JSONResponse(response.model_dump(), headers=result_headers(result))
+        ])
+
+    return await _reply(request, services, body, route_key, lambda s: completion_chunks(s, body, request.state),
+                        respond)
+
+
+async def _reply(request: Request, services: Services, body: ChatCompletionRequest | CompletionRequest,
+                 route_key: str | None, events: Callable[[GenerationSession], AsyncIterator[str]],
+                 respond: Callable[[GenerationSession, GenerationResult], BaseModel]) -> Response:
+    """One generation session: streamed as server-sent events, or run to the end and answered."""
+    session = services.generation.session(generation_request(body, services.generation, route_key))
+    timeout = services.settings.request_timeout_s
+    if body.stream:
+        return await event_stream(session, events, timeout)
+    async with session:
+        result = await cancel_on_disconnect(request, session.run(), timeout)
+    return JSONResponse(respond(session, result).model_dump(), headers=result_headers(result))
 
 
 @router.get("/models", response_model=ModelList)
