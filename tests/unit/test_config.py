@@ -68,11 +68,12 @@ def test_each_group_is_its_packages_options_class() -> None:
 
 
 def test_every_flat_name_has_one_place() -> None:
-    assert len(SETTING_NAMES) == len(set(SETTING_NAMES)) == 68
+    assert len(SETTING_NAMES) == len(set(SETTING_NAMES)) == 71
     assert FLAT_FIELDS["max_model_len"][0] == ("engine", "max_model_len")
     assert FLAT_FIELDS["schema_max_bytes"][0] == ("structured", "max_schema_bytes")
     assert FLAT_FIELDS["adapter_roots"][0] == ("adapters", "allowed_roots")
     assert FLAT_FIELDS["port"][0] == ("port",)
+    assert FLAT_FIELDS["triage_urgent_threshold"][0] == ("triage", "urgent_threshold")
     for name, (path, info) in FLAT_FIELDS.items():
         assert info.description, f"{name} has no description (--help shows it)"
         assert len(path) in (1, 2)
