@@ -29,7 +29,11 @@ from typing import IO
 
 from pydantic import BaseModel, Field, ValidationError
 
+from service.adapters.validation.task_policy import TRIAGE_POLICY_FILE
+
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# Kept with the version when the adapter ships them (checked on registration like the weights).
+OPTIONAL_ADAPTER_FILES = (TRIAGE_POLICY_FILE,)
 
 
 class AdapterRecord(BaseModel):
@@ -155,12 +159,15 @@ class AdapterStore:
 
     # -------------------------------------------------------------- folders
     def stage(self, source: Path) -> Path:
-        """Copy the adapter's files into a fresh staging folder (fsynced)."""
+        """Copy the adapter's files (and the optional ones it ships) into a fresh staging folder (fsynced)."""
         staging = self.staging_dir / uuid.uuid4().hex
         staging.mkdir()
         try:
             for name in ADAPTER_FILES:
                 _copy_file_synced(source / name, staging / name)
+            for name in OPTIONAL_ADAPTER_FILES:
+                if (source / name).is_file():
+                    _copy_file_synced(source / name, staging / name)
             _fsync_dir(staging)
         except BaseException:  # e.g. the source vanished or the disk filled: no stray folder
             shutil.rmtree(staging, ignore_errors=True)

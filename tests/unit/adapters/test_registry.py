@@ -313,6 +313,25 @@ async def test_bad_paths_and_uploads_leave_nothing_behind(
     assert not (tmp_path / "escape.json").exists()
 
 
+async def test_a_shipped_triage_policy_is_kept_with_the_version(replica: Replica, adapter_root: Path,
+                                                                store_root: Path, tmp_path: Path) -> None:
+    registry, _ = replica()
+    await registry.start()
+    folder = Path(shutil.copytree(adapter_root / "one", adapter_root / "with-policy"))  # the fixture's stays as it is
+    (folder / "triage_policy.json").write_text(json.dumps({"urgent_threshold": 0.3}))
+    record = await registry.register_path("alpha", str(folder), caller="alice")
+    assert json.loads((store_root / record.path / "triage_policy.json").read_text()) == {"urgent_threshold": 0.3}
+    archive = tmp_path / "one.tar.gz"
+    archive.write_bytes(tar_gz(folder))
+    with archive.open("rb") as body:
+        uploaded = await registry.register_archive("uploaded", body, caller="carol")
+    assert (store_root / uploaded.path / "triage_policy.json").is_file()
+    (folder / "triage_policy.json").write_text(json.dumps({"urgent_threshold": 3}))
+    with pytest.raises(InvalidRequestError, match="urgent_threshold"):
+        await registry.register_path("beta", str(folder), caller="alice")
+    shutil.rmtree(folder)
+
+
 async def test_upload_registers_and_cleans_its_upload_folder(
     replica: Replica, adapter_root: Path, store_root: Path, tmp_path: Path
 ) -> None:
