@@ -123,8 +123,9 @@ def _follows_the_policy(triage: dict, meta: dict) -> None:
 
 def test_every_triage_carries_label_probabilities_and_follows_the_policy(client_module: httpx.Client, model: str,
                                                                           triage_adapter: str) -> None:
-    for served in (model, triage_adapter):
-        items = _triage_batch(client_module, served, TICKETS[1:4])
+    # The test adapter has random weights (long, retried replies): one ticket is enough there.
+    for served, tickets in ((model, TICKETS[1:4]), (triage_adapter, TICKETS[1:2])):
+        items = _triage_batch(client_module, served, tickets)
         for item in items:
             _follows_the_policy(item["triage"], item["meta"])
 
