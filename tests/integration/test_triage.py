@@ -26,6 +26,7 @@ def _ticket(raw: dict) -> dict:
 
 
 SAMPLE_EVERY = {"base": 5, "adapter": 10}
+ADAPTER_POLICY = {"urgent_threshold": 0.42, "review_threshold": 0.6, "temperature": {"category": 1.5}}
 
 
 def _triage_batch(client: httpx.Client, model: str, tickets: list[dict]) -> list[dict]:
@@ -38,6 +39,7 @@ def _triage_batch(client: httpx.Client, model: str, tickets: list[dict]) -> list
 @pytest.fixture(scope="module")
 def triage_adapter(client_module: httpx.Client, adapter_source_dir: Path, model_dir: Path) -> str:
     folder = make_peft_adapter(model_dir, adapter_source_dir / "triage-style", seed=11, weight_scale=0.5)
+    (folder / "triage_policy.json").write_text(json.dumps(ADAPTER_POLICY))  # its own calibration
     response = client_module.post("/admin/adapters", json={"name": "triage-style", "path": str(folder)})
     assert response.status_code == 201, response.text
     return "triage-style"
@@ -128,6 +130,12 @@ def test_every_triage_carries_label_probabilities_and_follows_the_policy(client_
         items = _triage_batch(client_module, served, tickets)
         for item in items:
             _follows_the_policy(item["triage"], item["meta"])
+            policy = item["meta"]["policy"]
+            if served == triage_adapter:  # the adapter's triage_policy.json, over the server's
+                assert (policy["urgent_threshold"], policy["review_threshold"]) == (0.42, 0.6)
+                assert policy["temperature"] == {"category": 1.5, "priority": 1.0}
+            else:
+                assert (policy["urgent_threshold"], policy["review_threshold"]) == (0.31, 0.79)
 
 
 def test_a_request_policy_changes_the_decision(client_module: httpx.Client) -> None:
