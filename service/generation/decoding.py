@@ -102,6 +102,7 @@ class Decoder:
                     max_tokens = prepared.retry_truncated_max_tokens
                     attempts.insert(0, attempt)
                     self.accounting.retried(prepared, observation, "truncated")
+                    fallback = (result, held)  # what is left if the retry's backend then refuses
                     continue
                 if verdict == "invalid" and not sent:
                     why = first_violation(structured, (c.text for c in result.choices))
