@@ -1,5 +1,5 @@
 """`loragate bench --smoke` end to end: it starts loragate, vLLM's own server without and with LoRA,
-runs every comparison (peer-base, peer-adapter, adapters, structured, swaps) with a few requests
+runs every comparison (peer-base, peer-adapter, adapters, structured, swaps, triage) with a few requests
 under py-spy (`--profile`), stops the servers, and writes bench.json, bench.md and one chart per
 comparison.
 
@@ -18,7 +18,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-COMPARISONS = ("peer-base", "peer-adapter", "adapters", "structured", "swaps")
+COMPARISONS = ("peer-base", "peer-adapter", "adapters", "structured", "swaps", "triage")
 RUN_TIMEOUT_S = 1500  # three server start-ups on 2 CPUs, then about two minutes of requests
 
 
