@@ -38,7 +38,7 @@ from adapters.recipes.brand_voice_phrases import (
     TOPICS,
     Topic,
 )
-from adapters.recipes.common import DATA_DIR, Slots, fields, fill, lower_words, normalize, write_jsonl
+from adapters.recipes.common import DATA_DIR, TABLES_DIR, Slots, fields, fill, lower_words, normalize, write_jsonl
 
 BRAND = "Alder & Pine Outfitters"
 SIGN_OFF = "Warm regards,\nThe Alder & Pine Outfitters Team"
@@ -62,6 +62,11 @@ STYLE: dict[str, Any] = {
     "sign_off": SIGN_OFF, "forbidden_words": FORBIDDEN_WORDS, "min_words": 40, "max_words": 120,
 }
 TRAIN_FILE, VALIDATION_FILE = "voice_train.jsonl", "voice_validation.jsonl"
+# What the brand states about itself (site, stores, hours, care, policies): a reply may repeat these
+# specifics; any other phone number, amount, date, id, address or duration is invented
+# (`loragate eval --voice` counts them).
+FACT_SHEET = "\n".join((TABLES_DIR / name).read_text(encoding="utf-8")
+                        for name in ("brand_voice.yaml", "brand_voice_topics.yaml"))
 
 _FORBIDDEN = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in FORBIDDEN_WORDS) + r")\b", re.IGNORECASE)
 _EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]")

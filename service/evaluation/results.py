@@ -109,7 +109,7 @@ class VoiceOutcome(BaseModel):
     prompt_tokens: int | None
     completion_tokens: int | None
     reply: str | None
-    scores: dict[str, float | int | bool | None] | None
+    scores: dict[str, float | int | bool | list[str] | None] | None  # VoiceScores (`invented` lists specifics)
 
 
 class VoiceMetrics(BaseModel):

@@ -25,6 +25,11 @@ question is whether an adapter moved the model towards the brand's voice.
   (case-insensitive). Undefined (left out of the mean) for messages without facts.
 - reference F1 (only with a reference `reply`): bag-of-words overlap F1 of lowercase word tokens
   between reply and reference (SQuAD-style).
+- invented specifics: phone numbers, amounts of money, percentages, dates, order or reference ids,
+  web and email addresses, and durations ("within 3 business days") in the reply that appear
+  neither in the message nor in the brand's fact sheet (the recipe's FACT_SHEET: its stores,
+  hours, care and policy texts), compared by letters, digits and $ % @ signs only, case ignored. A reply
+  that makes up a phone number or a refund deadline is a promise the brand never made.
 """
 
 from __future__ import annotations
@@ -57,11 +62,30 @@ DIGIT_TOKEN = re.compile(r"[^\s]*\d[^\s]*")
 NAME = re.compile(r"(?<![\w'])[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*(?:[ \t]+[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*)*")
 
 
+# Specifics a reply must not make up (see the module docstring), most specific first.
+SPECIFICS = re.compile("|".join((
+    r"(?:https?://|www\.)[^\s)<>]+",  # web addresses
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",  # email addresses
+    r"\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|co|uk|us|de|example)\b",  # bare domains
+    r"(?<![\w-])(?:\+?\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\w-])",  # phone numbers
+    r"[$\u20ac\u00a3]\s?\d[\d,]*(?:\.\d{1,2})?|\b\d[\d,]*(?:\.\d{1,2})?\s?(?:usd|eur|gbp|dollars?|euros?|pounds?)\b",
+    r"\b\d+(?:\.\d+)?\s?%",  # percentages
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b"
+    r"|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b"
+    r"|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b",  # dates
+    r"#\d{3,}|\b[A-Z]{1,6}[-#]?\d{4,}(?:-\d+)*\b",  # order and reference ids
+    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fourteen|fifteen|twenty|thirty|"
+    r"forty|forty-five|sixty|ninety)[\s-]+(?:(?:business|working|calendar)[\s-]+)?"
+    r"(?:days?|weeks?|months?|years?|hours?)\b",  # durations (deadlines, return windows)
+)), re.IGNORECASE)
+
+
 class BrandStyle(BaseModel):
     greetings: list[str]
     sign_off: str | None
     forbidden_words: list[str]
     source: str  # where the constants came from (shown in the report)
+    fact_sheet: str = ""  # what the brand states about itself (specifics a reply may repeat)
 
 
 class VoiceScores(BaseModel):
@@ -77,6 +101,7 @@ class VoiceScores(BaseModel):
     facts_restated: int
     answer_share: float | None
     reference_f1: float | None
+    invented: list[str] = []  # specifics in the reply found in neither the message nor the fact sheet
 
 
 def load_brand_style() -> BrandStyle:
@@ -94,11 +119,12 @@ def load_brand_style() -> BrandStyle:
         greetings = [greetings]  # one regex for every greeting form
     sign_off = getattr(module, "SIGN_OFF", None)
     forbidden = getattr(module, "FORBIDDEN_WORDS", None)
+    fact_sheet = getattr(module, "FACT_SHEET", "")
     return BrandStyle(
         greetings=[g.pattern if isinstance(g, re.Pattern) else str(g) for g in greetings] if greetings else DEFAULT_GREETINGS,
         sign_off=(str(sign_off).strip() or None) if sign_off else None,
         forbidden_words=[str(w) for w in forbidden] if forbidden else [],
-        source=source,
+        source=source, fact_sheet=str(fact_sheet or ""),
     )
 
 
@@ -163,6 +189,21 @@ def restated(fact: str, reply: str) -> bool:
     return re.search(pattern, reply, re.IGNORECASE) is not None
 
 
+def invented_specifics(reply: str, message: str, fact_sheet: str = "") -> list[str]:
+    """The reply's specifics (see the module docstring) that neither the message nor the fact sheet
+    states, in order, de-duplicated."""
+    known = _comparable(message) + "\n" + _comparable(fact_sheet)
+    found = [match.group().strip().rstrip(".,;:!?)") for match in SPECIFICS.finditer(reply)]
+    return list(dict.fromkeys(s for s in found if _comparable(s) not in known))
+
+
+def _comparable(text: str) -> str:
+    """Letters, digits and the signs that change a specific's meaning ($25 is not 25%); a web
+    address without its scheme and `www.`."""
+    text = re.sub(r"(?i)\b(?:https?://)?www\.|https?://", "", text.lower())
+    return re.sub(r"[^0-9a-z$%@\u20ac\u00a3]+", "", text)
+
+
 def token_f1(reply: str, reference: str) -> float:
     pred, ref = Counter(w.lower() for w in words(reply)), Counter(w.lower() for w in words(reference))
     common = sum((pred & ref).values())
@@ -188,6 +229,7 @@ def score_reply(message: str, reply: str, style: BrandStyle, reference: str | No
         facts_restated=hits,
         answer_share=hits / len(facts) if facts else None,
         reference_f1=token_f1(reply, reference) if reference else None,
+        invented=invented_specifics(reply, message, style.fact_sheet),
     )
 
 
@@ -201,6 +243,7 @@ AGGREGATES = {
     "words": "mean reply length in words",
     "answer_share": "mean share of the message's facts restated (messages with facts)",
     "reference_f1": "mean token-overlap F1 against the reference reply (examples with one)",
+    "invented_rate": "share of replies with a specific found in neither the message nor the brand's fact sheet",
 }
 
 
@@ -214,6 +257,7 @@ def aggregate(scores: Sequence[VoiceScores]) -> dict[str, float | None]:
         "words": mean([float(s.words) for s in scores]),
         "answer_share": mean([s.answer_share for s in scores if s.answer_share is not None]),
         "reference_f1": mean([s.reference_f1 for s in scores if s.reference_f1 is not None]),
+        "invented_rate": mean([float(bool(s.invented)) for s in scores]),
     }
 
 
