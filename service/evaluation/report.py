@@ -10,7 +10,15 @@ from service.evaluation.formatting import num as _num
 from service.evaluation.formatting import pct as _pct
 from service.evaluation.formatting import signed as _signed
 from service.evaluation.formatting import table as _table
-from service.evaluation.results import Confusion, EvalReport, ModeResult, Outcome, TriageMetrics, VoiceMetrics
+from service.evaluation.results import (
+    Confusion,
+    EvalReport,
+    ModeResult,
+    Outcome,
+    TriageMetrics,
+    VoiceMetrics,
+    VoiceOutcome,
+)
 
 TRIAGE_COLUMNS = ["target", "mode", "n", "errors", "JSON parse", "schema-valid", "category acc", "priority acc",
                   "category F1", "priority F1", "misrouted /1k", "urgent recall", "urgent missed",
@@ -18,7 +26,7 @@ TRIAGE_COLUMNS = ["target", "mode", "n", "errors", "JSON parse", "schema-valid",
 VOICE_MEASURES = {"greeting_rate": "greeting", "sign_off_rate": "sign-off",
                   "contractions_per_100_words": "contractions /100w", "exclamation_marks": "! per reply",
                   "slang_words": "slang/forbidden", "words": "words", "answer_share": "facts restated",
-                  "reference_f1": "reference F1"}
+                  "reference_f1": "reference F1", "invented_rate": "invented specifics"}
 INVALID_SHOWN = 10  # answers that are not schema-valid, quoted per target and mode
 INVALID_TAIL_CHARS = 120
 
@@ -53,6 +61,7 @@ def markdown(report: EvalReport) -> str:
     if report.kind == "voice":
         lines += [f"- brand style constants: {report.style_source}", "", summary_table(report), "",
                   "## Relative to the base model (target minus base)", "", _voice_delta_table(report)]
+        lines += _invented(report.results)
     else:
         lines += ["", summary_table(report), "",
                   "Rates are over n (errors and invalid outputs count as wrong); constrained = "
@@ -74,6 +83,20 @@ def markdown(report: EvalReport) -> str:
         lines += ["Each reply:", "", _voice_docs(), "", "Per target:", ""]
     lines += [f"- **{name}**: {text}" for name, text in report.definitions.items()]
     return "\n".join(lines) + "\n"
+
+
+def _invented(results: list[ModeResult]) -> list[str]:
+    """The specifics replies made up (found in neither the message nor the fact sheet), per target."""
+    lines = ["", "## Invented specifics", "",
+             "Phone numbers, amounts, dates, ids, addresses and durations a reply states that neither the "
+             f"message nor the brand's fact sheet does (up to {INVALID_SHOWN} replies per target)."]
+    for result in results:
+        invented = [(o.id, o.scores["invented"]) for o in result.outcomes
+                    if isinstance(o, VoiceOutcome) and o.scores and o.scores.get("invented")]
+        lines += ["", f"### {result.target}: {len(invented)} of {len(result.outcomes)} replies", ""]
+        lines += [f"- `{example}`: " + ", ".join(f"`{s}`" for s in specifics)
+                  for example, specifics in invented[:INVALID_SHOWN]]
+    return lines
 
 
 def _triage_table(report: EvalReport) -> str:
