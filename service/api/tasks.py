@@ -61,8 +61,7 @@ class BatchTriageResponse(BaseModel):
 async def triage_ticket(body: AdmittedTicket, request: Request, services: ServicesDep,
                         route_key: RouteKeyHeader = None):
     # A client that leaves cancels the work, which aborts its engine request.
-    ticket = Ticket.model_validate(body.model_dump(include=set(Ticket.model_fields)))
-    work = services.triage.triage(ticket, body.model, body.max_tokens, route_key=route_key, policy=body.policy,
+    work = services.triage.triage(body, body.model, body.max_tokens, route_key=route_key, policy=body.policy,
                                   probabilities=body.probabilities)
     result = await cancel_on_disconnect(request, work, services.settings.request_timeout_s)
     meta = result.meta

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from service.engine.types import TokenLogprob, TopToken
 
@@ -26,24 +26,25 @@ from service.engine.types import TokenLogprob, TopToken
 Probe = Callable[[list[int]], Awaitable[list[TopToken]]]
 
 
-async def label_probabilities(tokens: Sequence[TokenLogprob], field: str, labels: Sequence[str],
-                              probe: Probe | None = None) -> dict[str, float] | None:
-    """The distribution over `labels` for the string value of `field` in the reply these tokens
-    spell, or None when the reply does not show where that value starts."""
+async def label_probabilities(tokens: Sequence[TokenLogprob], fields: Mapping[str, Sequence[str]],
+                              probe: Probe | None = None) -> dict[str, dict[str, float]] | None:
+    """For each field, the distribution over its labels of the string value the reply these tokens
+    spell gives it; None when the reply does not show where one of the values starts."""
     text = "".join(t.token for t in tokens)
-    match = re.search(r'"' + re.escape(field) + r'"\s*:\s*"', text)
-    if match is None:
-        return None
-    position, offset = _token_at(tokens, match.end())
-    if position is None:
-        return None
-    prefix = text[offset:match.end()]  # the part of the value's first token before the value
-    # Labels as the reply spells them: JSON-escaped, without their quotes.
-    masses = await _masses(tokens, position, prefix, {label: json.dumps(label)[1:-1] for label in labels}, probe)
-    total = sum(masses.values())
-    if total <= 0.0:
-        return None
-    return {label: masses.get(label, 0.0) / total for label in labels}
+    distributions = {}
+    for field, labels in fields.items():
+        match = re.search(r'"' + re.escape(field) + r'"\s*:\s*"', text)
+        position, offset = _token_at(tokens, match.end()) if match is not None else (None, 0)
+        if match is None or position is None:
+            return None
+        prefix = text[offset:match.end()]  # the part of the value's first token before the value
+        # Labels as the reply spells them: JSON-escaped, without their quotes.
+        masses = await _masses(tokens, position, prefix, {label: json.dumps(label)[1:-1] for label in labels}, probe)
+        total = sum(masses.values())
+        if total <= 0.0:
+            return None
+        distributions[field] = {label: masses.get(label, 0.0) / total for label in labels}
+    return distributions
 
 
 def _token_at(tokens: Sequence[TokenLogprob], char: int) -> tuple[int | None, int]:

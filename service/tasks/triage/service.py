@@ -22,7 +22,6 @@ from service.routing import ServingTarget
 from service.structured import StructuredConstraint, StructuredRequest
 from service.tasks.triage.policy import decide
 from service.tasks.triage.probabilities import label_probabilities
-from service.tasks.triage.settings import TriageSettings
 from service.tasks.triage.prompt import TriagePrompt
 from service.tasks.triage.schema import (
     CATEGORIES,
@@ -34,6 +33,7 @@ from service.tasks.triage.schema import (
     TriagePolicy,
     TriageResponse,
 )
+from service.tasks.triage.settings import TriageSettings
 
 logger = logging.getLogger(__name__)
 
@@ -153,11 +153,8 @@ class TriageService:
         async def probe(path: list[int]) -> list[TopToken]:
             return await self._next_token_alternatives(result.target, prompt_ids + path)
 
-        category = await label_probabilities(tokens, "category", CATEGORIES, probe)
-        priority = await label_probabilities(tokens, "priority", PRIORITIES, probe)
-        if category is None or priority is None:
-            return None
-        return LabelProbabilities(category=category, priority=priority)
+        read = await label_probabilities(tokens, {"category": CATEGORIES, "priority": PRIORITIES}, probe)
+        return LabelProbabilities.model_validate(read) if read is not None else None
 
     async def _next_token_alternatives(self, target: ServingTarget, token_ids: list[int]) -> list[TopToken]:
         """The served model's most likely next tokens after `token_ids` (labels sharing a first
@@ -183,7 +180,8 @@ class TriageService:
         keep = max(MIN_KEPT_BODY_TOKENS, len(body_ids) - (len(prompt_ids) - limit) - CUT_MARGIN_TOKENS)
         head, tail = body_ids[: keep * 2 // 3], body_ids[len(body_ids) - keep // 3:]
         # A cut may split a character's bytes: the replacement characters at the cut are dropped.
-        body = f"{self.generation.detokenize(head).rstrip(_SPLIT)}\n[...]\n{self.generation.detokenize(tail).lstrip(_SPLIT)}"
+        start, end = self.generation.detokenize(head).rstrip(_SPLIT), self.generation.detokenize(tail).lstrip(_SPLIT)
+        body = f"{start}\n[...]\n{end}"
         return self.generation.render_chat(self.prompt.messages(ticket.model_copy(update={"body": body}))), True
 
     async def triage_batch(self, tickets: list[Ticket], model: str | None = None,

@@ -33,13 +33,18 @@ def plain(token: str, token_id: int) -> TokenLogprob:
     return position(token, token_id, 0.0)
 
 
+async def one_field(tokens: list[TokenLogprob], field: str, labels, probe=None) -> dict[str, float] | None:
+    read = await label_probabilities(tokens, {field: labels}, probe)
+    return read[field] if read is not None else None
+
+
 async def test_each_label_gets_the_mass_of_every_token_that_can_only_begin_it() -> None:
     tokens = reply(plain('{"', 1), plain("category", 2), plain('":"', 3),
                    position("b", 10, math.log(0.5), ("b", 10, math.log(0.5)), ("bill", 11, math.log(0.1)),
                             ("technical", 12, math.log(0.2)), ("sh", 13, math.log(0.05)),
                             ("The", 14, math.log(0.1)), ('"', 15, math.log(0.05))),
                    plain("illing", 16), plain('","', 17))
-    probabilities = await label_probabilities(tokens, "category", CATEGORIES)
+    probabilities = await one_field(tokens, "category", CATEGORIES)
     assert probabilities is not None and list(probabilities) == list(CATEGORIES)  # exactly the schema's labels
     # "The" and a bare quote begin no label: masked by the constraint, renormalised away.
     assert probabilities["billing"] == pytest.approx(0.6 / 0.85)
@@ -53,7 +58,7 @@ async def test_a_value_that_starts_inside_a_token_is_read_after_that_tokens_own_
                    position('"acc', 2, math.log(0.7), ('"acc', 2, math.log(0.7)), ('"general', 3, math.log(0.3)),
                             ("acc", 4, math.log(0.5))),  # without the quote: not this position's value
                    plain('ount","', 5))
-    probabilities = await label_probabilities(tokens, "category", CATEGORIES)
+    probabilities = await one_field(tokens, "category", CATEGORIES)
     assert probabilities == pytest.approx({**dict.fromkeys(CATEGORIES, 0.0), "account": 0.7, "general": 0.3})
 
 
@@ -62,7 +67,7 @@ async def test_labels_sharing_a_first_token_are_split_by_the_next_position_on_th
     tokens = reply(plain('{"team":"', 1),
                    position("account", 2, math.log(0.8), ("account", 2, math.log(0.8)), ("billing", 3, math.log(0.2))),
                    position('"}', 4, math.log(0.75), ('"}', 4, math.log(0.75)), ("ing", 5, math.log(0.25))))
-    probabilities = await label_probabilities(tokens, "team", labels)
+    probabilities = await one_field(tokens, "team", labels)
     assert probabilities == pytest.approx({"account": 0.6, "accounting": 0.2, "billing": 0.2})
 
 
@@ -78,13 +83,24 @@ async def test_a_shared_first_token_off_the_decoded_path_is_resolved_by_a_probe(
     tokens = reply(plain('{"team":"', 1),
                    position("billing", 3, math.log(0.6), ("billing", 3, math.log(0.6)), ("account", 2, math.log(0.4))),
                    plain('"}', 4))
-    probabilities = await label_probabilities(tokens, "team", labels, probe)
+    probabilities = await one_field(tokens, "team", labels, probe)
     assert asked == [[1, 2]]  # the reply up to the label, then the shared token
     assert probabilities == pytest.approx({"account": 0.04, "accounting": 0.36, "billing": 0.6})
 
 
-async def test_no_value_for_the_field_is_none() -> None:
-    assert await label_probabilities(reply(plain('{"other":"x"}', 1)), "category", CATEGORIES) is None
+async def test_no_value_for_a_field_is_none() -> None:
+    assert await one_field(reply(plain('{"other":"x"}', 1)), "category", CATEGORIES) is None
+    tokens = reply(plain('{"category":"', 1), plain("billing", 2), plain('"}', 3))
+    assert await label_probabilities(tokens, {"category": CATEGORIES, "priority": ("low", "high")}) is None
+
+
+async def test_every_field_is_read_from_one_reply() -> None:
+    tokens = reply(plain('{"category":"', 1), position("billing", 2, math.log(0.8), ("technical", 3, math.log(0.2))),
+                   plain('","priority":"', 4), position("low", 5, math.log(0.5), ("high", 6, math.log(0.5))),
+                   plain('"}', 7))
+    read = await label_probabilities(tokens, {"category": CATEGORIES, "priority": ("low", "high")})
+    assert read is not None and read["category"]["billing"] == pytest.approx(0.8)
+    assert read["priority"] == pytest.approx({"low": 0.5, "high": 0.5})
 
 
 def probs(category: dict[str, float], priority: dict[str, float]) -> LabelProbabilities:
