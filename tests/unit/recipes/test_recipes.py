@@ -238,6 +238,21 @@ def test_voice_replies_follow_the_style_guide(voice: brand_voice.VoiceDataset) -
         assert brand_voice.style_problems(reply) == []
 
 
+def test_voice_validation_holds_no_near_copy_of_a_training_reply(voice: brand_voice.VoiceDataset) -> None:
+    trained = [brand_voice._words(r["reply"]) for r in voice.train]
+    assert not [r["id"] for r in voice.validation if brand_voice.is_near_copy(r["reply"], trained)]
+    reply = voice.train[0]["reply"]
+    assert brand_voice.is_near_copy(reply, trained)
+    assert brand_voice.is_near_copy(reply.replace("Hello", "Dear", 1), trained)
+    assert not brand_voice.is_near_copy("Hello,\n\nSomething else entirely.", trained)
+
+
+def test_voice_replies_never_give_a_phone_number(voice: brand_voice.VoiceDataset) -> None:
+    phone = re.compile(r"\b(?:phone|call us|telephone number|\d{3}[-. ]\d{3}[-. ]\d{4})\b", re.IGNORECASE)
+    assert not [r["id"] for r in voice.train + voice.validation if phone.search(r["reply"])]
+    assert any("telephone" in r["reply"] for r in voice.train)  # the contact topic says how to reach us
+
+
 def test_voice_replies_use_the_name_only_when_given(voice: brand_voice.VoiceDataset) -> None:
     for record in voice.train:
         greeting = record["reply"].split("\n", 1)[0]
