@@ -232,6 +232,7 @@ RENAMED = {
     "constraint_wait_s": "structured.compile_wait_s",
     "constraint_max_waiting": "structured.compile_max_waiting",
     "constraint_cache_size": "structured.cache_entries",
+    "engine_stall_timeout_s": "engine.stall_timeout_s",
     "triage_batch_max": "triage.batch_max",
     "triage_batch_concurrency": "triage.batch_concurrency",
     "triage_urgent_threshold": "triage.urgent_threshold",

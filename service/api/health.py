@@ -30,7 +30,8 @@ async def live(services: ServicesDep) -> JSONResponse:
 @router.get(READY_PATH, response_model=HealthStatus, responses={503: {"model": HealthStatus}})
 async def ready(services: ServicesDep) -> JSONResponse:
     engine = services.engine
-    healthy = await engine.check_health() if engine.is_ready else False
+    stalled = engine.stalled  # hung, not dead: the watchdog ends the process if it lasts
+    healthy = await engine.check_health() if engine.is_ready and not stalled else False
     services.metrics.engine_ready.set(1 if healthy else 0)
-    body = HealthStatus(status="ready" if healthy else "unavailable", engine=engine.state.value)
+    body = HealthStatus(status="ready" if healthy else "unavailable", engine="stalled" if stalled else engine.state.value)
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

@@ -7,7 +7,9 @@ the exit code a supervisor reads.
 - Watchdog: every `engine_watchdog_interval_s` it asks the engine whether it is alive. A dead
   engine fails in-flight requests with 503 (vLLM raises EngineDeadError to every waiting request),
   turns readiness and liveness to 503 and stops the process with exit code 3, so a supervisor
-  restarts it; the adapter store and routes are on disk and come back unchanged.
+  restarts it; the adapter store and routes are on disk and come back unchanged. A hung engine
+  (work in flight, no step finished for `engine_stall_timeout_s`) turns readiness to 503 while it
+  lasts; stalled for twice that, the process exits with code 4.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from service.engine import EngineState
 logger = logging.getLogger(__name__)
 
 ENGINE_DEAD_EXIT_CODE = 3
+ENGINE_STALLED_EXIT_CODE = 4
 OPEN_WHILE_DRAINING = (*PROBE_PATHS, METRICS_PATH)
 
 
@@ -94,7 +97,9 @@ class LifecycleMiddleware:
 
 
 async def watch_engine(engine: Any, lifecycle: Lifecycle, interval_s: float, on_dead: Callable[[], None]) -> None:
-    """Poll the engine's health; on death, stop the process with a non-zero exit code."""
+    """Poll the engine's health; on death, or a stall that does not end, stop the process with a
+    non-zero exit code. A stall turns readiness to 503 by itself (`/health/ready` asks the engine)."""
+    exit_code, was_stalled = ENGINE_DEAD_EXIT_CODE, False
     while True:
         await asyncio.sleep(interval_s)
         if engine.state not in (EngineState.READY, EngineState.DRAINING):
@@ -107,8 +112,19 @@ async def watch_engine(engine: Any, lifecycle: Lifecycle, interval_s: float, on_
             alive = False
         if not alive and engine.state != EngineState.DRAINING:
             break
+        stalled_s, limit_s = engine.progress.stalled_seconds(), engine.options.stall_timeout_s
+        if engine.stalled != was_stalled:
+            was_stalled = engine.stalled
+            log = logger.error if was_stalled else logger.warning
+            log("the engine %s", f"has finished no step for {stalled_s:.0f} s with work in flight: not ready"
+                if was_stalled else "is making progress again: ready")
+        if stalled_s >= 2 * limit_s:
+            exit_code = ENGINE_STALLED_EXIT_CODE
+            logger.critical("the engine has been stalled for %.0f s; exiting with code %d so the supervisor "
+                            "restarts this replica", stalled_s, exit_code)
+            break
     engine.state = EngineState.DEAD
     on_dead()
-    logger.critical("the engine died; exiting with code %d so the supervisor restarts this replica",
-                    ENGINE_DEAD_EXIT_CODE)
-    lifecycle.fail(ENGINE_DEAD_EXIT_CODE)
+    if exit_code == ENGINE_DEAD_EXIT_CODE:
+        logger.critical("the engine died; exiting with code %d so the supervisor restarts this replica", exit_code)
+    lifecycle.fail(exit_code)

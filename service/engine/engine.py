@@ -11,9 +11,10 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from service.engine.progress import ProgressMonitor
 from service.engine.types import (
     WHITESPACE_FREE_BACKENDS,
     AdapterHandle,
@@ -41,6 +42,7 @@ class Engine:
     def __init__(self, options: EngineOptions, on_stats: StatsCallback | None = None) -> None:
         self.options = options
         self._on_stats = on_stats
+        self.progress = ProgressMonitor()
         self.state = EngineState.STOPPED
         self._llm: Any = None
         self._tokenizer: Any = None
@@ -90,7 +92,7 @@ class Engine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = self.engine_args()
-        stat_loggers = [_stats_forwarder(self._on_stats)] if self._on_stats else None
+        stat_loggers = [_step_listener(self._on_step)]
         return AsyncLLM.from_engine_args(args, stat_loggers=stat_loggers)
 
     @property
@@ -152,6 +154,16 @@ class Engine:
     def is_ready(self) -> bool:
         return self.state == EngineState.READY and not self._engine_errored()
 
+    @property
+    def stalled(self) -> bool:
+        """The engine has had work for `stall_timeout_s` without finishing a step (hung, not dead)."""
+        return self.progress.stalled_seconds() >= self.options.stall_timeout_s
+
+    def _on_step(self, running: int | None, waiting: int | None, kv_cache_usage: float | None) -> None:
+        self.progress.step(None if running is None else running + (waiting or 0))
+        if self._on_stats is not None and running is not None:
+            self._on_stats(running, waiting or 0, kv_cache_usage or 0.0)
+
     def _engine_errored(self) -> bool:
         return self._llm is not None and bool(self._llm.errored)
 
@@ -200,6 +212,7 @@ class Engine:
 
         request_id = request_id or uuid.uuid4().hex
         first = True
+        self.progress.request_started()
         try:
             params = self._sampling_params(options)
             async for output in self._llm.generate(
@@ -239,6 +252,8 @@ class Engine:
                 raise
             # vLLM validates a request's parameters with plain ValueErrors while admitting it.
             raise EngineRequestError(str(exc)) from exc
+        finally:
+            self.progress.request_ended()
 
     def _logprobs(self, choice: Any) -> list[TokenLogprob]:
         """The new tokens' logprobs: the sampled token plus the top alternatives by rank."""
@@ -323,8 +338,10 @@ class Engine:
         return self._llm.get_num_unfinished_requests() if self._llm is not None else 0
 
 
-def _stats_forwarder(callback: StatsCallback) -> Any:
-    """A vLLM stat logger class that hands scheduler gauges to `callback` after every step."""
+def _step_listener(callback: Callable[[int | None, int | None, float | None], None]) -> Any:
+    """A vLLM stat logger class: vLLM calls it after every engine step; it hands the scheduler's
+    gauges (running, waiting, KV cache usage; None when the step carried no scheduler figures) to
+    `callback`."""
     from vllm.v1.metrics.loggers import StatLoggerBase
 
     class _Forwarder(StatLoggerBase):
@@ -333,7 +350,9 @@ def _stats_forwarder(callback: StatsCallback) -> Any:
 
         def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
                    engine_idx: int = 0) -> None:
-            if scheduler_stats is not None:
+            if scheduler_stats is None:
+                callback(None, None, None)
+            else:
                 callback(scheduler_stats.num_running_reqs, scheduler_stats.num_waiting_reqs,
                          float(scheduler_stats.kv_cache_usage))
 

@@ -53,6 +53,10 @@ class EngineSettings(BaseModel):
         30, ge=1, description="Longest outlines index build in the engine (vLLM's default, 5 s, is less than "
         "a four-field schema takes on a loaded CPU); it runs off the scheduling loop.",
     )
+    stall_timeout_s: float = Field(
+        120.0, gt=0, description="An engine with work that finishes no step for this long is stalled: readiness "
+        "turns 503, and if it stalls twice as long the process exits with code 4 so a supervisor restarts it.",
+    )
     vllm_plugin: bool = Field(
         True, description="loragate's vLLM plugin: per-request structured-output backends (the fallback chain) "
         "and grouped CPU LoRA ops. Off: one backend per engine, vLLM's own LoRA ops.",

@@ -348,3 +348,78 @@ def test_killed_engine_fails_fast_exits_non_zero_a_restart_restores_everything_a
         assert_sigterm_drains_and_exits_0(second, model)
     finally:
         second.stop()
+
+
+def test_hung_engine_turns_readiness_off_recovers_and_exits_4_if_it_stays_hung(
+    logs_dir: Path, tmp_path: Path, adapter_source_dir: Path, model: str,
+) -> None:
+    # The engine-core process stopped with SIGSTOP is a real hang: alive, not errored, no step.
+    stall_s = 4.0
+    env = keyed_env(tmp_path / "store", [adapter_source_dir], LORAGATE_ENGINE_STALL_TIMEOUT_S=str(stall_s),
+                    LORAGATE_ENGINE_WATCHDOG_INTERVAL_S="0.5", LORAGATE_REQUEST_TIMEOUT_S="120")
+    proc = ServiceProcess(logs_dir / "ops-stall.log", env=env).start().wait_ready()
+    assert proc.process is not None
+    # Only the engine core: a stopped multiprocessing resource tracker would hang the exit itself.
+    cores = [pid for pid in engine_core_pids(proc.process.pid)
+             if b"EngineCore" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(cores) == 1, "no engine-core process found"
+    body = {"model": model, "prompt": "Count: one, two,", "max_tokens": 8, "temperature": 0}
+
+    def complete(results: list[httpx.Response | Exception]) -> threading.Thread:
+        def run() -> None:
+            try:
+                with httpx.Client(base_url=proc.base_url, timeout=120, headers=API) as client:
+                    results.append(client.post("/v1/completions", json=body))
+            except httpx.TransportError as exc:
+                results.append(exc)
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def readiness(client: httpx.Client) -> tuple[int, str]:
+        reply = client.get("/health/ready")
+        return reply.status_code, reply.json()["engine"]
+
+    try:
+        with httpx.Client(base_url=proc.base_url, timeout=10) as client:
+            # 1. A stall that ends: readiness 503 "stalled" while it lasts, then ready; the request completes.
+            for pid in cores:
+                os.kill(pid, signal.SIGSTOP)
+            first: list[httpx.Response | Exception] = []
+            thread = complete(first)
+            assert readiness(client) == (200, "ready")  # work just arrived: not a stall yet
+            deadline = time.monotonic() + stall_s + 5
+            while readiness(client) != (503, "stalled"):
+                assert time.monotonic() < deadline, "readiness never reported the stall"
+                time.sleep(0.3)
+            for pid in cores:
+                os.kill(pid, signal.SIGCONT)
+            thread.join(60)
+            assert [getattr(r, "status_code", r) for r in first] == [200]
+            assert readiness(client) == (200, "ready")
+            assert proc.process.poll() is None
+
+            # 2. A stall that lasts: the process exits with code 4 within twice the timeout (plus the
+            # engine's shutdown); the request in flight ends (a closed connection), it does not hang.
+            for pid in cores:
+                os.kill(pid, signal.SIGSTOP)
+            second: list[httpx.Response | Exception] = []
+            stalled_at = time.monotonic()
+            thread = complete(second)
+            assert proc.process.wait(2 * stall_s + 30) == 4
+            assert time.monotonic() - stalled_at >= 2 * stall_s
+            thread.join(30)
+            assert not thread.is_alive() and len(second) == 1
+            assert isinstance(second[0], Exception) or second[0].status_code >= 500, second
+    finally:
+        for pid in cores:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        proc.stop(signal.SIGKILL)
+        for pid in cores:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

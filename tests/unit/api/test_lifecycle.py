@@ -1,9 +1,10 @@
 """Drain, watchdog and request timeouts, with stand-ins (fast). The real SIGTERM drain and a
-killed engine are exercised in tests/integration/test_lifecycle.py."""
+killed and a hung engine are exercised in tests/integration/test_operations.py."""
 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -11,7 +12,14 @@ from fastapi import FastAPI
 
 from service.api.cancellation import cancel_on_disconnect, within_deadline
 from service.api.errors import install_error_handlers
-from service.api.lifecycle import ENGINE_DEAD_EXIT_CODE, Lifecycle, LifecycleMiddleware, watch_engine
+from service.api.lifecycle import (
+    ENGINE_DEAD_EXIT_CODE,
+    ENGINE_STALLED_EXIT_CODE,
+    Lifecycle,
+    LifecycleMiddleware,
+    watch_engine,
+)
+from service.engine.progress import ProgressMonitor
 from service.engine import EngineState
 from service.errors import TIMEOUT_CANCEL, RequestTimeoutError, failure_of
 
@@ -70,9 +78,15 @@ async def test_drain_timeout_stops_anyway() -> None:
 
 
 class FlakyEngine:
-    def __init__(self) -> None:
+    def __init__(self, stall_timeout_s: float = 60.0) -> None:
         self.state = EngineState.READY
         self.alive = True
+        self.progress = ProgressMonitor()
+        self.options = SimpleNamespace(stall_timeout_s=stall_timeout_s)
+
+    @property
+    def stalled(self) -> bool:
+        return self.progress.stalled_seconds() >= self.options.stall_timeout_s
 
     async def check_health(self) -> bool:
         if not self.alive:
@@ -89,6 +103,22 @@ async def test_watchdog_notices_a_dead_engine_and_exits_non_zero() -> None:
     engine.alive = False
     await asyncio.wait_for(watchdog, 5)
     assert stopped.is_set() and lifecycle.exit_code == ENGINE_DEAD_EXIT_CODE and marked == [True]
+    assert engine.state == EngineState.DEAD
+
+
+async def test_watchdog_exits_when_a_stall_lasts_and_not_when_the_engine_recovers() -> None:
+    engine, lifecycle, stopped = FlakyEngine(stall_timeout_s=0.15), Lifecycle(5), asyncio.Event()
+    lifecycle.request_exit = stopped.set
+    watchdog = asyncio.create_task(watch_engine(engine, lifecycle, 0.02, on_dead=lambda: None))
+    engine.progress.request_started()
+    await asyncio.sleep(0.2)  # stalled (readiness says so), not yet for twice the timeout
+    assert engine.stalled and not watchdog.done()
+    engine.progress.step(1)  # a step: recovered
+    assert not engine.stalled
+    await asyncio.sleep(0.2)
+    assert not watchdog.done()
+    await asyncio.wait_for(watchdog, 5)  # no further step: stalled for 0.3 s, the process exits
+    assert stopped.is_set() and lifecycle.exit_code == ENGINE_STALLED_EXIT_CODE
     assert engine.state == EngineState.DEAD
 
 

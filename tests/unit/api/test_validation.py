@@ -27,6 +27,7 @@ class StubEngine:
 
     state = EngineState.READY
     is_ready = True
+    stalled = False
     started_at = 0.0
     vocab_size = 1000
 

@@ -29,6 +29,8 @@ class FakeEngine:
         self.state = EngineState.READY if ready else EngineState.STARTING
         self.rendered = 0
 
+    stalled = False
+
     @property
     def is_ready(self) -> bool:
         return self.state == EngineState.READY
