@@ -69,7 +69,8 @@ _HTTP_ERRORS: dict[int, type[ServiceError]] = {
 def _validation_param(loc: tuple[int | str, ...]) -> str | None:
     # Drop the "body" prefix and pydantic's union-branch names so `param` reads like OpenAI's.
     location = loc[1:] if loc and loc[0] == "body" else loc
-    parts = [str(part) for part in location if not str(part).startswith(("function-", "list[", "str", "constrained"))]
+    parts = [str(part) for part in location
+             if str(part) != "str" and not str(part).startswith(("function-", "list[", "dict[", "constrained"))]
     return ".".join(parts) or None
 
 
@@ -85,8 +86,11 @@ def validation_error(exc: RequestValidationError) -> InvalidRequestError:
     param = _validation_param(tuple(first.get("loc", ())))
     if first.get("type") in ("model_attributes_type", "dict_type") and param is None:
         return InvalidRequestError("The request body must be a JSON object.")
-    if first.get("type") == "extra_forbidden" and param:
-        return UnrecognizedArgumentError(param)
+    # A union (`content`: a string or parts) reports every branch; an unknown field is the news.
+    unknown = next((e for e in errors if e.get("type") == "extra_forbidden"), None)
+    unknown_param = _validation_param(tuple(unknown.get("loc", ()))) if unknown is not None else None
+    if unknown_param:
+        return UnrecognizedArgumentError(unknown_param)
     message = first.get("msg", "Invalid value")
     if param:
         message = f"Invalid value for '{param}': {message}"
