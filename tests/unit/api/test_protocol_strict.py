@@ -5,11 +5,11 @@ documented exception), tool and function calling and message `name` are refused 
 from __future__ import annotations
 
 import json
-import types
 import typing
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
@@ -167,7 +167,7 @@ def streaming(tmp_path: Path) -> Iterator[TestClient]:
         yield http
 
 
-def events(response: types.SimpleNamespace) -> list[dict]:
+def events(response: httpx.Response) -> list[dict]:
     lines = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
     return [json.loads(line) for line in lines[:-1]]
