@@ -32,7 +32,7 @@ from service.api.errors import count_refusal, refusal_response
 from service.api.keys import KeyEntry, KeyRing, Role, key_ring_for
 from service.api.limits import Refusal
 from service.config import Settings
-from service.errors import ServiceError
+from service.errors import AuthenticationError, PermissionDeniedError
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +45,6 @@ MALFORMED_MESSAGE = ("The Authorization header must use Bearer auth with one API
                      "(i.e. Authorization: Bearer YOUR_KEY).")
 INVALID_KEY_MESSAGE = "Incorrect API key provided."
 FORBIDDEN_MESSAGE = "This API key may not use the admin API (/admin/*): use an admin key."
-
-
-class MissingKeyError(ServiceError):
-    status = 401
-    type = "invalid_request_error"
-    code = "invalid_api_key"
-
-
-class NotAdminKeyError(ServiceError):
-    status = 403
-    type = "invalid_request_error"
-    code = "insufficient_permissions"
 
 
 @dataclass(frozen=True)
@@ -136,9 +124,9 @@ class Auth:
                        MALFORMED_MESSAGE if credentials.header else MISSING_KEY_MESSAGE)
             logger.debug("401 %s %s: %s", method, scope.get("path"), message)
             challenge = 'Bearer error="invalid_token"' if credentials.header else "Bearer"
-            return Refusal(MissingKeyError(message), "unauthenticated", {"www-authenticate": challenge})
+            return Refusal(AuthenticationError(message), "unauthenticated", {"www-authenticate": challenge})
         logger.info("403 %s %s: key %s is not an admin key", method, scope.get("path"), entry.key_id)
-        return Refusal(NotAdminKeyError(FORBIDDEN_MESSAGE), "forbidden")
+        return Refusal(PermissionDeniedError(FORBIDDEN_MESSAGE), "forbidden")
 
 
 # ------------------------------------------------------------------ what routers declare

@@ -1,8 +1,13 @@
-"""Every error leaves the service in OpenAI's shape: {"error": {message, type, param, code}}."""
+"""Every error leaves the service in OpenAI's shape: {"error": {message, type, param, code}}, built
+by one function, `failure_response`, from its row of `service.errors.FAILURE_TABLE`: the routes'
+errors, authentication, admission, the body cap, the drain, request validation and Starlette's own
+(404, 405) alike, each counted in `loragate_error_responses_total{status,code}`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +19,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pydantic import BaseModel
 
 from service.api.limits import Refusal
-from service.errors import ServiceError, as_service_error
+from service.errors import (
+    AuthenticationError,
+    ConflictError,
+    Failure,
+    InvalidRequestError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServiceError,
+    UnrecognizedArgumentError,
+    UnsupportedMediaTypeError,
+    as_service_error,
+    failure_of,
+    table_row,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,58 +58,83 @@ class ErrorResponse(BaseModel):
 # Every error status a route may answer with, for the OpenAPI document.
 ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 429, 502, 503, 504)}
 
-_HTTP_ERROR_TYPES = {
-    400: ("invalid_request_error", "invalid_value"),
-    401: ("authentication_error", "invalid_api_key"),
-    403: ("permission_error", "forbidden"),
-    404: ("invalid_request_error", "not_found"),
-    405: ("invalid_request_error", "method_not_allowed"),
-    413: ("invalid_request_error", "payload_too_large"),
-    415: ("invalid_request_error", "unsupported_media_type"),
-    429: ("rate_limit_error", "rate_limit_exceeded"),
+# Starlette's own errors (a path no route serves, a method a route does not take, ...) as table rows.
+_HTTP_ERRORS: dict[int, type[ServiceError]] = {
+    400: InvalidRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
+    405: MethodNotAllowedError, 409: ConflictError, 413: PayloadTooLargeError, 415: UnsupportedMediaTypeError,
+    429: RateLimitedError,
 }
-
-
-def error_response(
-    status: int, message: str, type_: str, param: str | None = None, code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body = ErrorResponse(error=ErrorDetail(message=message, type=type_, param=param, code=code))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 def _validation_param(loc: tuple[int | str, ...]) -> str | None:
     # Drop the "body" prefix and pydantic's union-branch names so `param` reads like OpenAI's.
     location = loc[1:] if loc and loc[0] == "body" else loc
-    parts = [str(part) for part in location if not str(part).startswith(("function-", "list[", "str", "constrained"))]
+    parts = [str(part) for part in location
+             if str(part) != "str" and not str(part).startswith(("function-", "list[", "dict[", "constrained"))]
     return ".".join(parts) or None
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+def validation_error(exc: RequestValidationError) -> InvalidRequestError:
+    """The 400 for a body, query or header FastAPI could not validate; a field a nested object does
+    not declare is OpenAI's `unrecognized_argument`, like an unknown top-level one."""
     errors = exc.errors()
     if not errors:
-        return "Invalid request.", None
+        return InvalidRequestError("Invalid request.")
     first = errors[0]
     if first.get("type") == "json_invalid":
-        return "We could not parse the JSON body of your request: it is not valid JSON.", None
+        return InvalidRequestError("We could not parse the JSON body of your request: it is not valid JSON.")
     param = _validation_param(tuple(first.get("loc", ())))
     if first.get("type") in ("model_attributes_type", "dict_type") and param is None:
-        return "The request body must be a JSON object.", None
+        return InvalidRequestError("The request body must be a JSON object.")
+    # A union (`content`: a string or parts) reports every branch; an unknown field is the news.
+    unknown = next((e for e in errors if e.get("type") == "extra_forbidden"), None)
+    unknown_param = _validation_param(tuple(unknown.get("loc", ()))) if unknown is not None else None
+    if unknown_param:
+        return UnrecognizedArgumentError(unknown_param)
     message = first.get("msg", "Invalid value")
     if param:
         message = f"Invalid value for '{param}': {message}"
     extra = len(errors) - 1
     if extra > 0:
         message += f" (and {extra} more problem{'s' if extra > 1 else ''})"
-    return message, param
+    return InvalidRequestError(message, param=param)
 
 
-def service_error_response(exc: BaseException) -> JSONResponse:
+def http_error(exc: StarletteHTTPException) -> ServiceError:
+    """Starlette's own errors as the table's: a status without a row of its own is a bare one's."""
+    kind = _HTTP_ERRORS.get(exc.status_code)
+    if kind is not None:
+        return kind(str(exc.detail))
+    return ServiceError(str(exc.detail), failure=replace(table_row(ServiceError), status=exc.status_code,
+                                                         outcome=str(exc.status_code)))
+
+
+def count_failure(failure: Failure, app: Any) -> None:
+    """`loragate_error_responses_total{status,code}` of the running app (none in bare test apps)."""
+    metrics = getattr(getattr(getattr(app, "state", None), "services", None), "metrics", None)
+    if metrics is not None and hasattr(metrics, "error_responses"):
+        metrics.error_responses.labels(status=str(failure.status), code=failure.code or "").inc()
+
+
+def failure_response(failure: Failure, message: str, param: str | None = None,
+                     headers: Mapping[str, str] | None = None, app: Any = None) -> JSONResponse:
+    """Every error response the service writes: the table row's status, type, code and headers
+    (`Retry-After` from the row, or the error's own wait), the message and param, the call's own
+    headers (a 401's precise challenge, a 405's `Allow`, a 429's `x-ratelimit-*`); counted."""
+    body = ErrorResponse(error=ErrorDetail(message=message, type=failure.type, param=param, code=failure.code))
+    sent = dict(failure.headers)
+    if failure.retry_after is not None:
+        sent["retry-after"] = str(failure.retry_after)
+    sent.update(headers or {})
+    count_failure(failure, app)
+    return JSONResponse(body.model_dump(), status_code=failure.status, headers=sent or None)
+
+
+def service_error_response(exc: BaseException, app: Any = None,
+                           headers: Mapping[str, str] | None = None) -> JSONResponse:
     """Any failure as the client sees it, mapped once by `service.errors.failure_of`."""
-    error = as_service_error(exc)
-    headers = {"retry-after": str(error.retry_after)} if error.retry_after is not None else None
-    return JSONResponse(ErrorResponse(error=ErrorDetail.of(error)).model_dump(), status_code=error.status,
-                        headers=headers)
+    failure = failure_of(exc)
+    return failure_response(failure, failure.message or failure.type, getattr(exc, "param", None), headers, app)
 
 
 def count_refusal(refusal: Refusal, app: Any) -> None:
@@ -101,9 +147,7 @@ def count_refusal(refusal: Refusal, app: Any) -> None:
 def refusal_response(refusal: Refusal, app: Any) -> JSONResponse:
     """The reply to a request refused at the door (auth, body size, admission), counted."""
     count_refusal(refusal, app)
-    response = service_error_response(refusal.error)
-    response.headers.update(refusal.headers)
-    return response
+    return service_error_response(refusal.error, app, refusal.headers)
 
 
 class UnexpectedErrorMiddleware:
@@ -132,27 +176,25 @@ class UnexpectedErrorMiddleware:
             if as_service_error(exc).status >= 500:
                 logger.exception("request failed")
             if not started:
-                await service_error_response(exc)(scope, receive, send)
+                await service_error_response(exc, scope.get("app"))(scope, receive, send)
             raise
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """The handlers of FastAPI's exception middleware; `UnexpectedErrorMiddleware` answers the rest."""
     @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         if exc.status >= 500:
             logger.warning("request failed: %s", exc.message)
-        return service_error_response(exc)
+        return service_error_response(exc, request.app)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _validation_message(exc)
-        return error_response(400, message, "invalid_request_error", param, "invalid_value")
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return service_error_response(validation_error(exc), request.app)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        type_, code = _HTTP_ERROR_TYPES.get(exc.status_code, ("server_error", None))
-        return error_response(exc.status_code, str(exc.detail), type_, None, code, getattr(exc, "headers", None))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return service_error_response(http_error(exc), request.app, getattr(exc, "headers", None))
 
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> JSONResponse:

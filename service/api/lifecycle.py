@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from service.api.errors import error_response
+from service.api.errors import service_error_response
 from service.api.health import PROBE_PATHS
 from service.api.observability import METRICS_PATH
 from service.engine import EngineState
+from service.errors import ShuttingDownError
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +86,8 @@ class LifecycleMiddleware:
             await self.app(scope, receive, send)
             return
         if self.lifecycle.draining:
-            response = error_response(503, "The server is shutting down; retry on another replica.", "server_error",
-                                      code="shutting_down", headers={"retry-after": "1", "connection": "close"})
-            await response(scope, receive, send)
+            error = ShuttingDownError("The server is shutting down; retry on another replica.")
+            await service_error_response(error, scope.get("app"))(scope, receive, send)
             return
         self.lifecycle.started()
         try:

@@ -82,6 +82,10 @@ class Metrics:
             "loragate_rejected_requests", "Requests refused before generation, by reason.",
             ("reason",), registry=registry,
         )
+        self.error_responses = Counter(
+            "loragate_error_responses", "Error responses written (every 4xx/5xx, one row of FAILURE_TABLE each), "
+            "by status and code.", ("status", "code"), registry=registry,
+        )
         self.adapter_registrations = Counter(
             "loragate_adapter_registrations", "Adapter registration attempts by result.",
             ("result",), registry=registry,

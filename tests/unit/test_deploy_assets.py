@@ -53,6 +53,7 @@ EXPECTED_METRICS = {
     "loragate_discarded_completion_tokens_total",
     "loragate_requests_in_flight",
     "loragate_rejected_requests_total",
+    "loragate_error_responses_total",
     "loragate_adapter_registrations_total",
     "loragate_adapter_loads_total",
     "loragate_adapter_load_duration_seconds",

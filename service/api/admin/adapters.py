@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from service.adapters import AdapterRecord, AdapterStatus
 from service.api.deps import ServicesDep
 from service.api.errors import ERROR_RESPONSES
-from service.errors import PayloadTooLargeError, ServiceError
+from service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 
 router = APIRouter(prefix="/adapters", tags=["admin"])  # under the admin router (admin key)
 GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
@@ -26,12 +26,6 @@ class RegisterAdapterRequest(BaseModel):
 class AdapterList(BaseModel):
     object: str = "list"
     data: list[AdapterStatus]
-
-
-class UnsupportedMediaTypeError(ServiceError):
-    status = 415
-    type = "invalid_request_error"
-    code = "unsupported_media_type"
 
 
 @router.post("", status_code=201, response_model=AdapterRecord, responses=ERRORS)

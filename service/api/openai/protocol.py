@@ -33,6 +33,15 @@ UNSUPPORTED_FIELDS = frozenset({
 })
 # Unsupported fields whose "off" value is harmless (clients often send them explicitly).
 _OFF_VALUES = (None, [], {}, "none", False, 0)
+# Message fields of OpenAI's chat format loragate does not serve: declared, so that a message
+# sending one with a value is refused by name (400 `unsupported_parameter`, `messages[i].field`)
+# rather than dropped; null or empty is harmless (clients echo assistant messages back). `name`:
+# refused rather than passed to the chat template, because the default model's template (SmolLM2's
+# ChatML, like most) does not render it: passing it would be a silent drop, and a reply that
+# ignores which participant spoke is not what a client sending `name` asked for (OpenAI uses it).
+MESSAGE_UNSUPPORTED_FIELDS = ("name", "tool_calls", "tool_call_id", "function_call", "refusal", "audio")
+UNSUPPORTED_ROLES = frozenset({"tool", "function"})  # tool and function calling are not served
+_EMPTY_VALUES = (None, "", [], {})
 
 
 
@@ -41,11 +50,20 @@ def _new_id(prefix: str) -> str:
 
 
 # ---------------------------------------------------------------- shared pieces
-class StreamOptions(BaseModel):
+class Strict(BaseModel):
+    """Every protocol model refuses a field it does not declare (a 400 naming it), never drops it;
+    the exceptions are `EXTRA_ALLOWED`, at the end of this module, each with its reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOptions(Strict):
     include_usage: bool = False
+    # vLLM's: with include_usage, every chunk carries the running usage (`streaming.py`).
+    continuous_usage_stats: bool = False
 
 
-class JsonSchemaSpec(BaseModel):
+class JsonSchemaSpec(Strict):
     name: str = Field("response", max_length=64)
     description: str | None = None
     # `schema` shadows a BaseModel attribute, hence the alias.
@@ -55,7 +73,7 @@ class JsonSchemaSpec(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
-class ResponseFormat(BaseModel):
+class ResponseFormat(Strict):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaSpec | None = None
 
@@ -66,10 +84,10 @@ class ResponseFormat(BaseModel):
         return self
 
 
-class SamplingFields(BaseModel):
+class SamplingFields(Strict):
     """Fields shared by chat and text completions (OpenAI names and ranges)."""
 
-    # Unknown fields are collected here and refused by `unrecognized_field` (OpenAI's 400).
+    # Unknown fields are collected here and refused by `unrecognized_field` (OpenAI's 400); see EXTRA_ALLOWED.
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1)
@@ -116,6 +134,11 @@ class SamplingFields(BaseModel):
         return next((name for name in sorted(UNSUPPORTED_FIELDS)
                      if name in extras and extras[name] not in _OFF_VALUES and extras[name] != "auto"), None)
 
+    @property
+    def continuous_usage(self) -> bool:
+        """vLLM's `continuous_usage_stats`: usage on every chunk (only with `include_usage`)."""
+        return self.include_usage and bool(self.stream_options and self.stream_options.continuous_usage_stats)
+
     @field_validator("logit_bias")
     @classmethod
     def _token_id_keys(cls, value: dict[str, float] | None) -> dict[str, float] | None:
@@ -153,15 +176,28 @@ class SamplingFields(BaseModel):
 
 
 # ---------------------------------------------------------------------- chat
-class TextContentPart(BaseModel):
+class TextContentPart(Strict):
     type: Literal["text"]
     text: str
 
 
-class ChatMessage(BaseModel):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+class ChatMessage(Strict):
+    # "tool" and "function" are OpenAI's roles, so they get `unsupported_parameter`, not a type error.
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[TextContentPart] | None = None
+    # MESSAGE_UNSUPPORTED_FIELDS: accepted only empty.
     name: str | None = None
+    tool_calls: list[Any] | None = None
+    tool_call_id: str | None = None
+    function_call: Any = None
+    refusal: str | None = None
+    audio: Any = None
+
+    def unsupported_field(self) -> str | None:
+        """The first part of this message loragate does not serve: its role, or a field set."""
+        if self.role in UNSUPPORTED_ROLES:
+            return "role"
+        return next((name for name in MESSAGE_UNSUPPORTED_FIELDS if getattr(self, name) not in _EMPTY_VALUES), None)
 
     @property
     def text(self) -> str:
@@ -182,24 +218,29 @@ class ChatCompletionRequest(SamplingFields):
     def top_logprobs_requested(self) -> int | None:
         return (self.top_logprobs or 0) if self.logprobs else None
 
+    def unsupported_field(self) -> str | None:
+        """A top-level field first, else the first message's (`messages[2].role`, OpenAI's `param`)."""
+        return super().unsupported_field() or next(
+            (f"messages[{i}].{name}" for i, m in enumerate(self.messages) if (name := m.unsupported_field())), None)
+
     @property
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
-class Usage(BaseModel):
+class Usage(Strict):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
 
 
-class AssistantMessage(BaseModel):
+class AssistantMessage(Strict):
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: str | None = None
 
 
-class TopLogprob(BaseModel):
+class TopLogprob(Strict):
     token: str
     logprob: float
     bytes: list[int] | None
@@ -209,18 +250,18 @@ class ChatTokenLogprob(TopLogprob):
     top_logprobs: list[TopLogprob]
 
 
-class ChatLogprobs(BaseModel):
+class ChatLogprobs(Strict):
     content: list[ChatTokenLogprob] | None
 
 
-class ChatChoice(BaseModel):
+class ChatChoice(Strict):
     index: int
     message: AssistantMessage
     finish_reason: Literal["stop", "length", "abort"] | None
     logprobs: ChatLogprobs | None = None
 
 
-class ChatCompletionResponse(BaseModel):
+class ChatCompletionResponse(Strict):
     id: str = Field(default_factory=lambda: _new_id("chatcmpl"))
     object: Literal["chat.completion"] = "chat.completion"
     created: int = Field(default_factory=lambda: int(time.time()))
@@ -229,19 +270,19 @@ class ChatCompletionResponse(BaseModel):
     usage: Usage
 
 
-class ChatDelta(BaseModel):
+class ChatDelta(Strict):
     role: Literal["assistant"] | None = None
     content: str | None = None
 
 
-class ChatChunkChoice(BaseModel):
+class ChatChunkChoice(Strict):
     index: int
     delta: ChatDelta
     finish_reason: Literal["stop", "length", "abort"] | None = None
     logprobs: ChatLogprobs | None = None
 
 
-class ChatCompletionChunk(BaseModel):
+class ChatCompletionChunk(Strict):
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
@@ -263,21 +304,21 @@ class CompletionRequest(SamplingFields):
         return self.logprobs
 
 
-class CompletionLogprobs(BaseModel):
+class CompletionLogprobs(Strict):
     text_offset: list[int]
     token_logprobs: list[float | None]
     tokens: list[str]
     top_logprobs: list[dict[str, float] | None]
 
 
-class CompletionChoice(BaseModel):
+class CompletionChoice(Strict):
     index: int
     text: str
     finish_reason: Literal["stop", "length", "abort"] | None
     logprobs: CompletionLogprobs | None = None
 
 
-class CompletionResponse(BaseModel):
+class CompletionResponse(Strict):
     id: str = Field(default_factory=lambda: _new_id("cmpl"))
     object: Literal["text_completion"] = "text_completion"
     created: int = Field(default_factory=lambda: int(time.time()))
@@ -288,7 +329,7 @@ class CompletionResponse(BaseModel):
 
 
 # -------------------------------------------------------------------- models
-class ModelCard(BaseModel):
+class ModelCard(Strict):
     id: str
     object: Literal["model"] = "model"
     created: int
@@ -297,7 +338,7 @@ class ModelCard(BaseModel):
     parent: str | None = None
 
 
-class ModelList(BaseModel):
+class ModelList(Strict):
     object: Literal["list"] = "list"
     data: list[ModelCard]
 
@@ -305,3 +346,13 @@ class ModelList(BaseModel):
 def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                  total_tokens=prompt_tokens + completion_tokens)
+
+
+# Protocol models that do not forbid unknown fields, and why (tests/unit/api/test_protocol_strict.py
+# reads this): the request bodies collect unknown top-level fields so that `translate.check_fields`
+# refuses them with OpenAI's own answer, 400 `unrecognized_argument` or `unsupported_parameter`
+# naming the field, and lets the documented harmless ones (IGNORED_FIELDS, "off" values) through.
+EXTRA_ALLOWED: dict[type[BaseModel], str] = {
+    model: "request body: unknown top-level fields are refused by translate.check_fields (400 naming them)"
+    for model in (SamplingFields, ChatCompletionRequest, CompletionRequest)
+}

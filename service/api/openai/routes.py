@@ -77,7 +77,7 @@ async def _reply(request: Request, services: Services, body: ChatCompletionReque
     session = services.generation.session(generation_request(body, services.generation, route_key))
     timeout = services.settings.request_timeout_s
     if body.stream:
-        return await event_stream(session, events, timeout)
+        return await event_stream(session, events, timeout, request.app)
     async with session:
         result = await cancel_on_disconnect(request, session.run(), timeout)
     return JSONResponse(respond(session, result).model_dump(), headers=result_headers(result))

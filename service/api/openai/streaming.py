@@ -39,7 +39,7 @@ def sse_event(payload: BaseModel) -> str:
 
 
 async def event_stream(session: GenerationSession, events_of: Callable[[GenerationSession], AsyncIterator[str]],
-                       timeout_s: float | None = None) -> StreamingResponse | JSONResponse:
+                       timeout_s: float | None = None, app: Any = None) -> StreamingResponse | JSONResponse:
     """Open the session and start the stream, but surface errors that happen before the first event
     as plain HTTP errors; later ones end the stream with an error event (mapped by the one failure
     table). The response's body owns the session from its first event: it closes it after the last.
@@ -50,7 +50,7 @@ async def event_stream(session: GenerationSession, events_of: Callable[[Generati
         try:
             first = await anext(events)
         except Exception as exc:  # noqa: BLE001 - every failure is mapped by service_error_response
-            return service_error_response(exc)
+            return service_error_response(exc, app)
         owned = stack.pop_all()
 
     async def body() -> AsyncIterator[str]:
@@ -77,6 +77,13 @@ def _record_usage(state: Any, session: GenerationSession, tokens: int) -> None:
         state.prompt_tokens, state.completion_tokens = session.prompt_tokens, tokens
 
 
+def _running_usage(body: ChatCompletionRequest | CompletionRequest, session: GenerationSession,
+                   tokens: int) -> Usage | None:
+    """vLLM's `continuous_usage_stats`: each chunk carries the usage so far (prompt, completion
+    tokens up to and including this chunk's, total); the final usage chunk follows as usual."""
+    return usage(session.prompt_tokens, tokens) if body.continuous_usage else None
+
+
 async def chat_chunks(session: GenerationSession, body: ChatCompletionRequest, state: Any = None) -> AsyncIterator[str]:
     chunk_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), session.target.model
     top = body.top_logprobs_requested
@@ -99,7 +106,7 @@ async def chat_chunks(session: GenerationSession, body: ChatCompletionRequest, s
                     finish_reason=delta.finish_reason, logprobs=chat_logprobs(delta.logprobs, top),
                 ))
         if choices:
-            yield chunk(choices)
+            yield chunk(choices, _running_usage(body, session, tokens))
     _record_usage(state, session, tokens)
     if body.include_usage:
         yield chunk([], usage(session.prompt_tokens, tokens))
@@ -127,7 +134,7 @@ async def completion_chunks(session: GenerationSession, body: CompletionRequest,
                 ))
             offsets[delta.index] = offsets.get(delta.index, 0) + len(delta.text)
         if choices:
-            yield chunk(choices)
+            yield chunk(choices, _running_usage(body, session, tokens))
     _record_usage(state, session, tokens)
     if body.include_usage:
         yield chunk([], usage(session.prompt_tokens, tokens))

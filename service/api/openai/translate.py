@@ -37,13 +37,26 @@ def check_fields(body: SamplingFields) -> None:
         raise UnrecognizedArgumentError(unknown)
     unsupported = body.unsupported_field()
     if unsupported is not None:
-        raise InvalidRequestError(f"'{unsupported}' is not supported by this server.", param=unsupported,
-                                  code="unsupported_parameter")
+        raise InvalidRequestError(f"'{unsupported}' is not supported by this server{_why(body, unsupported)}.",
+                                  param=unsupported, code="unsupported_parameter")
+    options = body.stream_options
+    if options is not None and options.continuous_usage_stats and not options.include_usage:
+        # vLLM ignores it then; a client asking for usage on every chunk would silently get none.
+        raise InvalidRequestError("stream_options.continuous_usage_stats needs stream_options.include_usage set "
+                                  "to true.", param="stream_options.continuous_usage_stats")
     if isinstance(body, ChatCompletionRequest) and body.top_logprobs and not body.logprobs:
         raise InvalidRequestError("top_logprobs needs logprobs set to true.", param="top_logprobs")
     if isinstance(body, CompletionRequest) and body.echo and body.logprobs is not None:
         raise InvalidRequestError("echo with logprobs (prompt logprobs) is not supported by this server.",
                                   param="echo", code="unsupported_parameter")
+
+
+def _why(body: SamplingFields, param: str) -> str:
+    """The refused role, named, when the unsupported part is a message's role."""
+    if isinstance(body, ChatCompletionRequest) and param.startswith("messages[") and param.endswith("].role"):
+        role = body.messages[int(param[len("messages["):-len("].role")])].role
+        return f": role '{role}' (tool and function calling are not served)"
+    return ""
 
 
 def sampling_options(body: SamplingFields) -> SamplingOptions:
