@@ -57,7 +57,6 @@ async def test_put_validates_names_and_targets(world) -> None:
     cases = [
         ("Bad Name", spec((BASE_MODEL_NAME, 1)), "name", "invalid_route_name"),
         (BASE_MODEL_NAME.lower(), spec((BASE_MODEL_NAME, 1)), "name", "invalid_route_name"),
-        ("one", spec((BASE_MODEL_NAME, 1)), "name", "invalid_route_name"),  # an adapter's name
         ("r", spec((BASE_MODEL_NAME, 1), ("missing", 1)), "variants.1.target", "invalid_route_target"),
         ("r", spec((BASE_MODEL_NAME, 1), shadow={"target": "missing", "fraction": 0.5}), "shadow.target",
          "invalid_route_target"),
@@ -66,6 +65,9 @@ async def test_put_validates_names_and_targets(world) -> None:
         with pytest.raises(InvalidRequestError) as caught:
             await routes.put(name, body)
         assert (caught.value.param, caught.value.code) == (param, code), name
+    with pytest.raises(ConflictError) as conflict:  # an adapter's name: a 409, as for an adapter taking a route's
+        await routes.put("one", spec((BASE_MODEL_NAME, 1)))
+    assert (conflict.value.status, conflict.value.param, conflict.value.code) == (409, "name", "name_taken")
     await routes.put("r", spec((BASE_MODEL_NAME, 1)))
     with pytest.raises(InvalidRequestError, match="is a route"):
         await routes.put("r2", spec(("r", 1)))
