@@ -127,10 +127,11 @@ async def test_rollback_of_the_only_live_variant_falls_back_to_the_control(world
 
 
 def sample(variant: str, status: int = 200, duration: float = 1.0, structured: str | None = None,
-           shadow: bool = False) -> RequestSample:
+           shadow: bool = False, version: int = 1) -> RequestSample:
     return RequestSample(finished_at=time.time(), base_model=BASE_MODEL_NAME, model=variant, route="ab",
                          variant=variant, endpoint="chat", status=status, duration_s=duration, ttft_s=0.1,
-                         prompt_tokens=10, completion_tokens=5, structured_output=structured, shadow=shadow)
+                         prompt_tokens=10, completion_tokens=5, structured_output=structured, shadow=shadow,
+                         route_version=version)
 
 
 async def test_guard_rolls_back_a_failing_variant_from_primary_traffic_only(world) -> None:
@@ -177,7 +178,7 @@ async def test_guard_judges_the_share_of_triage_decisions_flagged_for_review(wor
     def decision(variant: str, flagged: bool, shadow: bool = False) -> OutcomeSample:
         return OutcomeSample(finished_at=time.time(), route="ab", variant=variant, shadow=shadow,
                              labels=(("category", "billing"), ("priority", "low")), needs_review=flagged,
-                             confidence=(("category", 0.5 if flagged else 0.95),))
+                             confidence=(("category", 0.5 if flagged else 0.95),), route_version=1)
 
     for i in range(10):
         stats.observe(sample("one"))
