@@ -57,6 +57,8 @@ class AdapterRegistry:
         self.reserved_names = reserved_names
         # Routes naming an adapter (set by the app once routes exist): such an adapter is not removable.
         self.used_by: Callable[[str], list[str]] | None = None
+        # Route names in the shared store (set by the app), read under its lock: no adapter takes one.
+        self.route_names: Callable[[], set[str]] | None = None
         self._current: dict[str, AdapterRecord] = {}
         self._in_flight: dict[int, int] = {}
         self._drained = asyncio.Condition()
@@ -195,6 +197,7 @@ class AdapterRegistry:
         staging: Path | None = None
         try:
             validate_adapter_name(name, self.reserved_names())
+            await asyncio.to_thread(self._check_route_names, name)  # early; again under the lock
             await asyncio.to_thread(self._inspect, folder)
             # Inspect the copy too: what is served is exactly what was checked, even if the
             # source folder changes while we copy it.
@@ -262,8 +265,14 @@ class AdapterRegistry:
             )
         return record
 
+    def _check_route_names(self, name: str) -> None:
+        if self.route_names is not None and name in self.route_names():
+            raise ConflictError(f"Adapter name {name!r} is taken by a route; clients could not tell them apart.",
+                                param="name", code="name_taken")
+
     def _reserve(self, name: str, staging: Path, inspection: AdapterInspection, source: str) -> AdapterRecord:
         with self.store.locked():
+            self._check_route_names(name)  # under the lock: no replica can create the route meanwhile
             manifest = self.store.load()
             current = manifest.adapters.get(name)
             version = max(manifest.last_versions.get(name, 0), current.version if current else 0) + 1

@@ -63,11 +63,11 @@ class Manifest(BaseModel):
 
 class AuditEvent(BaseModel):
     time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-    action: str  # register | remove | route_set | route_delete | route_rollback
+    action: str  # register | remove | route_set | route_patch | route_delete | route_rollback
     adapter: str | None = None
     route: str | None = None
     version: int | None = None
-    caller: str | None = None  # the authenticated identity, once API keys exist
+    caller: str | None = None  # the id of the API key that made an API change (never the key)
     source: str | None = None
     sha256: str | None = None
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -151,6 +152,17 @@ class KeyRequirement:
 require_api_key = KeyRequirement(Role.API)
 require_admin = KeyRequirement(Role.ADMIN)
 require_metrics_key = KeyRequirement(Role.API, metrics=True)
+
+
+async def request_caller(request: Request) -> str | None:
+    """The id of the key the request came with (never the key), for the audit log; None with
+    auth disabled."""
+    auth: Auth = request.app.state.auth
+    entry = auth.identify(request.scope).entry  # looked up once per request (kept in its state)
+    return entry.key_id if entry is not None else None
+
+
+CallerDep = Annotated[str | None, Depends(request_caller)]
 
 
 def declared_role(route: BaseRoute, auth: Auth) -> Role:

@@ -4,7 +4,9 @@ then keep picking up what other replicas changed in the shared adapter store."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -17,7 +19,7 @@ from service.errors import ServiceError
 from service.engine import Engine, EngineOptions, EngineState
 from service.generation import GenerationLimits, GenerationService
 from service.observability import Metrics, RequestStats
-from service.routing import ModelRouter, RolloutGuard, RouteRegistry, RouteSpec
+from service.routing import ModelRouter, RolloutGuard, RouteRegistry, RoutesFile, RouteSpec
 from service.structured import StructuredGuard, StructuredPolicy
 from service.tasks.triage import TriageService
 
@@ -40,9 +42,10 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
     registry_limits = RegistryLimits(**dict(settings.adapters), max_rank=settings.engine.max_lora_rank,
                                      preload=settings.engine.max_cpu_loras)
     registry = AdapterRegistry(store, engine, BaseModelShape.from_model_dir(settings.model_dir), registry_limits,
-                               metrics, reserved_names=router.reserved_names)
+                               metrics, reserved_names=lambda: {settings.model_name})  # routes: route_names
     router.adapters = registry
     registry.used_by = routes.routes_using
+    registry.route_names = routes.stored_names
     limits = GenerationLimits(**dict(settings.generation), max_model_len=settings.engine.max_model_len)
     request_stats = RequestStats(window_s=settings.stats_window_s)
     guard = StructuredGuard(settings.structured)
@@ -63,11 +66,16 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
 async def run_services(svc: Services) -> None:
     """Engine first, then the registry (it loads adapters into the engine), then traffic."""
     try:
+        # Read first: a configuration that cannot work stops the start before the engine loads.
+        routes_file = load_routes_file(svc.settings.routes_file)
+        check_configured_names(svc.settings.adapters.initial, routes_file)
         await asyncio.gather(svc.engine.start(), *([svc.guard.warm_up()] if svc.guard else []))
         await svc.registry.start()
+        # Adapters before routes (routes name them); neither can take a name the store gives the
+        # other: the registries check the shared store under its lock, whatever the order.
         await _register_initial_adapters(svc)
         if svc.routes is not None:
-            await svc.routes.start(load_routes_file(svc.settings.routes_file))
+            await svc.routes.start(routes_file)
         svc.engine.mark_ready()
     except Exception:
         logger.exception("start-up failed; /health/ready will answer 503")
@@ -98,11 +106,28 @@ async def _register_initial_adapters(svc: Services) -> None:
             logger.error("adapter %s from %s was not registered: %s", name, folder, exc.message)
 
 
-def load_routes_file(path: Path | None) -> dict[str, RouteSpec]:
-    """Routes from a YAML (or JSON, which is YAML) file: `{name: RouteSpec}`."""
+def load_routes_file(path: Path | None) -> RoutesFile | None:
+    """Routes from a YAML (or JSON, which is YAML) file: `{name: RouteSpec}`, with the hash of its
+    content (the route store applies a file again only when it changed)."""
     if path is None:
-        return {}
-    data = yaml.safe_load(path.read_text()) or {}
+        return None
+    content = path.read_bytes()
+    data = yaml.safe_load(content) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of route names to routes")
-    return {str(name): RouteSpec.model_validate(spec) for name, spec in data.items()}
+    return RoutesFile(sha256=hashlib.sha256(content).hexdigest(),
+                      routes={str(name): RouteSpec.model_validate(spec) for name, spec in data.items()})
+
+
+class ConfigurationConflictError(ValueError):
+    """Settings that contradict each other: the service does not start."""
+
+
+def check_configured_names(initial_adapters: Mapping[str, object], routes_file: RoutesFile | None) -> None:
+    """An initial adapter and a route of the routes file may not share a name (clients could not
+    tell them apart, and whichever registered first would silently win)."""
+    shared = sorted(set(initial_adapters) & set(routes_file.routes if routes_file is not None else ()))
+    if shared:
+        raise ConfigurationConflictError(
+            f"{', '.join(shared)}: named both in --initial-adapters and in --routes-file; an adapter and a "
+            "route cannot share a name. Rename one of them.")

@@ -3,12 +3,17 @@
     loragate routes list
     loragate routes show NAME
     loragate routes set NAME --variant triage-v1=90 --variant triage-v2=10 \\
-        [--shadow triage-v3 --shadow-fraction 0.1] [--guard-max-error-rate 0.05 ...] [--file spec.json]
+        [--shadow triage-v3 --shadow-fraction 0.1] [--guard-max-error-rate 0.05 ...] [--clear-guard]
+        [--file spec.json]
     loragate routes delete NAME
     loragate routes report NAME [--window SECONDS] [--json]
 
-`set` sends the whole route (PUT replaces it): with --file, the file is the starting point and the
-options given on the command line replace its variants or shadow and override its guard fields.
+`set` changes only what its options name: it reads the route and, when it exists, sends a JSON
+merge patch (PATCH) of those fields, so `--guard-min-samples 50` keeps the guard's thresholds and
+`--variant` options replace the variants alone; `--clear-guard` / `--clear-shadow` remove them. A
+route that does not exist yet is created (PUT) from the options. With --file the file is the
+whole route (PUT replaces it), with the options replacing its variants or shadow and overriding
+its guard fields.
 """
 
 from __future__ import annotations
@@ -57,14 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="Show one route (spec, version, rollbacks) as JSON.")
     show.add_argument("name")
 
-    put = commands.add_parser("set", help="Create or replace a route.",
-                              description="Create or replace a route; the first --variant is the control.")
+    put = commands.add_parser("set", help="Create a route or change what the options name.",
+                              description="Create a route, or change only what the options name (PATCH); "
+                              "the first --variant is the control.")
     put.add_argument("name")
     put.add_argument("--variant", action="append", default=[], metavar="TARGET=WEIGHT",
                      help="A variant: the base model or an adapter and its relative weight (repeat; first = control).")
     put.add_argument("--shadow", metavar="TARGET", help="Mirror a fraction of requests to this target.")
     put.add_argument("--shadow-fraction", type=float, metavar="F", help="Share of requests mirrored (0 < F <= 1).")
-    put.add_argument("--no-shadow", action="store_true", help="Remove the shadow of --file's spec.")
+    put.add_argument("--clear-shadow", "--no-shadow", dest="no_shadow", action="store_true",
+                     help="Remove the route's shadow.")
     put.add_argument("--guard-max-error-rate", type=float, metavar="X",
                      help="Roll back above this share of server errors (5xx, 0-1).")
     put.add_argument("--guard-max-invalid-rate", type=float, metavar="X",
@@ -75,8 +82,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="Roll back above this share of triage decisions flagged for review (0-1).")
     put.add_argument("--guard-min-samples", type=int, metavar="N", help="Requests a variant needs before it is judged.")
     put.add_argument("--guard-window", type=float, metavar="SECONDS", help="Window of recent requests judged.")
-    put.add_argument("--no-guard", action="store_true", help="Remove the guard of --file's spec.")
-    put.add_argument("--file", type=Path, help="Route spec JSON to start from (same shape as the PUT body).")
+    put.add_argument("--clear-guard", "--no-guard", dest="no_guard", action="store_true",
+                     help="Remove the route's guard.")
+    put.add_argument("--file", type=Path,
+                     help="The whole route spec JSON (same shape as the PUT body): replaces the route.")
 
     delete = commands.add_parser("delete", help="Delete a route.")
     delete.add_argument("name")
@@ -108,7 +117,8 @@ def _variant(text: str) -> dict[str, Any]:
 
 
 def route_spec(args: argparse.Namespace) -> dict[str, Any]:
-    """The JSON body of `set` from --file and the options (raises UsageError)."""
+    """The PUT body of `set` from --file and the options (raises UsageError; the options were
+    checked by `_check_set_options`)."""
     spec: dict[str, Any] = {"variants": [], "shadow": None, "guard": None}
     if args.file is not None:
         try:
@@ -125,13 +135,9 @@ def route_spec(args: argparse.Namespace) -> dict[str, Any]:
     if not spec.get("variants"):
         raise UsageError("give at least one --variant TARGET=WEIGHT (or --file with variants)")
 
-    if args.no_shadow and (args.shadow or args.shadow_fraction is not None):
-        raise UsageError("--no-shadow cannot be combined with --shadow/--shadow-fraction")
     if args.no_shadow:
         spec["shadow"] = None
     elif args.shadow is not None:
-        if args.shadow_fraction is None:
-            raise UsageError("--shadow needs --shadow-fraction (the share of requests mirrored, e.g. 0.1)")
         spec["shadow"] = {"target": args.shadow, "fraction": args.shadow_fraction}
     elif args.shadow_fraction is not None:
         if not isinstance(spec.get("shadow"), dict):
@@ -139,13 +145,62 @@ def route_spec(args: argparse.Namespace) -> dict[str, Any]:
         spec["shadow"] = {**spec["shadow"], "fraction": args.shadow_fraction}
 
     guard = {field: getattr(args, dest) for dest, field in GUARD_OPTIONS.items() if getattr(args, dest) is not None}
-    if args.no_guard and guard:
-        raise UsageError("--no-guard cannot be combined with --guard-* options")
     if args.no_guard:
         spec["guard"] = None
     elif guard:
         spec["guard"] = {**(spec.get("guard") or {}), **guard}
     return spec
+
+
+def route_patch(args: argparse.Namespace, current: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch of `set` on the existing route `current` (its spec): only what the
+    options name (raises UsageError)."""
+    patch: dict[str, Any] = {}
+    if args.variant:
+        patch["variants"] = [_variant(text) for text in args.variant]
+    if args.no_shadow:
+        patch["shadow"] = None
+    elif args.shadow is not None:
+        patch["shadow"] = {"target": args.shadow, "fraction": args.shadow_fraction}
+    elif args.shadow_fraction is not None:
+        if not current.get("shadow"):
+            raise UsageError(f"route {args.name} has no shadow: --shadow-fraction needs --shadow TARGET")
+        patch["shadow"] = {"fraction": args.shadow_fraction}
+    guard = {field: getattr(args, dest) for dest, field in GUARD_OPTIONS.items() if getattr(args, dest) is not None}
+    if args.no_guard:
+        patch["guard"] = None
+    elif guard:
+        patch["guard"] = guard
+    return patch
+
+
+def _check_set_options(args: argparse.Namespace) -> None:
+    """What `set` refuses whatever the route's state (raises UsageError)."""
+    for text in args.variant:
+        _variant(text)
+    if args.no_shadow and (args.shadow or args.shadow_fraction is not None):
+        raise UsageError("--clear-shadow cannot be combined with --shadow/--shadow-fraction")
+    if args.shadow is not None and args.shadow_fraction is None:
+        raise UsageError("--shadow needs --shadow-fraction (the share of requests mirrored, e.g. 0.1)")
+    if args.no_guard and any(getattr(args, dest) is not None for dest in GUARD_OPTIONS):
+        raise UsageError("--clear-guard cannot be combined with --guard-* options")
+    named = (args.variant or args.shadow or args.shadow_fraction is not None or args.no_shadow or args.no_guard
+             or args.file is not None or any(getattr(args, dest) is not None for dest in GUARD_OPTIONS))
+    if not named:
+        raise UsageError("nothing to set: give --variant TARGET=WEIGHT, --shadow, --guard-* or --file")
+
+
+def _set(client: httpx.Client, path: str, args: argparse.Namespace) -> httpx.Response:
+    """PUT with --file or for a new route, else PATCH of what the options name."""
+    if args.file is not None:
+        return client.put(path, json=route_spec(args))
+    current = client.get(path)
+    if current.status_code == 404:
+        return client.put(path, json=route_spec(args))  # a new route: its variants are required
+    if current.status_code >= 400:
+        return current
+    patch = route_patch(args, current.json().get("spec") or {})
+    return client.patch(path, content=json.dumps(patch), headers={"content-type": "application/merge-patch+json"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,9 +281,11 @@ def format_report(report: dict[str, Any]) -> str:
     """A route report (GET /admin/routes/NAME/report) as readable text."""
     generated = datetime.fromtimestamp(report["generated_at"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     confidence = f"{report.get('confidence', 0.95) * 100:g}%"
+    version = f" v{report['version']}" if report.get("version") is not None else ""
+    source = f"; figures: {report['source']}" if report.get("source") else ""
     lines = [
-        f"Route {report['route']}: last {report['window_seconds']:g} s (until {generated}), "
-        f"control {report.get('control') or '-'}",
+        f"Route {report['route']}{version}: last {report['window_seconds']:g} s (until {generated}), "
+        f"control {report.get('control') or '-'}{source}",
         "",
     ]
     headers = ["VARIANT", "REQUESTS", "ERRORS", "ERROR %", "P50", "P95", "TTFT P50", "TTFT P95",
@@ -286,7 +343,10 @@ def run(argv: list[str], transport: httpx.BaseTransport | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        body = route_spec(args) if args.command == "set" else None
+        if args.command == "set":
+            _check_set_options(args)
+            if args.file is not None:
+                route_spec(args)  # the file is read and checked before any request
     except UsageError as exc:
         parser.error(str(exc))  # exits with status 2
     if getattr(args, "window", None) is not None and args.window <= 0:
@@ -300,7 +360,10 @@ def run(argv: list[str], transport: httpx.BaseTransport | None = None) -> int:
             elif args.command == "show":
                 response = client.get(path)
             elif args.command == "set":
-                response = client.put(path, json=body)
+                try:
+                    response = _set(client, path, args)
+                except UsageError as exc:
+                    parser.error(str(exc))
             elif args.command == "delete":
                 response = client.delete(path)
             else:

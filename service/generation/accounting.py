@@ -109,6 +109,7 @@ class Accounting:
         self.stats.observe_outcome(OutcomeSample(
             finished_at=time.time(), route=target.route, variant=target.variant, shadow=shadow,
             labels=tuple(labels.items()), needs_review=needs_review, confidence=tuple(confidence.items()),
+            route_version=target.route_version,
         ))
 
     def rejected(self, target: ServingTarget, endpoint: str, exc: ServiceError, reason: str) -> None:
@@ -127,6 +128,7 @@ class Accounting:
             variant=target.variant, endpoint=endpoint, status=status, duration_s=duration, ttft_s=ttft,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             structured_output=structured_output if structured_output != "unchecked" else None, shadow=shadow,
+            route_version=target.route_version,
         ))
 
 

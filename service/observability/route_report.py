@@ -7,7 +7,8 @@ Pure function of the samples: no HTTP, no registry. Definitions match stats.py:
   percentiles interpolate linearly between closest ranks;
 - structured validity: valid / structured requests (invalid and truncated replies count against it).
 
-Primary traffic (`shadow=False`) is grouped per variant; mirrored requests (`shadow=True`) are
+Only the samples of one route version are judged when `version` is given (the API passes the
+current one). Primary traffic (`shadow=False`) is grouped per variant; mirrored requests (`shadow=True`) are
 grouped per shadow target separately and never mixed into a variant. The control is the first
 entry of `variant_order`. Each other variant and each shadow target is compared with the control's
 primary traffic: rate differences with Newcombe's hybrid score interval, latency/TTFT percentiles
@@ -85,6 +86,9 @@ class VariantComparison(BaseModel):
 
 class RouteReport(BaseModel):
     route: str
+    version: int | None = Field(None, description="The route version judged: samples routed by earlier versions "
+                                "(before the last change of the variants or weights) are left out.")
+    source: str | None = Field(None, description="Where the figures come from.")
     window_seconds: float
     generated_at: float = Field(description="Unix time the report was built.")
     confidence: float
@@ -244,17 +248,18 @@ def _ordered(names: Iterable[str], order: Sequence[str]) -> list[str]:
 
 def build_route_report(route: str, samples: Iterable[RequestSample], outcomes: Iterable[OutcomeSample],
                        window_s: float, variant_order: list[str], rollbacks: dict[str, str] | None = None,
-                       generated_at: float | None = None, *, confidence: float = 0.95,
-                       resamples: int = 2000, seed: int = 0) -> RouteReport:
-    """The report of one route over the given samples (those of other routes are ignored).
+                       generated_at: float | None = None, *, version: int | None = None, source: str | None = None,
+                       confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> RouteReport:
+    """The report of one route over the given samples (those of other routes, and with `version`
+    those routed by another version of the route, are ignored).
 
     Every variant of `variant_order` is listed, with zero requests if it had no traffic; variants
     seen in the samples but no longer configured follow, alphabetically. The bootstrap is seeded,
     so the same samples always give the same report.
     """
     rollbacks = dict(rollbacks or {})
-    samples = [s for s in samples if s.route == route]
-    outcomes = [o for o in outcomes if o.route == route]
+    samples = [s for s in samples if s.route == route and version in (None, s.route_version)]
+    outcomes = [o for o in outcomes if o.route == route and version in (None, o.route_version)]
     order = list(dict.fromkeys(variant_order))  # drop repeats, keep order
     control_name = order[0] if order else None
 
@@ -282,7 +287,7 @@ def build_route_report(route: str, samples: Iterable[RequestSample], outcomes: I
                        for group, figures in others]
 
     return RouteReport(
-        route=route, window_seconds=window_s, generated_at=time.time() if generated_at is None else generated_at,
+        route=route, version=version, source=source, window_seconds=window_s, generated_at=time.time() if generated_at is None else generated_at,
         confidence=confidence, control=control_name, variants=list(variants.values()),
         shadows=list(shadow_figures.values()),
         comparisons=comparisons, rollbacks=rollbacks,

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -44,6 +44,7 @@ class RequestSample:
     completion_tokens: int
     structured_output: str | None  # "valid" | "invalid" | "truncated" | None (not structured)
     shadow: bool = False  # a mirrored request of a route's shadow target (never seen by a client)
+    route_version: int = 0  # the route's version the request was routed by (0 when direct)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,17 @@ class OutcomeSample:
     labels: tuple[tuple[str, str], ...]  # e.g. (("category", "billing"), ("priority", "high"))
     needs_review: bool | None = None  # None: the task did not assess it
     confidence: tuple[tuple[str, float], ...] = ()  # per field, the probability of the label decided
+    route_version: int = 0  # the route's version the request was routed by
+
+
+class RouteSampleSource(Protocol):
+    """Where the rollout guard and the route report get a route's samples. `RequestStats` (this
+    replica's requests) is the default; a fleet-wide source (e.g. Prometheus) can stand in."""
+
+    description: str  # said in the report: where its figures came from
+
+    def route_window(self, route: str, window_s: float | None = None, now: float | None = None, *,
+                     version: int | None = None) -> tuple[list[RequestSample], list[OutcomeSample]]: ...
 
 
 class DecisionFigures(BaseModel):
@@ -176,6 +188,8 @@ class RequestStats:
     event loop needs no lock; report() copies the deque in one C-level step before reading it.
     """
 
+    description = "in-process samples of this replica"
+
     def __init__(self, window_s: float = 900.0, max_samples: int = 100_000) -> None:
         if window_s <= 0 or max_samples < 1:
             raise ValueError("window_s must be > 0 and max_samples >= 1")
@@ -201,13 +215,18 @@ class RequestStats:
             while samples and samples[0].finished_at < cutoff:
                 samples.popleft()
 
-    def route_window(self, route: str, window_s: float | None = None, now: float | None = None,
-                     ) -> tuple[list[RequestSample], list[OutcomeSample]]:
-        """One route's request and outcome samples of the last `window_s` seconds (shadow included)."""
+    def route_window(self, route: str, window_s: float | None = None, now: float | None = None, *,
+                     version: int | None = None) -> tuple[list[RequestSample], list[OutcomeSample]]:
+        """One route's request and outcome samples of the last `window_s` seconds (shadow
+        included); with `version`, only those routed by that version of the route."""
         now = time.time() if now is None else now
         cutoff = now - (self.window_s if window_s is None else min(window_s, self.window_s))
-        return ([s for s in list(self._samples) if s.route == route and cutoff <= s.finished_at <= now],
-                [o for o in list(self._outcomes) if o.route == route and cutoff <= o.finished_at <= now])
+
+        def wanted(sample: RequestSample | OutcomeSample) -> bool:
+            return (sample.route == route and cutoff <= sample.finished_at <= now
+                    and (version is None or sample.route_version == version))
+
+        return [s for s in list(self._samples) if wanted(s)], [o for o in list(self._outcomes) if wanted(o)]
 
     def report(self, window_s: float | None = None, now: float | None = None) -> StatsReport:
         """Figures over the last `window_s` seconds (at most the configured window) before `now`."""

@@ -4,9 +4,17 @@ from service.routing.assignment import assign_variant
 from service.routing.registry import RouteRegistry
 from service.routing.rollout import RolloutGuard
 from service.routing.router import ModelRouter, ServingTarget
-from service.routing.types import MAX_VARIANTS, Route, RouteGuard, RouteSpec, RouteVariant, ShadowTarget
+from service.routing.types import (
+    MAX_VARIANTS,
+    Route,
+    RouteGuard,
+    RoutesFile,
+    RouteSpec,
+    RouteVariant,
+    ShadowTarget,
+)
 
 __all__ = [
     "MAX_VARIANTS", "ModelRouter", "RolloutGuard", "Route", "RouteGuard", "RouteRegistry", "RouteSpec",
-    "RouteVariant", "ServingTarget", "ShadowTarget", "assign_variant",
+    "RouteVariant", "RoutesFile", "ServingTarget", "ShadowTarget", "assign_variant",
 ]

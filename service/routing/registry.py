@@ -8,19 +8,28 @@ uses cannot be removed: see `routes_using`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from service.adapters import AdapterStore
 from service.adapters.validation import NAME_PATTERN
-from service.errors import InvalidRequestError, NotFoundError
+from service.errors import ConflictError, InvalidRequestError, NotFoundError, ServiceError
 from service.observability import Metrics
+from service.routing.patch import patched_spec
 from service.routing.store import RouteStore
-from service.routing.types import Route, RouteSpec, RouteTable
+from service.routing.types import THRESHOLDS, AppliedRoutesFile, Route, RouteSpec, RoutesFile, RouteTable
 
 logger = logging.getLogger(__name__)
 _NAME_RE = re.compile(NAME_PATTERN)
+
+
+def spec_digest(spec: RouteSpec) -> str:
+    """A route spec's content hash (pydantic dumps fields in a fixed order)."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
 
 
 class RouteRegistry:
@@ -54,18 +63,48 @@ class RouteRegistry:
         sees what every replica has written."""
         return sorted(name for name, route in self.store.load().routes.items() if target in route.spec.targets())
 
+    def stored_names(self) -> set[str]:
+        """Every route name in the shared store (read from disk: the adapter registry calls this
+        under the store lock, so no adapter takes a name a replica is giving a route)."""
+        return set(self.store.load().routes)
+
     # ------------------------------------------------------ start, sync
-    async def start(self, configured: dict[str, RouteSpec] | None = None) -> None:
-        """Load the stored routes, then apply routes from the config file that differ from them."""
+    async def start(self, configured: RoutesFile | None = None) -> None:
+        """Load the stored routes, then apply the routes file's routes that changed in the file
+        since it was last applied (stored state, rollbacks included, wins over an unchanged file)."""
         await self.refresh(force=True)
-        for name, spec in (configured or {}).items():
-            current = self._routes.get(name)
-            if current is not None and current.spec == spec:
-                continue
-            try:
-                await self.put(name, spec, source="config file")
-            except (InvalidRequestError, NotFoundError) as exc:
-                logger.error("route %s from the config file was not applied: %s", name, exc.message)
+        if configured is not None:
+            async with self._write_lock:
+                await asyncio.to_thread(self._apply_file, configured)
+
+    def _apply_file(self, configured: RoutesFile) -> None:
+        with self.adapter_store.locked():
+            table = self.store.load()
+            applied = table.routes_file
+            if applied is not None and applied.sha256 == configured.sha256:
+                logger.info("routes file unchanged since it was applied at %s: the stored routes stand",
+                            applied.applied_at.isoformat(timespec="seconds"))
+                return
+            recorded = dict(applied.routes) if applied is not None else {}
+            adapters = set(self.adapter_store.load().adapters)
+            failed = []
+            for name, spec in configured.routes.items():
+                digest = spec_digest(spec)
+                if recorded.get(name) == digest:
+                    continue  # unchanged in the file: what the API or a guard did since stands
+                current = table.routes.get(name)
+                try:
+                    if current is None or current.spec != spec:
+                        self._check(name, spec, adapters, table)
+                        self._store(table, name, spec, caller=None, source="routes file")
+                    recorded[name] = digest
+                except ServiceError as exc:
+                    failed.append(name)
+                    logger.error("route %s from the routes file was not applied: %s", name, exc.message)
+            # With a failure the file's hash is not recorded: the next start retries the routes that
+            # failed (those applied are skipped by their own hashes).
+            table.routes_file = AppliedRoutesFile(sha256="" if failed else configured.sha256, routes=recorded)
+            self._save(table)
 
     async def refresh(self, force: bool = False) -> None:
         """Pick up changes other replicas made to the shared store."""
@@ -87,42 +126,80 @@ class RouteRegistry:
 
     # ------------------------------------------------------------ writes
     async def put(self, name: str, spec: RouteSpec, caller: str | None = None, source: str = "api") -> Route:
+        """Create or replace a route."""
         async with self._write_lock:
-            route = await asyncio.to_thread(self._put, name, spec, caller, source)
-        return route
+            return await asyncio.to_thread(self._write, name, lambda _: spec, caller, source, "route_set")
 
-    def _put(self, name: str, spec: RouteSpec, caller: str | None, source: str) -> Route:
+    async def patch(self, name: str, patch: dict[str, Any], caller: str | None = None, source: str = "api") -> Route:
+        """Merge `patch` (JSON merge patch) into the stored route, under the store lock, so
+        concurrent patches of different fields from any replica all land."""
+        def merged(current: Route | None) -> RouteSpec:
+            if current is None:
+                raise NotFoundError(f"No route named `{name}` exists.", param="name", code="route_not_found")
+            return patched_spec(current.spec, patch)
+
+        async with self._write_lock:
+            return await asyncio.to_thread(self._write, name, merged, caller, source, "route_patch")
+
+    def _write(self, name: str, new_spec: Callable[[Route | None], RouteSpec], caller: str | None, source: str,
+               action: str) -> Route:
         with self.adapter_store.locked():
             adapters = set(self.adapter_store.load().adapters)
-            self._check(name, spec, adapters)
             table = self.store.load()
-            previous = table.routes.get(name)
-            route = Route(name=name, spec=spec, version=previous.version + 1 if previous else 1)
-            table.routes[name] = route
-            self.store.save(table)
-            self.store.audit("route_set", name, caller=caller, version=route.version, source=source)
-            self._mtime = self.store.mtime_ns()
-            self._install(table)
+            spec = new_spec(table.routes.get(name))
+            self._check(name, spec, adapters, table)
+            route = self._store(table, name, spec, caller, source, action)
+            self._save(table)
         logger.info("route %s v%d: %s", name, route.version,
                     ", ".join(f"{v.target}={v.weight:g}" for v in spec.variants))
         return route
 
-    def _check(self, name: str, spec: RouteSpec, adapters: set[str]) -> None:
+    def _store(self, table: RouteTable, name: str, spec: RouteSpec, caller: str | None, source: str,
+               action: str = "route_set") -> Route:
+        """Put `spec` in `table` (the caller saves it): a new version when the variants change, and
+        the rollback reasons of variants still at weight 0 kept."""
+        previous = table.routes.get(name)
+        if previous is None or previous.spec.variants != spec.variants:
+            version = max(table.last_versions.get(name, 0), previous.version if previous else 0) + 1
+        else:
+            version = previous.version
+        zeroed = {v.target for v in spec.variants if v.weight <= 0}
+        rollbacks = {k: why for k, why in (previous.rollbacks if previous else {}).items() if k in zeroed}
+        route = Route(name=name, spec=spec, version=version, rollbacks=rollbacks)
+        table.routes[name] = route
+        table.last_versions[name] = version
+        self.store.audit(action, name, caller=caller, version=version, source=source)
+        return route
+
+    def _save(self, table: RouteTable) -> None:
+        self.store.save(table)
+        self._mtime = self.store.mtime_ns()
+        self._install(table)
+
+    def _check(self, name: str, spec: RouteSpec, adapters: set[str], table: RouteTable) -> None:
         if not _NAME_RE.fullmatch(name):
             raise InvalidRequestError(
                 f"Invalid route name {name!r}: use 1-64 characters of lowercase letters, digits, '.', '_' "
                 "or '-', starting with a letter or digit.", param="name", code="invalid_route_name")
-        if name.lower() == self.base_model.lower() or name in adapters:
+        if name.lower() == self.base_model.lower():
             raise InvalidRequestError(
-                f"Route name {name!r} is taken by the base model or an adapter; clients could not tell "
-                "them apart.", param="name", code="invalid_route_name")
+                f"Route name {name!r} is the base model's; clients could not tell them apart.",
+                param="name", code="invalid_route_name")
+        if name in adapters:
+            raise ConflictError(
+                f"Route name {name!r} is taken by a registered adapter; clients could not tell them apart.",
+                param="name", code="name_taken")
         for field, target in [(f"variants.{i}.target", v.target) for i, v in enumerate(spec.variants)] + (
                 [("shadow.target", spec.shadow.target)] if spec.shadow else []):
             if target != self.base_model and target not in adapters:
-                kind = "a route" if target in self._routes else "not the base model or a registered adapter"
+                kind = "a route" if target in table.routes else "not the base model or a registered adapter"
                 raise InvalidRequestError(
                     f"Route target {target!r} is {kind}; a variant must be `{self.base_model}` or a "
                     "registered adapter.", param=field, code="invalid_route_target")
+        if spec.guard is not None and not spec.guard.thresholds():
+            raise InvalidRequestError(
+                f"A guard needs at least one threshold ({', '.join(THRESHOLDS)}); to remove the guard, "
+                "send `guard: null` (CLI: --clear-guard).", param="guard", code="invalid_guard")
 
     async def delete(self, name: str, caller: str | None = None) -> Route:
         async with self._write_lock:
@@ -134,10 +211,8 @@ class RouteRegistry:
             route = table.routes.pop(name, None)
             if route is None:
                 raise NotFoundError(f"No route named `{name}` exists.", param="name", code="route_not_found")
-            self.store.save(table)
             self.store.audit("route_delete", name, caller=caller, version=route.version)
-            self._mtime = self.store.mtime_ns()
-            self._install(table)
+            self._save(table)
         return route
 
     async def rollback(self, name: str, variant: str, reason: str) -> bool:
@@ -162,12 +237,11 @@ class RouteRegistry:
                 variants[0] = variants[0].model_copy(update={"weight": 1.0})
             updated = route.model_copy(update={
                 "spec": route.spec.model_copy(update={"variants": variants}),
-                "version": route.version + 1, "updated_at": datetime.now(timezone.utc),
+                "version": max(table.last_versions.get(name, 0), route.version) + 1, "updated_at": datetime.now(timezone.utc),
                 "rollbacks": route.rollbacks | {variant: reason},
             })
             table.routes[name] = updated
-            self.store.save(table)
+            table.last_versions[name] = updated.version
             self.store.audit("route_rollback", name, version=updated.version, source=f"{variant}: {reason}")
-            self._mtime = self.store.mtime_ns()
-            self._install(table)
+            self._save(table)
         return True

@@ -1,8 +1,10 @@
 """Automatic rollback: a route's guard thresholds, judged on the route's recent traffic.
 
-Only primary traffic counts (shadow results never change the primary). A variant is judged once
-it has `min_samples` requests in the guard's window: errors are server-side failures (status >=
-500, e.g. no schema-valid output), invalid outputs are structured replies that are not valid
+Only primary traffic of the route's current version counts (shadow results never change the
+primary; samples routed by an earlier version, e.g. before a rollback or a weight change, are
+not judged). A variant is judged once it has `min_samples` requests in the guard's window: errors
+are server-side failures (status >= 500, e.g. no schema-valid output: the variant's fault; a 4xx
+is the client's and never counts), invalid outputs are structured replies that are not valid
 (invalid or truncated), latency is p95 of successful requests against the control's p95, and
 the review rate is the share of the variant's triage decisions flagged for a person.
 """
@@ -14,7 +16,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from service.observability import OutcomeSample, RequestSample, RequestStats
+from service.observability import OutcomeSample, RequestSample, RouteSampleSource
 from service.observability.stats import percentile
 from service.routing.registry import RouteRegistry
 from service.routing.types import Route, RouteGuard
@@ -56,7 +58,7 @@ def breach(guard: RouteGuard, variant: list[RequestSample], control: list[Reques
 class RolloutGuard:
     """Checks a route after its requests finish (at most once per `interval_s` per route)."""
 
-    def __init__(self, routes: RouteRegistry, stats: RequestStats, interval_s: float = 1.0) -> None:
+    def __init__(self, routes: RouteRegistry, stats: RouteSampleSource, interval_s: float = 1.0) -> None:
         self.routes = routes
         self.stats = stats
         self.interval_s = interval_s
@@ -85,7 +87,7 @@ class RolloutGuard:
         guard = route.spec.guard
         if guard is None:
             return []
-        samples, outcomes = self.stats.route_window(route.name, guard.window_s)
+        samples, outcomes = self.stats.route_window(route.name, guard.window_s, version=route.version)
         primary = [s for s in samples if not s.shadow]
         decided = [o for o in outcomes if not o.shadow]
         control = [s for s in primary if s.variant == route.spec.control]

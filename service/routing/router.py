@@ -32,6 +32,7 @@ class ServingTarget(BaseModel):
     adapter: AdapterHandle | None = None
     route: str = NO_ROUTE
     variant: str = NO_ROUTE
+    route_version: int = 0  # the route's version that chose the variant: samples carry it
 
     @property
     def labels(self) -> dict[str, str]:
@@ -53,7 +54,8 @@ class ModelRouter:
         if route is None:
             return self._direct(name)
         variant = assign_variant(name, route.spec.variants, route_key, self._rng)
-        target = self._direct(variant).model_copy(update={"route": name, "variant": variant})
+        target = self._direct(variant).model_copy(update={"route": name, "variant": variant,
+                                                          "route_version": route.version})
         if self.metrics is not None:
             self.metrics.route_assignments.labels(name, variant).inc()
         return target
@@ -67,7 +69,8 @@ class ModelRouter:
         if not shadow_selected(route.name, shadow.fraction, route_key, self._rng):
             return None
         try:
-            return self._direct(shadow.target).model_copy(update={"route": route.name, "variant": shadow.target})
+            return self._direct(shadow.target).model_copy(update={
+                "route": route.name, "variant": shadow.target, "route_version": target.route_version})
         except ModelNotFoundError:
             return None  # removed since the route was set: the primary is unaffected
 
@@ -84,10 +87,6 @@ class ModelRouter:
         if target.adapter is None or self.adapters is None:
             return NO_LEASE
         return self.adapters.lease(target.adapter)
-
-    def reserved_names(self) -> set[str]:
-        """Names an adapter may not take: the base model and every route."""
-        return {self.base_model} | set(self.routes.names() if self.routes is not None else ())
 
     def adapter_names(self) -> list[str]:
         return self.adapters.names() if self.adapters is not None else []

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_VARIANTS = 8
+# The guard's thresholds: a guard must set at least one.
+THRESHOLDS = ("max_error_rate", "max_invalid_rate", "max_p95_latency_ratio", "max_needs_review_rate")
 
 
 class RouteVariant(BaseModel):
@@ -29,7 +31,10 @@ class RouteGuard(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_error_rate: float | None = Field(None, ge=0, le=1, description="Share of requests answered >= 400.")
+    # Server errors only: a 5xx is the variant's fault (e.g. no schema-valid output); a 4xx is the client's.
+    max_error_rate: float | None = Field(
+        None, ge=0, le=1, description="Share of requests answered with a server error (status >= 500; 4xx "
+        "replies are the client's fault and never count).")
     max_invalid_rate: float | None = Field(
         None, ge=0, le=1, description="Share of structured replies not valid (invalid or truncated).")
     max_p95_latency_ratio: float | None = Field(
@@ -38,6 +43,10 @@ class RouteGuard(BaseModel):
         None, ge=0, le=1, description="Share of triage decisions flagged for a person to review.")
     min_samples: int = Field(20, ge=1, description="Requests a variant needs before it is judged.")
     window_s: float = Field(300.0, ge=10, description="Window of recent requests judged (seconds).")
+
+    def thresholds(self) -> list[str]:
+        """The thresholds set: a guard without any judges nothing (refused on writes, see registry)."""
+        return [name for name in THRESHOLDS if getattr(self, name) is not None]
 
 
 class RouteSpec(BaseModel):
@@ -72,11 +81,32 @@ class Route(BaseModel):
 
     name: str
     spec: RouteSpec
-    version: int = Field(1, ge=1)
+    # The traffic version: samples carry it, and the guard and report judge the current one only.
+    version: int = Field(1, ge=1, description="Increases on every change of the variants or their weights "
+                         "(a set, a PATCH, a rollback); samples of earlier versions are not judged.")
     updated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     rollbacks: dict[str, str] = Field(default_factory=dict, description="Variant -> why a guard zeroed it.")
+
+
+class RoutesFile(BaseModel):
+    """The routes of `--routes-file`, with the hash of the file's content."""
+
+    sha256: str
+    routes: dict[str, RouteSpec] = Field(default_factory=dict)
+
+
+class AppliedRoutesFile(BaseModel):
+    """What `--routes-file` last applied: a route in it applies again only when its spec changed,
+    so a restart never undoes a rollback or an API change."""
+
+    sha256: str = Field(description="Content hash of the whole file as last applied.")
+    applied_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    routes: dict[str, str] = Field(default_factory=dict, description="Route -> hash of its spec as last applied.")
 
 
 class RouteTable(BaseModel):
     format_version: int = 1
     routes: dict[str, Route] = Field(default_factory=dict)
+    # Highest version ever given per name: a deleted and re-created route never reuses one.
+    last_versions: dict[str, int] = Field(default_factory=dict)
+    routes_file: AppliedRoutesFile | None = None

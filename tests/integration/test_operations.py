@@ -83,7 +83,8 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 ROUTES = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"),
           ("POST", "/v1/tickets/triage"), ("POST", "/v1/tickets/triage/batch"), ("GET", "/v1/stats"),
           ("GET", "/admin/adapters"), ("POST", "/admin/adapters"), ("DELETE", "/admin/adapters/x"),
-          ("GET", "/admin/routes"), ("PUT", "/admin/routes/x"), ("DELETE", "/admin/routes/x")]
+          ("GET", "/admin/routes"), ("PUT", "/admin/routes/x"), ("PATCH", "/admin/routes/x"),
+          ("DELETE", "/admin/routes/x")]
 ADMIN_VARIANTS = ["//admin/adapters", "/admin/../admin/adapters", "/v1/../admin/adapters", "/%61dmin/adapters",
                   "/admin%2Fadapters", "/admin/adapters/", "/admin/./adapters", "/ADMIN/adapters"]
 # (h11 refuses to send a header value with trailing whitespace, so "Bearer " cannot be tried.)

@@ -145,8 +145,10 @@ def test_route_validation_errors(client: httpx.Client, adapters, model: str, ada
         (put_route(client, "ab-bad", [(model, -1)]), 400, "variants.0.weight"),
         (put_route(client, "ab-bad", [(model, 0), ("route-a", 0)]), 400, "variants"),
         (put_route(client, "ab-bad", [(f"t{i}", 1) for i in range(9)]), 400, "variants"),
-        (put_route(client, "route-a", [(model, 1)]), 400, "name"),
+        (put_route(client, "route-a", [(model, 1)]), 409, "name"),  # an adapter's name
         (put_route(client, model, [(model, 1)]), 400, "name"),
+        (put_route(client, "ab-bad", [(model, 1)], guard={"min_samples": 5}), 400, "guard"),  # no threshold
+        (client.patch("/admin/routes/ab-missing", json={"guard": None}), 404, "name"),
         (client.put("/admin/routes/ab-bad", content=b"{", headers={"content-type": "application/json"}), 400, None),
         (client.get("/admin/routes/ab-missing"), 404, "name"),
         (client.delete("/admin/routes/ab-missing"), 404, "name"),
@@ -162,7 +164,12 @@ def test_route_validation_errors(client: httpx.Client, adapters, model: str, ada
     assert "ab-in-use" in conflict.json()["error"]["message"]
     # A route's name is taken: no adapter may shadow it.
     taken = client.post("/admin/adapters", json={"name": "ab-in-use", "path": str(adapter_source_dir / "route-b")})
-    assert_openai_error(taken, 400)
+    assert_openai_error(taken, 409)
+    assert taken.json()["error"]["param"] == "name"
+    refused = client.patch("/admin/routes/ab-in-use", json={"variants": [{"target": "route-a", "weight": -1}]},
+                           headers={"content-type": "application/merge-patch+json"})
+    assert_openai_error(refused, 400)
+    assert refused.json()["error"]["param"] == "variants.0.weight"
     assert client.delete("/admin/routes/ab-in-use").status_code == 204
     assert chat(client, "ab-in-use").status_code == 404
 
@@ -172,8 +179,18 @@ def test_routes_cli(base_url: str, adapters, model: str) -> None:
         return subprocess.run([sys.executable, "-m", "service", "routes", "--url", base_url, *args],
                               capture_output=True, text=True, timeout=60)
 
-    made = cli("set", "ab-cli", "--variant", f"{model}=3", "--variant", "route-b=1")
+    made = cli("set", "ab-cli", "--variant", f"{model}=3", "--variant", "route-b=1",
+               "--guard-max-error-rate", "0.05", "--guard-max-invalid-rate", "0.02")
     assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["version"] == 1
+    # `set` changes only what it names: the guard's thresholds stay (a PATCH), the version moves
+    shifted = cli("set", "ab-cli", "--variant", f"{model}=1", "--variant", "route-b=1", "--guard-min-samples", "50")
+    assert shifted.returncode == 0, shifted.stderr
+    route = json.loads(shifted.stdout)
+    assert route["version"] == 2 and route["spec"]["guard"]["max_error_rate"] == 0.05
+    assert route["spec"]["guard"]["max_invalid_rate"] == 0.02 and route["spec"]["guard"]["min_samples"] == 50
+    cleared = cli("set", "ab-cli", "--clear-guard")
+    assert cleared.returncode == 0 and json.loads(cleared.stdout)["spec"]["guard"] is None, cleared.stderr
     shown = cli("show", "ab-cli")
     assert shown.returncode == 0 and "route-b" in shown.stdout
     assert "ab-cli" in cli("list").stdout

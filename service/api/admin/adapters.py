@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from service.adapters import AdapterRecord, AdapterStatus
+from service.api.auth import CallerDep
 from service.api.deps import ServicesDep
 from service.api.errors import ERROR_RESPONSES
 from service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
@@ -29,13 +30,13 @@ class AdapterList(BaseModel):
 
 
 @router.post("", status_code=201, response_model=AdapterRecord, responses=ERRORS)
-async def register_adapter(body: RegisterAdapterRequest, services: ServicesDep) -> AdapterRecord:
-    return await services.registry.register_path(body.name, body.path)
+async def register_adapter(body: RegisterAdapterRequest, services: ServicesDep, caller: CallerDep) -> AdapterRecord:
+    return await services.registry.register_path(body.name, body.path, caller=caller)
 
 
 @router.put("/{name}", status_code=201, response_model=AdapterRecord, responses=ERRORS)
 async def upload_adapter(
-    name: str, request: Request, services: ServicesDep,
+    name: str, request: Request, services: ServicesDep, caller: CallerDep,
     content_type: Annotated[str, Header()] = "",
 ) -> AdapterRecord:
     if content_type.split(";")[0].strip().lower() not in GZIP_TYPES:
@@ -52,7 +53,7 @@ async def upload_adapter(
                 raise PayloadTooLargeError(f"The upload is larger than the {limit}-byte limit.")
             archive.write(chunk)
         archive.seek(0)
-        return await services.registry.register_archive(name, archive)
+        return await services.registry.register_archive(name, archive, caller=caller)
 
 
 @router.get("", response_model=AdapterList)
@@ -66,6 +67,6 @@ async def get_adapter(name: str, services: ServicesDep) -> AdapterStatus:
 
 
 @router.delete("/{name}", status_code=204, responses=ERRORS)
-async def remove_adapter(name: str, services: ServicesDep) -> Response:
-    await services.registry.remove(name)
+async def remove_adapter(name: str, services: ServicesDep, caller: CallerDep) -> Response:
+    await services.registry.remove(name, caller=caller)
     return Response(status_code=204)

@@ -1,12 +1,14 @@
-"""A/B routes: create or replace, list, inspect, delete, and report on live traffic."""
+"""A/B routes: create or replace (PUT), merge (PATCH), list, inspect, delete, and report on live traffic."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Body, Response
 from pydantic import BaseModel
 
+from service.api.auth import CallerDep
 from service.api.deps import ServicesDep
 from service.api.errors import ERROR_RESPONSES
 from service.api.observability import StatsWindow
@@ -15,6 +17,12 @@ from service.routing import Route, RouteSpec
 
 router = APIRouter(prefix="/routes", tags=["admin"])  # under the admin router (admin key)
 ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409)}
+MERGE_PATCH = Body(
+    description="JSON merge patch (RFC 7396) of the route spec: null deletes a member, objects merge, "
+    "anything else (variants included) replaces. The merged route is validated as a whole.",
+    media_type="application/merge-patch+json",
+    examples=[{"guard": {"min_samples": 50}}, {"variants": [{"target": "base", "weight": 1}], "guard": None}],
+)
 
 
 class RouteList(BaseModel):
@@ -28,8 +36,14 @@ async def list_routes(services: ServicesDep) -> RouteList:
 
 
 @router.put("/{name}", response_model=Route, responses=ERRORS)
-async def put_route(name: str, body: RouteSpec, services: ServicesDep) -> Route:
-    return await services.routes.put(name, body)
+async def put_route(name: str, body: RouteSpec, services: ServicesDep, caller: CallerDep) -> Route:
+    return await services.routes.put(name, body, caller=caller)
+
+
+@router.patch("/{name}", response_model=Route, responses=ERRORS)
+async def patch_route(name: str, services: ServicesDep, caller: CallerDep,
+                      body: dict[str, Any] = MERGE_PATCH) -> Route:
+    return await services.routes.patch(name, body, caller=caller)
 
 
 @router.get("/{name}", response_model=Route, responses=ERRORS)
@@ -38,8 +52,8 @@ async def get_route(name: str, services: ServicesDep) -> Route:
 
 
 @router.delete("/{name}", status_code=204, responses=ERRORS)
-async def delete_route(name: str, services: ServicesDep) -> Response:
-    await services.routes.delete(name)
+async def delete_route(name: str, services: ServicesDep, caller: CallerDep) -> Response:
+    await services.routes.delete(name, caller=caller)
     return Response(status_code=204)
 
 
@@ -47,8 +61,10 @@ async def delete_route(name: str, services: ServicesDep) -> Response:
 async def route_report(name: str, services: ServicesDep, window_seconds: StatsWindow) -> RouteReport:
     route = services.routes.route(name)
     window = window_seconds or services.stats.window_s
-    samples, outcomes = services.stats.route_window(name, window)
+    # The current version only: samples routed before the last change of the weights drop out.
+    samples, outcomes = services.stats.route_window(name, window, version=route.version)
     order = [v.target for v in route.spec.variants]
     # Bootstrap intervals over many samples take a while: off the event loop.
     return await asyncio.to_thread(build_route_report, name, samples, outcomes, window, order,
-                                   rollbacks=route.rollbacks)
+                                   rollbacks=route.rollbacks, version=route.version,
+                                   source=services.stats.description)

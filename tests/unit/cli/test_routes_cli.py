@@ -11,6 +11,7 @@ import pytest
 from service.cli import routes as cli
 from service.observability.route_report import build_route_report
 from service.observability.stats import OutcomeSample, RequestSample
+from service.routing.patch import merge_patch
 
 NOW = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
 
@@ -80,15 +81,41 @@ def test_show_url_and_api_key(capsys) -> None:
     assert json.loads(capsys.readouterr().out) == ROUTE
 
 
-def test_set_sends_the_spec(capsys) -> None:
-    server = Recorder(payload=ROUTE)
+class RouteServer:
+    """A route store behind the admin API: GET, PUT (replaces) and PATCH (JSON merge patch, as the
+    service applies it), recording every request."""
+
+    def __init__(self, spec: dict | None = None) -> None:
+        self.spec = spec
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.method == "GET" and self.spec is None:
+            return httpx.Response(404, json={"error": {"message": "No route named `r` exists.", "type": "x"}})
+        if request.method == "PUT":
+            self.spec = json.loads(request.content)
+        elif request.method == "PATCH":
+            assert request.headers["content-type"] == "application/merge-patch+json"
+            self.spec = merge_patch(self.spec, json.loads(request.content))
+        return httpx.Response(200, json={**ROUTE, "spec": self.spec})
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+    def calls(self) -> list[str]:
+        return [request.method for request in self.requests]
+
+
+def test_set_creates_a_missing_route_with_the_whole_spec(capsys) -> None:
+    server = RouteServer()
     argv = ["set", "ticket-triage", "--variant", "triage-v1=90", "--variant", "triage-v2=10.5",
             "--shadow", "triage-v3", "--shadow-fraction", "0.1", "--guard-max-error-rate", "0.05",
             "--guard-max-invalid-rate", "0.02", "--guard-max-p95-ratio", "1.5", "--guard-min-samples", "50"]
-    assert run(argv, server) == 0
-    (request,) = server.requests
-    assert request.method == "PUT" and request.url.path == "/admin/routes/ticket-triage"
-    assert server.body == {
+    assert cli.run(argv, transport=server.transport) == 0
+    assert server.calls() == ["GET", "PUT"] and server.requests[1].url.path == "/admin/routes/ticket-triage"
+    assert json.loads(server.requests[1].content) == {
         "variants": [{"target": "triage-v1", "weight": 90}, {"target": "triage-v2", "weight": 10.5}],
         "shadow": {"target": "triage-v3", "fraction": 0.1},
         "guard": {"max_error_rate": 0.05, "max_invalid_rate": 0.02, "max_p95_latency_ratio": 1.5, "min_samples": 50},
@@ -96,10 +123,52 @@ def test_set_sends_the_spec(capsys) -> None:
     assert json.loads(capsys.readouterr().out)["version"] == 3
 
 
-def test_set_without_shadow_or_guard_sends_null() -> None:
-    server = Recorder(payload=ROUTE)
-    assert run(["set", "r", "--variant", "base=1"], server) == 0
-    assert server.body == {"variants": [{"target": "base", "weight": 1}], "shadow": None, "guard": None}
+def test_set_without_shadow_or_guard_creates_them_null() -> None:
+    server = RouteServer()
+    assert cli.run(["set", "r", "--variant", "base=1"], transport=server.transport) == 0
+    assert json.loads(server.requests[-1].content) == {
+        "variants": [{"target": "base", "weight": 1}], "shadow": None, "guard": None}
+
+
+def test_set_changes_only_what_its_options_name() -> None:
+    """The README's walkthrough: step 2 names the weights and min_samples; step 1's thresholds stay."""
+    server = RouteServer()
+    step1 = ["set", "r", "--variant", "base=90", "--variant", "v2=10", "--guard-max-error-rate", "0.05",
+             "--guard-max-invalid-rate", "0.02", "--guard-max-p95-ratio", "2", "--guard-min-samples", "20"]
+    assert cli.run(step1, transport=server.transport) == 0
+    step2 = ["set", "r", "--variant", "base=50", "--variant", "v2=50", "--guard-min-samples", "50"]
+    assert cli.run(step2, transport=server.transport) == 0
+    assert server.calls() == ["GET", "PUT", "GET", "PATCH"]
+    assert json.loads(server.requests[-1].content) == {
+        "variants": [{"target": "base", "weight": 50}, {"target": "v2", "weight": 50}], "guard": {"min_samples": 50}}
+    assert server.spec["guard"] == {"max_error_rate": 0.05, "max_invalid_rate": 0.02, "max_p95_latency_ratio": 2,
+                                    "min_samples": 50}
+    # only the shadow fraction, then no guard: the rest stays
+    server.spec["shadow"] = {"target": "v3", "fraction": 0.1}
+    assert cli.run(["set", "r", "--shadow-fraction", "0.25"], transport=server.transport) == 0
+    assert json.loads(server.requests[-1].content) == {"shadow": {"fraction": 0.25}}
+    assert cli.run(["set", "r", "--clear-guard"], transport=server.transport) == 0
+    assert json.loads(server.requests[-1].content) == {"guard": None}
+    assert server.spec == {"variants": [{"target": "base", "weight": 50}, {"target": "v2", "weight": 50}],
+                           "shadow": {"target": "v3", "fraction": 0.25}}
+    assert cli.run(["set", "r", "--clear-shadow"], transport=server.transport) == 0
+    assert "shadow" not in server.spec
+
+
+def test_set_refuses_a_shadow_fraction_for_a_route_without_shadow(capsys) -> None:
+    server = RouteServer({"variants": [{"target": "base", "weight": 1}]})
+    with pytest.raises(SystemExit) as exc:
+        cli.run(["set", "r", "--shadow-fraction", "0.1"], transport=server.transport)
+    assert exc.value.code == 2 and server.calls() == ["GET"]  # nothing written
+    assert "has no shadow" in capsys.readouterr().err
+
+
+def test_creating_a_route_needs_variants(capsys) -> None:
+    server = RouteServer()
+    with pytest.raises(SystemExit) as exc:
+        cli.run(["set", "r", "--guard-min-samples", "5"], transport=server.transport)
+    assert exc.value.code == 2 and server.calls() == ["GET"]
+    assert "--variant" in capsys.readouterr().err
 
 
 def test_set_from_file_with_overrides(tmp_path) -> None:
@@ -122,16 +191,20 @@ def test_set_from_file_with_overrides(tmp_path) -> None:
     }
     assert run(["set", "r", "--file", str(spec), "--no-shadow", "--no-guard"], server) == 0
     assert server.body["shadow"] is None and server.body["guard"] is None
+    assert run(["set", "r", "--file", str(spec), "--clear-shadow", "--clear-guard"], server) == 0
+    assert server.body["shadow"] is None and server.body["guard"] is None
+    assert {r.method for r in server.requests} == {"PUT"}  # --file: the whole route, never read first
 
 
 @pytest.mark.parametrize("argv", [
-    ["set", "r"],  # no variant
+    ["set", "r"],  # nothing to set
     ["set", "r", "--variant", "v1"],  # no weight
     ["set", "r", "--variant", "v1=lots"],
     ["set", "r", "--variant", "=5"],
     ["set", "r", "--variant", "v1=1", "--shadow", "v3"],  # no fraction
-    ["set", "r", "--variant", "v1=1", "--shadow-fraction", "0.1"],  # no target
     ["set", "r", "--variant", "v1=1", "--no-guard", "--guard-min-samples", "5"],
+    ["set", "r", "--clear-guard", "--guard-max-error-rate", "0.1"],
+    ["set", "r", "--clear-shadow", "--shadow-fraction", "0.1"],
     ["set", "r", "--file", "/nonexistent/spec.json"],
     ["report", "r", "--window", "0"],
 ])
@@ -230,6 +303,14 @@ def test_report_prints_a_table(capsys) -> None:
     assert any(line.startswith("    * triage-v2 error rate 14.0 points higher (95% CI 6.6 to 25.1)") for line in lines)
     assert any(line.startswith("    * triage-v2 p50 latency") and "higher" in line for line in lines)
     assert "  triage-v2: error_rate 0.150 > 0.1 over 60 requests" in lines
+
+
+def test_report_names_the_route_version_and_where_its_figures_come_from(capsys) -> None:
+    payload = {**sample_report(), "version": 4, "source": "in-process samples of this replica"}
+    assert run(["report", "ticket-triage"], Recorder(payload=payload)) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "Route ticket-triage v4: last 900 s (until 2025-06-15 15:06:40 UTC), control triage-v1; "
+        "figures: in-process samples of this replica")
 
 
 def test_report_json(capsys) -> None:

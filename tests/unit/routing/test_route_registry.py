@@ -57,7 +57,6 @@ async def test_put_validates_names_and_targets(world) -> None:
     cases = [
         ("Bad Name", spec((BASE_MODEL_NAME, 1)), "name", "invalid_route_name"),
         (BASE_MODEL_NAME.lower(), spec((BASE_MODEL_NAME, 1)), "name", "invalid_route_name"),
-        ("one", spec((BASE_MODEL_NAME, 1)), "name", "invalid_route_name"),  # an adapter's name
         ("r", spec((BASE_MODEL_NAME, 1), ("missing", 1)), "variants.1.target", "invalid_route_target"),
         ("r", spec((BASE_MODEL_NAME, 1), shadow={"target": "missing", "fraction": 0.5}), "shadow.target",
          "invalid_route_target"),
@@ -66,6 +65,9 @@ async def test_put_validates_names_and_targets(world) -> None:
         with pytest.raises(InvalidRequestError) as caught:
             await routes.put(name, body)
         assert (caught.value.param, caught.value.code) == (param, code), name
+    with pytest.raises(ConflictError) as conflict:  # an adapter's name: a 409, as for an adapter taking a route's
+        await routes.put("one", spec((BASE_MODEL_NAME, 1)))
+    assert (conflict.value.status, conflict.value.param, conflict.value.code) == (409, "name", "name_taken")
     await routes.put("r", spec((BASE_MODEL_NAME, 1)))
     with pytest.raises(InvalidRequestError, match="is a route"):
         await routes.put("r2", spec(("r", 1)))
@@ -125,10 +127,11 @@ async def test_rollback_of_the_only_live_variant_falls_back_to_the_control(world
 
 
 def sample(variant: str, status: int = 200, duration: float = 1.0, structured: str | None = None,
-           shadow: bool = False) -> RequestSample:
+           shadow: bool = False, version: int = 1) -> RequestSample:
     return RequestSample(finished_at=time.time(), base_model=BASE_MODEL_NAME, model=variant, route="ab",
                          variant=variant, endpoint="chat", status=status, duration_s=duration, ttft_s=0.1,
-                         prompt_tokens=10, completion_tokens=5, structured_output=structured, shadow=shadow)
+                         prompt_tokens=10, completion_tokens=5, structured_output=structured, shadow=shadow,
+                         route_version=version)
 
 
 async def test_guard_rolls_back_a_failing_variant_from_primary_traffic_only(world) -> None:
@@ -175,7 +178,7 @@ async def test_guard_judges_the_share_of_triage_decisions_flagged_for_review(wor
     def decision(variant: str, flagged: bool, shadow: bool = False) -> OutcomeSample:
         return OutcomeSample(finished_at=time.time(), route="ab", variant=variant, shadow=shadow,
                              labels=(("category", "billing"), ("priority", "low")), needs_review=flagged,
-                             confidence=(("category", 0.5 if flagged else 0.95),))
+                             confidence=(("category", 0.5 if flagged else 0.95),), route_version=1)
 
     for i in range(10):
         stats.observe(sample("one"))
