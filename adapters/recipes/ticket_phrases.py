@@ -234,4 +234,8 @@ SLOT_MAKERS: dict[str, Callable[[random.Random, Slots], str]] = {
     "event": _pick(P["events"]),
     "deadline": _pick(P["deadlines"]),
     "support_domain": _pick(P["support_domains"]),
+    "api_field": _pick(P["api_fields"]),
+    "hazard_item": _pick(P["hazard_items"]),
+    "hazard": _pick(P["hazards"]),
+    "copied": _pick(P["copied_content"]),
 }

@@ -17,17 +17,23 @@ Category rules (the serving prompt's definitions, plus the tie-breakers used eve
 - Wrong item received, exchanges and warranty send-backs are returns; damaged or missing items in a
   delivery, lost or late parcels and customs fees are shipping.
 - Questions about a bill, delivery or return policy belong to that category (low priority); product
-  how-to questions, feature requests, praise, partnerships and questions about the company are general.
+  how-to questions, feature requests (also for an API field or header), praise with a wish, partnerships,
+  wholesale enquiries and questions about the company are general; so are copyright, trademark and
+  law-enforcement notices about content or data on the site (urgent with a deadline within days).
+- A product that is a safety hazard (overheating, recalled) and goes back is returns, urgent; a parcel
+  never received stays shipping even with a chargeback filed (urgent) or threatened (high).
 
 Priority rules (driven by what the ticket says, never by "URGENT", "ASAP" or "!!!"):
 - Each situation has a base priority from its facts: urgent = outage or breakage for many users,
-  security breach or account takeover, money being lost right now, data loss, a legal threat with a
+  security breach or account takeover, money being lost right now (a chargeback already filed), data
+  loss or a data leak, a product safety or medical hazard, a legal threat with a
   near deadline; high = one customer blocked from working or from a paid service, a duplicate charge;
   medium = degraded but working, time-sensitive but not blocking, late delivery; low = questions,
   feedback, feature requests, how-to, cosmetic issues.
 - Escalation cues in the text raise it: a hard deadline within a day or two or "I can't work" make it
   at least high; many users or production affected, or a chargeback/legal threat with a near
   deadline, make it urgent.
+- Shouting is not a fact: some situations write "URGENT!!!" about a low matter and keep its label.
 - Customer tier: a paying tier (pro, business, enterprise) locked out of the service is high, a free
   or unknown one medium; an enterprise customer's medium-priority real problem becomes high.
 """
@@ -103,7 +109,7 @@ def _draw(rng: random.Random, size: int, seen: set[str], prefix: str) -> list[di
 
 def make_ticket(rng: random.Random, category: str) -> dict[str, Any]:
     """One labelled ticket of `category` (without an id)."""
-    sit = rng.choice(SITUATIONS[category])
+    sit = rng.choices(SITUATIONS[category], [_DRAW_WEIGHT[s.priority] for s in SITUATIONS[category]])[0]
     slots = Slots(rng, MAKERS)
     tier = rng.choices(TIERS, _B2B_TIER_WEIGHTS if sit.key in B2B_SITUATIONS else _TIER_WEIGHTS[category])[0]
     channel = rng.choices(CHANNELS, [40, 24, 15, 7, 6, 8])[0]
@@ -128,6 +134,9 @@ def make_ticket(rng: random.Random, category: str) -> dict[str, Any]:
     }
 
 
+# Situations are drawn by base priority: the tables hold many urgent situations in customers' own words
+# (real urgent tickets are varied), and with the escalation cues this weight keeps urgent near 21-22%.
+_DRAW_WEIGHT = {"low": 1.0, "medium": 1.0, "high": 1.0, "urgent": 0.85}
 # Situations only a business account has (contracts, SSO, RMAs, vendor reviews): never the free tier.
 B2B_SITUATIONS = {"enterprise_invoice_error", "billed_too_many_seats", "vat_reverse_charge", "sso_broken",
                   "remove_ex_employee", "transfer_ownership", "rma_bulk_defective", "bulk_shipment_event",
