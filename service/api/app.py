@@ -18,6 +18,7 @@ from service.api.body_limit import BodyLimitMiddleware
 from service.api.bootstrap import build_services, run_services
 from service.api.deps import Services
 from service.api.errors import UnexpectedErrorMiddleware, install_error_handlers
+from service.api.keys import forget_raw_keys
 from service.api.lifecycle import Lifecycle, LifecycleMiddleware, watch_engine
 from service.config import Settings
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or Settings()
     lifecycle = Lifecycle(settings.drain_timeout_s)
     auth = Auth.from_settings(settings)  # raises AuthConfigError for settings the service must not start with
+    forget_raw_keys(settings)  # only the digests in `auth` from here on
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -15,12 +15,13 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import re
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from service.config import Settings
+from service.config import ENV_PREFIX, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -177,3 +178,19 @@ def key_ring_for(settings: Settings, warn: bool = True) -> KeyRing | None:
             "LORAGATE_API_KEYS_FILE / LORAGATE_ADMIN_KEYS_FILE (one key per line, `id:key` names it); "
             "or run without keys on 127.0.0.1 with LORAGATE_AUTH_DISABLED=true (what `make serve` does)")
     return ring
+
+
+# The environment variables that can carry raw keys (flat and nested names; matched ignoring case,
+# as pydantic-settings reads them).
+RAW_KEY_VARIABLES = frozenset(f"{ENV_PREFIX}{name}" for name in (
+    "API_KEYS", "ADMIN_KEYS", "AUTH__API_KEYS", "AUTH__ADMIN_KEYS"))
+
+
+def forget_raw_keys(settings: Settings) -> None:
+    """Once the key ring holds their digests, drop the raw keys from the settings and from this
+    process's environment, which vLLM's engine processes (started later) inherit: a memory or
+    `/proc/<pid>/environ` reader of any of them then finds no key. (The main process's own
+    `/proc/self/environ` keeps the block it was started with: prefer a keys file.)"""
+    settings.auth = settings.auth.model_copy(update={"api_keys": [], "admin_keys": []})
+    for name in [name for name in os.environ if name.upper() in RAW_KEY_VARIABLES]:
+        del os.environ[name]

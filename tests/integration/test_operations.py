@@ -304,6 +304,20 @@ def engine_core_pids(parent: int) -> list[int]:
     return pids
 
 
+def test_engine_processes_inherit_no_raw_key(ops: ServiceProcess) -> None:
+    assert ops.process is not None
+    children = engine_core_pids(ops.process.pid)
+    assert children, "no engine process found"
+    readable = []
+    for pid in children:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert API_KEY.encode() not in environ and ADMIN_KEY.encode() not in environ
+        assert b"LORAGATE_API_KEYS=" not in environ and b"LORAGATE_ADMIN_KEYS=" not in environ
+        if b"LORAGATE_MAX_BODY_BYTES=" in environ:  # vLLM's process title may blank the block; others keep it
+            readable.append(pid)
+    assert readable, "no engine process's environment could be read"
+
+
 def test_killed_engine_fails_fast_exits_non_zero_a_restart_restores_everything_and_sigterm_drains(
     logs_dir: Path, tmp_path: Path, adapter_source_dir: Path, model_dir: Path, model: str,
 ) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -429,3 +430,17 @@ def test_every_route_of_the_app_declares_its_key() -> None:
         assert declared_role(route, app.state.auth) is expected, route.path
     assert declared_role(next(r for r in app.routes if r.path == "/metrics"),
                          Auth.from_settings(keyed(metrics_require_key=True))) is Role.API
+
+
+def test_the_app_keeps_only_digests_of_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.api.app import create_app
+
+    monkeypatch.setenv("LORAGATE_API_KEYS", f'["{API_KEY}"]')
+    monkeypatch.setenv("loragate_auth__admin_keys", f'["{ADMIN_KEY}"]')
+    settings = Settings()
+    assert settings.auth.api_keys == [API_KEY] and settings.auth.admin_keys == [ADMIN_KEY]
+    app = create_app(settings, services=object())  # type: ignore[arg-type] - the lifespan never runs
+    assert settings.auth.api_keys == [] and settings.auth.admin_keys == []
+    assert not {name for name in os.environ if name.upper() in keys.RAW_KEY_VARIABLES}
+    assert app.state.auth.ring.lookup(API_KEY) is not None  # the digests still admit the keys
+    assert app.state.auth.ring.lookup(ADMIN_KEY).role is Role.ADMIN
