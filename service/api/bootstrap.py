@@ -82,7 +82,9 @@ async def run_services(svc: Services) -> None:
         svc.engine.state = EngineState.DEAD
     svc.metrics.engine_ready.set(1 if svc.engine.is_ready else 0)
     try:
-        while svc.engine.is_ready:
+        # Also while draining: the heartbeat keeps this replica's serving marker alive until the
+        # last request in flight has ended (the lifespan then cancels this task and closes it).
+        while svc.engine.state in (EngineState.READY, EngineState.DRAINING):
             await asyncio.sleep(svc.settings.adapters.sync_interval_s)
             try:
                 await svc.registry.refresh()  # also this replica's heartbeat in the shared store

@@ -3,7 +3,9 @@ the exit code a supervisor reads.
 
 - Drain: the first SIGTERM (or SIGINT) turns `/health/ready` to 503 at once and answers every
   new request except health probes with 503 `shutting_down`; requests in flight finish (up to
-  `drain_timeout_s`), then the server stops and the process exits 0.
+  `drain_timeout_s`), then the server stops and the process exits 0, or 5 if the drain timed out
+  and cut requests. The replica's serving marker in the adapter store stays until the server
+  has stopped, so no other replica deletes an adapter version a draining request still uses.
 - Watchdog: every `engine_watchdog_interval_s` it asks the engine whether it is alive. A dead
   engine fails in-flight requests with 503 (vLLM raises EngineDeadError to every waiting request),
   turns readiness and liveness to 503 and stops the process with exit code 3, so a supervisor
@@ -30,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 ENGINE_DEAD_EXIT_CODE = 3
 ENGINE_STALLED_EXIT_CODE = 4
+DRAIN_CUT_EXIT_CODE = 5  # the drain timed out and requests in flight were cut
+# What stopping takes after the drain (the engine's processes get 5 s to exit, then are killed):
+# a pod's grace period must cover its preStop pause + the drain timeout + this (test_deployment.py).
+SHUTDOWN_BUDGET_S = 10.0
 OPEN_WHILE_DRAINING = (*PROBE_PATHS, METRICS_PATH)
 
 
@@ -41,6 +47,9 @@ class Lifecycle:
         self.draining = False
         self.in_flight = 0
         self.exit_code = 0
+        # The requests in flight cannot finish (a timed-out drain, a hung engine): the server then
+        # stops without another wait for them.
+        self.cut_requests = False
         self._idle = asyncio.Event()
         self._idle.set()
         self.request_exit: Callable[[], None] = lambda: None  # set by the server that runs the app
@@ -66,11 +75,15 @@ class Lifecycle:
             await asyncio.wait_for(self._idle.wait(), self.drain_timeout_s)
             logger.warning("drained in %.1f s; stopping", time.monotonic() - started)
         except TimeoutError:
-            logger.error("drain timeout: %d request(s) still in flight; stopping anyway", self.in_flight)
+            logger.error("drain timeout: %d request(s) still in flight; cutting them and exiting with code %d",
+                         self.in_flight, DRAIN_CUT_EXIT_CODE)
+            self.exit_code, self.cut_requests = DRAIN_CUT_EXIT_CODE, True
         self.request_exit()
 
-    def fail(self, exit_code: int) -> None:
-        self.exit_code = exit_code
+    def fail(self, exit_code: int, cut_requests: bool = False) -> None:
+        """Stop with `exit_code`; `cut_requests`: without waiting for the requests in flight (a dead
+        engine's fail by themselves with 503, a hung engine's never end)."""
+        self.exit_code, self.cut_requests = exit_code, cut_requests
         self.draining = True
         self.request_exit()
 
@@ -127,4 +140,4 @@ async def watch_engine(engine: Any, lifecycle: Lifecycle, interval_s: float, on_
     on_dead()
     if exit_code == ENGINE_DEAD_EXIT_CODE:
         logger.critical("the engine died; exiting with code %d so the supervisor restarts this replica", exit_code)
-    lifecycle.fail(exit_code)
+    lifecycle.fail(exit_code, cut_requests=exit_code == ENGINE_STALLED_EXIT_CODE)

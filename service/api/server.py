@@ -27,9 +27,9 @@ class DrainingServer(uvicorn.Server):
 
     def _stop(self) -> None:
         self.should_exit = True
-        if self.lifecycle.exit_code != 0:
-            # A dead or hung engine finishes nothing: waiting for the requests in flight would only
-            # delay the restart; they end with a closed connection.
+        if self.lifecycle.cut_requests:
+            # Waiting for requests that cannot finish would only delay the restart; they end with a
+            # closed connection.
             self.force_exit = True
 
     def _begin_drain(self) -> None:

@@ -260,10 +260,17 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violations(ops: ServiceProcess,
 
 
 # ------------------------------------------------------------------ drain
-def assert_sigterm_drains_and_exits_0(proc: ServiceProcess, model: str) -> None:
+def serving_markers(store: Path) -> list[Path]:
+    return sorted((store / ".replicas").glob("*.json"))
+
+
+def assert_sigterm_drains_and_exits_0(proc: ServiceProcess, model: str, store: Path) -> None:
     """SIGTERM with requests in flight: readiness and new requests 503 at once, the in-flight
-    requests complete, exit 0. (Run on the restarted service below: it has a long request timeout.)"""
-    body = {"model": model, "prompt": "Once upon", "max_tokens": 48, "min_tokens": 48, "ignore_eos": True}
+    requests complete while the replica's serving marker stays in the store, exit 0 and the marker
+    removed. (Run on the restarted service below: it has a long request timeout.)"""
+    assert len(serving_markers(store)) == 1
+    # Long enough to outlast several heartbeats of the drain on a fast CPU.
+    body = {"model": model, "prompt": "Once upon", "max_tokens": 128, "min_tokens": 128, "ignore_eos": True}
     results: list[httpx.Response] = []
 
     def in_flight() -> None:
@@ -280,11 +287,45 @@ def assert_sigterm_drains_and_exits_0(proc: ServiceProcess, model: str) -> None:
     with httpx.Client(base_url=proc.base_url, timeout=10) as client:
         assert client.get("/health/ready").status_code == 503
         assert_error(client.post("/v1/completions", headers=API, json=body), 503, "shutting_down")
+    time.sleep(1.5)  # three heartbeats (LORAGATE_REGISTRY_SYNC_INTERVAL_S below): still listed
+    assert len(serving_markers(store)) == 1 and not results, "the marker must outlive the requests in flight"
     for thread in threads:
         thread.join(120)
     assert [r.status_code for r in results] == [200, 200], [r.text[:200] for r in results]
-    assert all(r.json()["usage"]["completion_tokens"] == 48 for r in results)
+    assert all(r.json()["usage"]["completion_tokens"] == 128 for r in results)
     assert proc.process.wait(90) == 0
+    assert serving_markers(store) == []
+
+
+def test_a_drain_that_times_out_cuts_requests_and_exits_5(logs_dir: Path, tmp_path: Path,
+                                                           adapter_source_dir: Path, model: str) -> None:
+    env = keyed_env(tmp_path / "store", [adapter_source_dir], LORAGATE_DRAIN_TIMEOUT_S="2",
+                    LORAGATE_REQUEST_TIMEOUT_S="120")
+    proc = ServiceProcess(logs_dir / "ops-drain-cut.log", env=env).start().wait_ready()
+    body = {"model": model, "prompt": "Once upon a time", "max_tokens": LONG, "min_tokens": LONG, "ignore_eos": True}
+    results: list[httpx.Response | Exception] = []
+
+    def in_flight() -> None:
+        try:
+            with httpx.Client(base_url=proc.base_url, timeout=120, headers=API) as client:
+                results.append(client.post("/v1/completions", json=body))
+        except httpx.TransportError as exc:
+            results.append(exc)
+
+    try:
+        thread = threading.Thread(target=in_flight)
+        thread.start()
+        time.sleep(1.0)
+        assert proc.process is not None
+        stopped_at = time.monotonic()
+        os.kill(proc.process.pid, signal.SIGTERM)
+        assert proc.process.wait(60) == 5
+        # Bounded: the drain timeout plus the shutdown, not another graceful wait for the cut request.
+        assert time.monotonic() - stopped_at < 2 + 15
+        thread.join(30)
+        assert len(results) == 1 and (isinstance(results[0], Exception) or results[0].status_code != 200), results
+    finally:
+        proc.stop(signal.SIGKILL)
 
 
 # ------------------------------------------------------------------ engine death
@@ -323,7 +364,9 @@ def test_killed_engine_fails_fast_exits_non_zero_a_restart_restores_everything_a
 ) -> None:
     store = tmp_path / "store"
     adapter = make_peft_adapter(model_dir, adapter_source_dir / "ops-adapter", seed=11)
-    env = keyed_env(store, [adapter_source_dir], LORAGATE_REQUEST_TIMEOUT_S="120")  # a cold adapter is slow
+    # A cold adapter is slow; a short heartbeat so the drain below would notice a marker dropped early.
+    env = keyed_env(store, [adapter_source_dir], LORAGATE_REQUEST_TIMEOUT_S="120",
+                    LORAGATE_REGISTRY_SYNC_INTERVAL_S="0.5")
     first = ServiceProcess(logs_dir / "ops-kill.log", env=env).start().wait_ready()
     try:
         with httpx.Client(base_url=first.base_url, timeout=120, headers=ADMIN) as client:
@@ -360,7 +403,7 @@ def test_killed_engine_fails_fast_exits_non_zero_a_restart_restores_everything_a
             assert strip([r["name"] for r in client.get("/admin/routes").json()["data"]]) == \
                 strip([r["name"] for r in routes_before["data"]])
             still_serves(client, "ops-ab")
-        assert_sigterm_drains_and_exits_0(second, model)
+        assert_sigterm_drains_and_exits_0(second, model, store)
     finally:
         second.stop()
 

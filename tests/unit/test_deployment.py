@@ -42,6 +42,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from service.api.lifecycle import SHUTDOWN_BUDGET_S
 from service.config import SETTING_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -287,10 +288,18 @@ def test_termination_grace_covers_prestop_and_drain():
     assert command[0] == "sleep"
     pre_stop = float(command[1])
     grace = spec["terminationGracePeriodSeconds"]
-    assert grace > pre_stop + _drain_timeout(), \
-        f"terminationGracePeriodSeconds {grace} must exceed preStop {pre_stop} + drain {_drain_timeout()}"
+    assert grace >= pre_stop + _drain_timeout() + SHUTDOWN_BUDGET_S, (
+        f"terminationGracePeriodSeconds {grace} must cover preStop {pre_stop} + drain {_drain_timeout()} "
+        f"+ shutdown {SHUTDOWN_BUDGET_S}")
     # What the Dockerfile's image relies on: SIGTERM reaches loragate, which drains.
     assert "STOPSIGNAL SIGTERM" in DOCKERFILE.read_text(encoding="utf-8")
+
+
+def test_compose_stop_grace_covers_the_drain_and_the_shutdown():
+    service = _compose()["services"]["loragate"]
+    drain = float(service["environment"]["LORAGATE_DRAIN_TIMEOUT_S"])
+    grace = float(service["stop_grace_period"].rstrip("s"))
+    assert grace >= drain + SHUTDOWN_BUDGET_S, f"stop_grace_period {grace}s < drain {drain} + shutdown {SHUTDOWN_BUDGET_S}"
 
 
 def test_rolling_update_without_downtime():

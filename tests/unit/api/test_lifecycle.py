@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from service.api.cancellation import cancel_on_disconnect, within_deadline
 from service.api.errors import install_error_handlers
 from service.api.lifecycle import (
+    DRAIN_CUT_EXIT_CODE,
     ENGINE_DEAD_EXIT_CODE,
     ENGINE_STALLED_EXIT_CODE,
     Lifecycle,
@@ -69,12 +70,12 @@ async def test_drain_refuses_new_work_finishes_in_flight_then_exits() -> None:
         assert stopped.is_set() and lifecycle.exit_code == 0
 
 
-async def test_drain_timeout_stops_anyway() -> None:
+async def test_drain_timeout_stops_anyway_and_says_so_in_the_exit_code() -> None:
     lifecycle, stopped = Lifecycle(drain_timeout_s=0.1), asyncio.Event()
     lifecycle.request_exit = stopped.set
     lifecycle.started()  # a request that never finishes
     await asyncio.wait_for(lifecycle.drain(lambda: None), 5)
-    assert stopped.is_set()
+    assert stopped.is_set() and lifecycle.exit_code == DRAIN_CUT_EXIT_CODE
 
 
 class FlakyEngine:
