@@ -8,8 +8,8 @@ ratio compares equal work, and stops every server at the end, also on error, Ctr
 One server runs at a time: the others are paused (SIGSTOP of their process group), and a phase in
 which any other process used more than 10% of a core refuses the run (exit code 3).
 
-    loragate bench                      # everything: about 60-75 minutes on 2 CPUs
-    loragate bench --only peer-base,peer-adapter --peer-legs same-layout --rounds 1
+    loragate bench                      # everything: about 2 h 20 min on 2 CPUs
+    loragate bench --only peer-base,peer-adapter --concurrency 8 --rounds 1 --waves 2   # about 15 min
     loragate bench --only peer-base --concurrency 8
     loragate bench --smoke --out-dir /tmp/bench-smoke
 
@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import sys
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator

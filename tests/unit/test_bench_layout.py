@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from loadtests.bench_layout import (
-    LORA_RANKS, MULTIPROCESSING_ENV, LoraServing, PeerSpec, adapter_rank, layout_record, logged_config,
+    LORA_RANKS, MULTIPROCESSING_ENV, LoraServing, adapter_rank, layout_record, logged_config,
     peer_lora_rank, peer_spec, process_facts, resolve_layout,
 )
 from service.engine import Engine
