@@ -37,8 +37,8 @@ import httpx
 from loadtests.bench_adapters import PROMPT, bench_swaps, make_swap_pair, register, request_latencies
 from loadtests.bench_cpu import ContentionError, CpuWatch
 from loadtests.bench_layout import (
-    LEGS, LoraServing, PeerLeg, PeerSpec, layout_record, peer_lora_rank, peer_spec, process_facts,
-    resolve_layout, torch_threads,
+    LEGS, LoraServing, PeerLeg, PeerSpec, layout_record, model_threads, peer_lora_rank, peer_spec,
+    process_facts, resolve_layout, torch_threads,
 )
 from loadtests.bench_profile import Profiler, ServerProfile
 from loadtests.bench_report import (
@@ -434,6 +434,7 @@ def layouts(servers: Fleet, opts: EngineOptions, specs: dict[str, PeerSpec], wor
                                servers.commands[name], cpu_model, probes[key],
                                log.read_text(errors="replace") if log.exists() else "")
         record.processes = process_facts(servers.tree(name))
+        record.model_threads = model_threads(record.processes, record.torch_threads)
         out[name] = {"url": servers.url(name), "ready_s": servers.ready_s.get(name), "command": record.command,
                      "layout": record.model_dump(mode="json")}
     return out
@@ -505,7 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out_dir / "bench-refused.json"
         args.out_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"command": shlex.join(["loragate", "bench", *argv]), "error": str(exc),
-                                    "machine": machine, "cpu_check": cpu_check(watch)}, indent=2) + "\n")
+                                    "machine": machine, "cpu_check": cpu_check(watch).model_dump(mode="json")},
+                                   indent=2) + "\n")
         progress(f"{exc}\nservers stopped; the CPU figures are in {path}; logs kept in {work}")
         return 3
     except KeyboardInterrupt:

@@ -152,6 +152,7 @@ class ServerLayout(BaseModel):
     vllm_enable_v1_multiprocessing: str  # the variable's value, or "unset (1)"
     omp_num_threads: str  # the environment's value, or "unset"; vLLM's `mp` worker sets its own (see processes)
     torch_threads: int | None  # torch's thread count in a process started with this server's environment
+    model_threads: int | None = None  # see `model_threads`
     scheduling_policy: str
     prefix_caching: str  # as configured, and as the engine logged it
     dtype: str
@@ -226,6 +227,13 @@ def process_facts(pids: set[int]) -> list[ProcessFacts]:
         facts.append(ProcessFacts(pid=pid, command=command.strip()[:160], threads=threads,
                                   env={k: env[k] for k in wanted if k in env}))
     return facts
+
+
+def model_threads(processes: list[ProcessFacts], torch_default: int | None) -> int | None:
+    """Threads the model computes on: the smallest OMP_NUM_THREADS among the server's processes (vLLM's
+    `mp` executor sets it for its worker: the cores left after those it reserves), else torch's default."""
+    values = [int(p.env["OMP_NUM_THREADS"]) for p in processes if p.env.get("OMP_NUM_THREADS", "").isdigit()]
+    return min(values) if values else torch_default
 
 
 def torch_threads(env: dict[str, str], drop: list[str] | None = None) -> int | None:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from loadtests.bench_layout import (
-    LORA_RANKS, MULTIPROCESSING_ENV, LoraServing, adapter_rank, layout_record, logged_config,
-    peer_lora_rank, peer_spec, process_facts, resolve_layout,
+    LORA_RANKS, MULTIPROCESSING_ENV, LoraServing, ProcessFacts, adapter_rank, layout_record, logged_config,
+    model_threads, peer_lora_rank, peer_spec, process_facts, resolve_layout,
 )
 from service.engine import Engine
 from service.engine.types import EngineOptions
@@ -148,6 +148,13 @@ def test_layout_record_fields(tmp_path: Path) -> None:
     ours = layout_record("loragate", layout, None, ["python", "-m", "service", "serve"], "AMD EPYC", 2)
     assert ours.max_lora_rank == 64 and ours.lora and ours.executor == "uni"
     assert logged_config(log) == {"dtype": "torch.bfloat16", "enable_prefix_caching": "True"}
+
+
+def test_model_threads_are_the_mp_workers_own() -> None:
+    procs = [ProcessFacts(pid=1, command="api", threads=9, env={}),
+             ProcessFacts(pid=2, command="VLLM::Worker", threads=3, env={"OMP_NUM_THREADS": "1"})]
+    assert model_threads(procs, 2) == 1  # vLLM's mp worker: the cores it did not reserve
+    assert model_threads(procs[:1], 2) == 2  # uni: torch's default in the engine-core process
 
 
 def test_process_facts_read_our_own_process() -> None:
