@@ -2,11 +2,14 @@
 decoding and hot swaps cost inside loragate, in one run with the compared systems interleaved.
 
 It starts what the chosen comparisons need (a loragate service; vLLM's own server on the same model
-folder and engine options, without and with `--enable-lora`), sends streaming chat requests of a
-fixed length (`min_tokens` = `max_tokens`, `ignore_eos`) so every ratio compares equal work, and
-stops every server at the end, also on error, Ctrl-C or SIGTERM.
+folder, without and with `--enable-lora`, in two legs: loragate's engine layout and vLLM's defaults),
+sends streaming chat requests of a fixed length (`min_tokens` = `max_tokens`, `ignore_eos`) so every
+ratio compares equal work, and stops every server at the end, also on error, Ctrl-C or SIGTERM.
+One server runs at a time: the others are paused (SIGSTOP of their process group), and a phase in
+which any other process used more than 10% of a core refuses the run (exit code 3).
 
-    loragate bench                      # everything: about 30-40 minutes on 2 CPUs
+    loragate bench                      # everything: about 2 h 20 min on 2 CPUs
+    loragate bench --only peer-base,peer-adapter --concurrency 8 --rounds 1 --waves 2   # about 15 min
     loragate bench --only peer-base --concurrency 8
     loragate bench --smoke --out-dir /tmp/bench-smoke
 
@@ -16,13 +19,15 @@ Writes bench.json, bench.md and bench-<comparison>.png to --out-dir (default loa
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +35,18 @@ from typing import Any
 import httpx
 
 from loadtests.bench_adapters import PROMPT, bench_swaps, make_swap_pair, register, request_latencies
+from loadtests.bench_cpu import ContentionError, CpuWatch
+from loadtests.bench_layout import (
+    LEGS, LoraServing, PeerLeg, PeerSpec, layout_record, model_threads, peer_lora_rank, peer_spec,
+    process_facts, resolve_layout, torch_threads,
+)
 from loadtests.bench_profile import Profiler, ServerProfile
 from loadtests.bench_report import (
-    MIB, BenchReport, ComparisonResult, PhaseStats, add_ratios, evaluate_targets, write,
+    MIB, BenchReport, ComparisonResult, CpuCheck, PhaseStats, add_ratios, evaluate_targets, write,
 )
-from loadtests.bench_servers import LORAGATE, PEER, PEER_LORA, Fleet, fleet, loragate_options
+from loadtests.bench_servers import (
+    LORAGATE, PEER, PEER_DEFAULTS, PEER_LORA, PEER_LORA_DEFAULTS, PEERS, Fleet, fleet, loragate_options,
+)
 from loadtests.bench_structured import chat_body, load_tickets, part_a, stream_chat
 from loadtests.bench_triage import DESCRIPTION as TRIAGE_DESCRIPTION
 from loadtests.bench_triage import triage
@@ -45,9 +57,11 @@ from service.engine.types import EngineOptions
 from service.tasks.triage import REPETITION_PENALTY
 
 DESCRIPTIONS = {
-    "peer-base": "Base-model traffic: loragate vs vLLM's own server without `--enable-lora`.",
+    "peer-base": "Base-model traffic: loragate vs vLLM's own server in loragate's layout without `--enable-lora` "
+                 "(`vllm`) and with it (`vllm-lora`); `vllm-defaults` (vLLM's default layout) is context.",
     "peer-adapter": "Adapter traffic (one rank-8 adapter on all 7 modules, named as `model`): loragate vs vLLM's "
-                    "own server with `--enable-lora --lora-modules`.",
+                    "own server in loragate's layout with `--enable-lora --lora-modules`, `--max-lora-rank` the "
+                    "adapter's (`vllm-lora`); `vllm-lora-defaults` (vLLM's default layout) is context.",
     "adapters": "Inside loragate: base model vs one adapter vs four adapters mixed in each batch (round-robin).",
     "structured": "Inside loragate: the triage prompt with the TicketTriage json_schema constraint (strict) vs "
                   "without, each unconstrained reply forced to the constrained reply's length.",
@@ -120,6 +134,8 @@ class Bench:
     clients: dict[str, httpx.Client]
     base: str
     adapters: dict[str, Path]
+    watch: CpuWatch = field(default_factory=CpuWatch)
+    helper_pids: set[int] = field(default_factory=set)  # profilers: the bench's own, like its client threads
 
     @property
     def adapter_names(self) -> list[str]:
@@ -136,6 +152,18 @@ class Bench:
             self.servers.sampler.sample_now()
         return time.monotonic()
 
+    def use(self, server: str) -> None:
+        """Run `server` alone (the others paused), e.g. for an untimed warm-up."""
+        self.servers.activate(server)
+
+    @contextmanager
+    def measure(self, label: str, server: str) -> Iterator[None]:
+        """A measured phase: `server` alone, and no other process above the CPU threshold."""
+        self.servers.activate(server)
+        with self.watch.phase(label, server, lambda: self.servers.tree(server),
+                              lambda: {os.getpid()} | self.helper_pids):
+            yield
+
 
 # ------------------------------------------------------------------------------ workload
 def fixed_body(model: str, tokens: int) -> dict[str, Any]:
@@ -144,20 +172,23 @@ def fixed_body(model: str, tokens: int) -> dict[str, Any]:
 
 
 def run_phase(bench: Bench, system: System, concurrency: int, count: int, tokens: int,
-              label: str) -> tuple[list[dict[str, Any]], float, float, float]:
+              label: str, measured: bool = True) -> tuple[list[dict[str, Any]], float, float, float]:
     """`count` fixed-length streaming requests at `concurrency`: (results, wall s, start, end)."""
     client = bench.clients[system.server]
+    bench.use(system.server)
     bodies = [fixed_body(system.models[i % len(system.models)], tokens) for i in range(count)]
 
     def report(_: int, __: int, body: dict[str, Any], r: dict[str, Any]) -> None:
         if not r["ok"]:
             progress(f"{label}: {body['model']} FAILED {r.get('status')} {str(r.get('error'))[:200]}")
 
-    t0 = bench.sample()
-    started = time.perf_counter()
-    results = run_pool(bodies, concurrency, lambda body: stream_chat(client, body), report)
-    wall = time.perf_counter() - started
-    return results, wall, t0, bench.sample()
+    with bench.measure(label, system.server) if measured else nullcontext():
+        t0 = bench.sample()
+        started = time.perf_counter()
+        results = run_pool(bodies, concurrency, lambda body: stream_chat(client, body), report)
+        wall = time.perf_counter() - started
+        t1 = bench.sample()
+    return results, wall, t0, t1
 
 
 def interleave(bench: Bench, name: str, systems: list[System], levels: list[int]) -> ComparisonResult:
@@ -167,7 +198,7 @@ def interleave(bench: Bench, name: str, systems: list[System], levels: list[int]
     result = ComparisonResult(name=name, description=DESCRIPTIONS[name])
     for system in systems:  # untimed: first requests load adapters, warm caches
         warm, *_ = run_phase(bench, system, len(system.models), len(system.models), min(8, args.max_tokens),
-                             f"{name} warm-up {system.label}")
+                             f"{name} warm-up {system.label}", measured=False)
         result.warmup_failed += sum(not r["ok"] for r in warm)
     arms = {(s.label, c): Arm(s, c) for s in systems for c in levels}
     for round_ in range(1, args.rounds + 1):
@@ -191,18 +222,25 @@ def interleave(bench: Bench, name: str, systems: list[System], levels: list[int]
 
 
 # --------------------------------------------------------------------------- comparisons
+def peer_systems(bench: Bench, peers: tuple[str, ...], model: str) -> list[System]:
+    """loragate and the peers of this comparison that run (a server's name is its system's label)."""
+    return [System("loragate", LORAGATE, (model,))] + [
+        System(name, name, (model,)) for name in peers if name in bench.servers.servers]
+
+
 def peer_base(bench: Bench) -> ComparisonResult:
-    result = interleave(bench, "peer-base", [System("loragate", LORAGATE, (bench.base,)),
-                                             System("vllm", PEER, (bench.base,))], bench.args.concurrency)
-    add_ratios(result, "loragate", "vllm")
+    systems = peer_systems(bench, (PEER, PEER_LORA, PEER_DEFAULTS), bench.base)
+    result = interleave(bench, "peer-base", systems, bench.args.concurrency)
+    for system in systems[1:]:  # loragate / vllm (same layout) first: the first pair is the chart's
+        add_ratios(result, "loragate", system.label)
     return result
 
 
 def peer_adapter(bench: Bench) -> ComparisonResult:
-    adapter = bench.adapter_names[0]
-    result = interleave(bench, "peer-adapter", [System("loragate", LORAGATE, (adapter,)),
-                                                System("vllm-lora", PEER_LORA, (adapter,))], bench.args.concurrency)
-    add_ratios(result, "loragate", "vllm-lora")
+    systems = peer_systems(bench, (PEER_LORA, PEER_LORA_DEFAULTS), bench.adapter_names[0])
+    result = interleave(bench, "peer-adapter", systems, bench.args.concurrency)
+    for system in systems[1:]:
+        add_ratios(result, "loragate", system.label)
     return result
 
 
@@ -224,14 +262,16 @@ def structured(bench: Bench) -> ComparisonResult:
     tickets = load_tickets()
     chosen = tickets[:max(1, min(args.tickets, len(tickets) - 1))]
     # Untimed: the first constrained request compiles the grammar; the ticket is not in the run.
+    bench.use(LORAGATE)
     cold = stream_chat(bench.clients[LORAGATE], chat_body(bench.base, tickets[-1]["messages"],
                                                           STRUCTURED_MAX_TOKENS, True, REPETITION_PENALTY,
                                                           stream=True))
     progress(f"structured warm-up (grammar compile): {cold.get('duration_s') or 0:.1f} s, ok {cold['ok']}")
-    t0 = bench.sample()
-    summary, _ = part_a(url, bench.base, chosen, args.mix_concurrency, min(args.rounds, len(chosen)),
-                        STRUCTURED_MAX_TOKENS, REPETITION_PENALTY, "min_tokens+ignore_eos")
-    peak = bench.peak(LORAGATE, t0, bench.sample())
+    with bench.measure("structured: constrained and unconstrained rounds", LORAGATE):
+        t0 = bench.sample()
+        summary, _ = part_a(url, bench.base, chosen, args.mix_concurrency, min(args.rounds, len(chosen)),
+                            STRUCTURED_MAX_TOKENS, REPETITION_PENALTY, "min_tokens+ignore_eos")
+        peak = bench.peak(LORAGATE, t0, bench.sample())
     result = ComparisonResult(name="structured", description=DESCRIPTIONS["structured"],
                               warmup_failed=0 if cold["ok"] else 1)
     match = summary["length_match"]
@@ -262,11 +302,13 @@ def swaps(bench: Bench) -> ComparisonResult:
     args, url = bench.args, bench.servers.url(LORAGATE)
     extra = {"min_tokens": args.max_tokens, "ignore_eos": True}
     warm = min(8, args.max_tokens)
+    bench.use(LORAGATE)
     request_latencies(url, bench.base, 2, 2, warm, "swaps warm-up", {"min_tokens": warm, "ignore_eos": True})
-    t0 = bench.sample()
-    out = bench_swaps(url, bench.base, bench.adapters, bench.requests_for(args.mix_concurrency) * args.rounds,
-                      args.rounds, args.mix_concurrency, args.max_tokens, extra)
-    peak = bench.peak(LORAGATE, t0, bench.sample())
+    with bench.measure("swaps: without and during adapter registrations", LORAGATE):
+        t0 = bench.sample()
+        out = bench_swaps(url, bench.base, bench.adapters, bench.requests_for(args.mix_concurrency) * args.rounds,
+                          args.rounds, args.mix_concurrency, args.max_tokens, extra)
+        peak = bench.peak(LORAGATE, t0, bench.sample())
     result = ComparisonResult(name="swaps", description=DESCRIPTIONS["swaps"], details=out | {"notes": [
         f"{out['swaps']['count']} registrations during the swap phases (p50 "
         f"{(out['swaps']['p50_s'] or 0) * 1000:.0f} ms each); non-streamed requests, so latency only."]})
@@ -290,6 +332,8 @@ def run_comparison(bench: Bench, name: str) -> ComparisonResult:
     started = time.monotonic()
     try:
         result = RUNNERS[name](bench)
+    except ContentionError:
+        raise  # the whole run is refused
     except Exception as exc:  # noqa: BLE001 - recorded; the other comparisons still run
         progress(f"{name} FAILED: {type(exc).__name__}: {exc}")
         return ComparisonResult(name=name, description=DESCRIPTIONS[name], error=f"{type(exc).__name__}: {exc}")
@@ -313,6 +357,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mix-concurrency", type=int, help="concurrency of the comparisons inside loragate: "
                         f"adapters, structured, swaps (default {FULL.mix_concurrency})")
     parser.add_argument("--tickets", type=int, help=f"tickets in `structured` (default {FULL.tickets})")
+    parser.add_argument("--peer-legs", default=",".join(LEGS),
+                        help="vLLM's own server in loragate's layout (`same-layout`: the ratios and targets) and/or "
+                             f"at vLLM's defaults (`defaults`: context); default {','.join(LEGS)}")
+    parser.add_argument("--cpu-check", choices=("enforce", "record"), default="enforce",
+                        help="enforce (default): refuse the run (exit 3) when, during a measured phase, a process "
+                             "other than the measured server and the bench used over 10%% of a core; record: only "
+                             "note it in bench.json")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--keep-work", action="store_true", help="keep the server logs, adapters and store")
     parser.add_argument("--profile", action="store_true",
@@ -336,14 +387,65 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown := set(args.only) - set(COMPARISONS):
         parser.error(f"unknown comparison(s) {', '.join(sorted(unknown))}; choose from {', '.join(COMPARISONS)}")
     args.only = [c for c in COMPARISONS if c in args.only]  # a fixed order
+    legs = {leg.strip() for leg in args.peer_legs.split(",") if leg.strip()}
+    if not legs or legs - set(LEGS):
+        parser.error(f"--peer-legs takes {' and/or '.join(LEGS)}")
+    args.peer_legs = [leg for leg in LEGS if leg in legs]
     return args
+
+
+def wanted_servers(only: list[str], legs: list[PeerLeg]) -> list[str]:
+    """loragate, then the peers the chosen comparisons compare with, in the chosen legs."""
+    peers = ((PEER, PEER_LORA, PEER_DEFAULTS) if "peer-base" in only else ()) + (
+        (PEER_LORA, PEER_LORA_DEFAULTS) if "peer-adapter" in only else ())
+    return [LORAGATE] + [name for name in PEERS if name in peers and PEERS[name][0] in legs]
+
+
+def peer_specs(wanted: list[str], opts: EngineOptions, made: dict[str, Path]) -> dict[str, PeerSpec]:
+    """Every peer's command from loragate's resolved layout; LoRA peers serve the first bench adapter
+    at the rank of the largest adapter the bench made (not vLLM's or loragate's ceiling)."""
+    layout = resolve_layout(opts)
+    name, path = next(((n, p) for n, p in made.items() if n.startswith("bench-a")), (None, None))
+    specs = {}
+    for server in wanted[1:]:
+        leg, lora = PEERS[server]
+        serving = None
+        if lora:
+            assert name is not None and path is not None
+            serving = LoraServing(name=name, path=path, max_lora_rank=peer_lora_rank(list(made.values())))
+        specs[server] = peer_spec(layout, leg, serving)
+    return specs
+
+
+def layouts(servers: Fleet, opts: EngineOptions, specs: dict[str, PeerSpec], work: Path,
+            cpu_model: str) -> dict[str, dict[str, Any]]:
+    """bench.json's `servers`: address, start-up, exact command and layout of every server."""
+    layout = resolve_layout(opts)
+    probes: dict[str, int | None] = {}
+    out = {}
+    for name in servers.servers:
+        spec = specs.get(name)
+        env, drop = (spec.env, spec.drop_env) if spec else ({}, [])
+        key = repr((sorted(env.items()), drop))
+        if key not in probes:
+            probes[key] = torch_threads(env, drop)
+        log = work / f"{name}.log"
+        record = layout_record("loragate" if spec is None else f"vllm {spec.leg}", layout, spec,
+                               servers.commands[name], cpu_model, probes[key],
+                               log.read_text(errors="replace") if log.exists() else "")
+        record.processes = process_facts(servers.tree(name))
+        record.model_threads = model_threads(record.processes, record.torch_threads)
+        out[name] = {"url": servers.url(name), "ready_s": servers.ready_s.get(name), "command": record.command,
+                     "layout": record.model_dump(mode="json")}
+    return out
 
 
 def make_adapters(model_dir: Path, sources: Path, only: list[str]) -> dict[str, Path]:
     """Before any server starts, so the engines do not compete with torch for the CPUs."""
     from service.testing import adapters as support
 
-    count = 4 if "adapters" in only else 1 if "peer-adapter" in only else 0
+    # peer-base's `vllm-lora` serves the adapter too (its base traffic with LoRA enabled)
+    count = 4 if "adapters" in only else 1 if {"peer-adapter", "peer-base"} & set(only) else 0
     made = {}
     for i in range(count):
         progress(f"making adapter bench-a{i} (rank 8, {len(support.ALL_MODULES)} modules)")
@@ -367,35 +469,47 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     opts: EngineOptions = loragate_options()
-    wanted = [LORAGATE] + ([PEER] if "peer-base" in args.only else []) + (
-        [PEER_LORA] if "peer-adapter" in args.only else [])
+    wanted = wanted_servers(args.only, args.peer_legs)
     work = Path(tempfile.mkdtemp(prefix="loragate-bench-"))
     sources = work / "sources"
     sources.mkdir()
     progress(f"comparisons: {', '.join(args.only)}; servers: {', '.join(wanted)}; work folder {work}")
     started = time.monotonic()
+    machine = machine_info()
+    watch = CpuWatch(enforce=args.cpu_check == "enforce")
     try:
         made = make_adapters(opts.model_dir, sources, args.only)
-        lora = next(((n, p) for n, p in made.items() if n.startswith("bench-a")), None)
-        with fleet(wanted, work, opts, sources, lora) as servers:
+        specs = peer_specs(wanted, opts, made)
+        with fleet(wanted, work, opts.model_dir, opts.served_model_name, sources, specs) as servers:
+            server_records = layouts(servers, opts, specs, work, machine["cpu_model"])
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
             clients = {name: httpx.Client(base_url=servers.url(name), timeout=600, limits=limits)
                        for name in servers.servers}
             try:
+                servers.activate(LORAGATE)
                 for name, path in made.items():
                     if name.startswith("bench-a"):
                         register(clients[LORAGATE], name, path)
-                bench = Bench(args, servers, clients, opts.served_model_name, made)
+                bench = Bench(args, servers, clients, opts.served_model_name, made, watch)
                 comparisons: dict[str, ComparisonResult] = {}
                 profiles: dict[str, list[ServerProfile]] = {}
                 for name in args.only:
                     with Profiler(servers.pids(), args.out_dir, name) if args.profile else nullcontext() as profiler:
+                        bench.helper_pids = profiler.pids() if profiler is not None else set()
                         comparisons[name] = run_comparison(bench, name)
                     if profiler is not None:
                         profiles[name] = profiler.profiles
             finally:
                 for client in clients.values():
                     client.close()
+    except ContentionError as exc:
+        path = args.out_dir / "bench-refused.json"
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"command": shlex.join(["loragate", "bench", *argv]), "error": str(exc),
+                                    "machine": machine, "cpu_check": cpu_check(watch).model_dump(mode="json")},
+                                   indent=2) + "\n")
+        progress(f"{exc}\nservers stopped; the CPU figures are in {path}; logs kept in {work}")
+        return 3
     except KeyboardInterrupt:
         progress(f"interrupted: servers stopped; logs kept in {work}")
         return 130
@@ -405,17 +519,15 @@ def main(argv: list[str] | None = None) -> int:
 
     targets = evaluate_targets(comparisons)
     report = BenchReport(
-        command=shlex.join(["loragate", "bench", *argv]), machine=machine_info(), versions=versions(servers),
+        command=shlex.join(["loragate", "bench", *argv]), machine=machine | machine_info(), versions=versions(servers),
         config={"only": args.only, "concurrency": args.concurrency, "rounds": args.rounds,
                 "max_tokens": args.max_tokens, "waves": args.waves, "min_requests": args.min_requests,
                 "mix_concurrency": args.mix_concurrency, "tickets": args.tickets, "smoke": args.smoke,
-                "prompt": PROMPT, "temperature": 0, "model": opts.served_model_name,
+                "peer_legs": args.peer_legs, "prompt": PROMPT, "temperature": 0, "model": opts.served_model_name,
                 "engine_options": opts.model_dump(mode="json"), "run_s": round(time.monotonic() - started, 1)},
-        servers={name: {"url": servers.url(name), "ready_s": servers.ready_s.get(name),
-                        "command": servers.commands.get(name, ["python", "-m", "service", "serve"])}
-                 for name in servers.servers},
-        comparisons=comparisons, targets=targets, failed_requests=sum(c.failed for c in comparisons.values()),
-        all_targets_met=all(t.met for t in targets), profiles=profiles,
+        servers=server_records, comparisons=comparisons, targets=targets,
+        failed_requests=sum(c.failed for c in comparisons.values()),
+        all_targets_met=all(t.met for t in targets), profiles=profiles, cpu_check=cpu_check(watch),
     )
     written = write(report, args.out_dir)
     for t in targets:
@@ -428,6 +540,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if any(c.error for c in comparisons.values()) else 0
+
+
+def cpu_check(watch: CpuWatch) -> CpuCheck:
+    return CpuCheck(threshold_cores=watch.threshold, enforced=watch.enforce, phases=watch.phases,
+                    passed=all(phase.ok for phase in watch.phases))
 
 
 if __name__ == "__main__":

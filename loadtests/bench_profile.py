@@ -127,6 +127,10 @@ class Profiler:
         self._cpu_before: dict[str, dict[int, float]] = {}
         self._started = 0.0
 
+    def pids(self) -> set[int]:
+        """The py-spy processes (the bench's own load, not the measured servers')."""
+        return {recorder.pid for recorder in self._recorders.values()}
+
     def raw_path(self, server: str) -> Path:
         return self.out_dir / f"profile-{self.label}-{server}.raw.txt"
 

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,31 +18,21 @@ from typing import Any
 
 import httpx
 
+from loadtests.bench_layout import PeerLeg, PeerSpec
 from loadtests.common import progress
 from service.api.bootstrap import engine_options
 from service.config import Settings
 from service.engine.types import EngineOptions
 from service.testing.process import ServiceProcess, VllmServer
 
-LORAGATE, PEER, PEER_LORA = "loragate", "vllm", "vllm-lora"
-
-
-def peer_engine_args(opts: EngineOptions) -> list[str]:
-    """loragate's engine options (Engine.engine_args) as vLLM server flags. VllmServer already
-    passes the stock defaults; argparse keeps the last value, so these win if the settings differ."""
-    return [
-        "--max-model-len", str(opts.max_model_len), "--max-num-seqs", str(opts.max_num_seqs),
-        "--max-num-batched-tokens", str(opts.max_num_batched_tokens),
-        "--kv-cache-memory-bytes", str(int(opts.kv_cache_space_gib * 2**30)),
-        "--dtype", opts.dtype, "--seed", str(opts.seed),
-        "--enforce-eager" if opts.enforce_eager else "--no-enforce-eager",
-    ]
-
-
-def peer_lora_args(opts: EngineOptions, adapter: tuple[str, Path]) -> list[str]:
-    name, path = adapter
-    return ["--enable-lora", "--max-lora-rank", str(opts.max_lora_rank), "--max-loras", str(opts.max_loras),
-            "--max-cpu-loras", str(opts.max_cpu_loras), "--lora-modules", f"{name}={path}"]
+LORAGATE = "loragate"
+PEER, PEER_LORA = "vllm", "vllm-lora"  # vLLM's own server in loragate's layout, without and with LoRA
+PEER_DEFAULTS, PEER_LORA_DEFAULTS = "vllm-defaults", "vllm-lora-defaults"  # the same at vLLM's defaults
+# server name -> (leg, serves an adapter)
+PEERS: dict[str, tuple[PeerLeg, bool]] = {
+    PEER: ("same-layout", False), PEER_LORA: ("same-layout", True),
+    PEER_DEFAULTS: ("defaults", False), PEER_LORA_DEFAULTS: ("defaults", True),
+}
 
 
 # ------------------------------------------------------------------------------ memory
@@ -127,13 +117,18 @@ class RssSampler(threading.Thread):
 # ------------------------------------------------------------------------------- fleet
 @dataclass
 class Fleet:
-    """The running servers by name, their start-up figures and the memory sampler."""
+    """The running servers by name, their start-up figures and the memory sampler. One server runs
+    at a time: `activate` stops (SIGSTOP) every other server's process group before it continues
+    (SIGCONT) the one about to be measured, so an idle engine core's busy-polling takes no core."""
 
     servers: dict[str, ServiceProcess] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
     ready_s: dict[str, float] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     sampler: RssSampler | None = None
+    paused: set[str] = field(default_factory=set)
+    active: str | None = None
+    send: Callable[[int, int], None] = os.killpg  # (process group, signal); each server leads its own session
 
     def url(self, name: str) -> str:
         return self.servers[name].base_url
@@ -141,16 +136,48 @@ class Fleet:
     def pids(self) -> dict[str, int]:
         return {name: proc.process.pid for name, proc in self.servers.items() if proc.process is not None}
 
+    def activate(self, name: str) -> None:
+        """Pause every other server first, then resume `name` (no moment with two running)."""
+        if name not in self.servers:
+            raise KeyError(f"server {name} is not running")
+        for other, pid in self.pids().items():
+            if other != name and other not in self.paused:
+                self._signal(other, pid, signal.SIGSTOP)
+                self.paused.add(other)
+        if name in self.paused:
+            self._signal(name, self.pids()[name], signal.SIGCONT)
+            self.paused.discard(name)
+        if self.active != name:
+            progress(f"running {name} alone ({', '.join(sorted(self.paused)) or 'nothing'} paused)")
+        self.active = name
+
+    def resume_all(self) -> None:
+        """Before stopping: a stopped process would not act on SIGTERM."""
+        for name in sorted(self.paused):
+            if (pid := self.pids().get(name)) is not None:
+                self._signal(name, pid, signal.SIGCONT)
+        self.paused.clear()
+        self.active = None
+
+    def _signal(self, name: str, pid: int, sig: int) -> None:
+        try:
+            self.send(pid, sig)
+        except ProcessLookupError:
+            progress(f"{name}: process group {pid} is gone")
+
+    def tree(self, name: str) -> set[int]:
+        return tree_members(self.pids()[name], proc_table())
+
 
 def _interrupt(signum: int, _: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # unwinds through the `finally` that stops the servers
 
 
 @contextmanager
-def fleet(wanted: list[str], work: Path, opts: EngineOptions, sources: Path,
-          lora_adapter: tuple[str, Path] | None) -> Iterator[Fleet]:
+def fleet(wanted: list[str], work: Path, model_dir: Path, served_name: str, sources: Path,
+          peers: dict[str, PeerSpec]) -> Iterator[Fleet]:
     """Start the `wanted` servers at once (their start-ups overlap), wait until each is ready,
-    yield, and stop every one of them whatever happens."""
+    pause all of them, yield, and stop every one of them whatever happens."""
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     made = Fleet()
     try:
@@ -163,14 +190,10 @@ def fleet(wanted: list[str], work: Path, opts: EngineOptions, sources: Path,
                     "LORAGATE_ADAPTER_MAX_BYTES": str(200 * 2**20),
                 })
             else:
-                extra = peer_engine_args(opts)
-                if name == PEER_LORA:
-                    assert lora_adapter is not None
-                    extra += peer_lora_args(opts, lora_adapter)
-                proc = VllmServer(log, opts.model_dir, opts.served_model_name, extra)
-                # The same KV-cache sizing variable loragate's engine sets (it overrides the flag on CPU).
-                proc.extra_env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(opts.kv_cache_space_gib)))
-                made.commands[name] = ["python", "-m", "vllm.entrypoints.openai.api_server", "...", *extra]
+                spec = peers[name]
+                proc = VllmServer(log, model_dir, served_name, engine_args=spec.args, drop_env=spec.drop_env)
+                proc.extra_env.update(spec.env)
+            made.commands[name] = proc.command()
             made.servers[name] = proc.start()
             progress(f"starting {name} on {proc.base_url} (log {log})")
         started = time.monotonic()
@@ -179,12 +202,16 @@ def fleet(wanted: list[str], work: Path, opts: EngineOptions, sources: Path,
             made.ready_s[name] = round(time.monotonic() - started, 1)
             progress(f"{name} ready after {made.ready_s[name]:.0f} s")
             made.versions[name] = _server_version(proc.base_url)
+        for name in made.servers:  # nothing runs until a comparison activates its server
+            made._signal(name, made.pids()[name], signal.SIGSTOP)
+            made.paused.add(name)
         made.sampler = RssSampler(made.pids())
         made.sampler.start()
         yield made
     finally:
         if made.sampler is not None:
             made.sampler.stop()
+        made.resume_all()
         _stop_all(made.servers)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

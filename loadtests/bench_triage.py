@@ -53,6 +53,7 @@ def triage(bench: Bench) -> ComparisonResult:
     tickets = load_triage_tickets(args.tickets)
     concurrency = args.mix_concurrency
     result = ComparisonResult(name="triage", description=DESCRIPTION)
+    bench.use(LORAGATE)
     for probabilities in ARMS.values():  # untimed: the grammar compiles on the first constrained request
         warm = post_triage(client, {**tickets[0], "model": bench.base, "probabilities": probabilities})
         result.warmup_failed += 0 if warm["ok"] else 1
@@ -62,10 +63,11 @@ def triage(bench: Bench) -> ComparisonResult:
     for round_ in range(1, args.rounds + 1):
         for arm, probabilities in ARMS.items():
             bodies = [{**t, "model": bench.base, "probabilities": probabilities} for t in tickets]
-            bench.sample()
-            started = time.perf_counter()
-            results = run_pool(bodies, concurrency, lambda body: post_triage(client, body), lambda *_: None)
-            wall = time.perf_counter() - started
+            with bench.measure(f"triage round {round_}/{args.rounds} {arm}", LORAGATE):
+                bench.sample()
+                started = time.perf_counter()
+                results = run_pool(bodies, concurrency, lambda body: post_triage(client, body), lambda *_: None)
+                wall = time.perf_counter() - started
             collected[arm] += results
             walls[arm].append(wall)
             tokens = sum(r["completion_tokens"] for r in results if r["ok"])

@@ -45,11 +45,14 @@ class ServiceProcess:
         self.args = args or []
         self.process: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "service", "serve", "--port", str(self.port), *self.args]
+
     def start(self) -> ServiceProcess:
         env = os.environ | DEFAULT_ENV | self.extra_env
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--port", str(self.port), *self.args],
+            self.command(),
             cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,  # so stop() can signal the engine subprocesses too
         )
@@ -91,27 +94,36 @@ class ServiceProcess:
 
 
 class VllmServer(ServiceProcess):
-    """`python -m vllm.entrypoints.openai.api_server` on the same model folder and engine options,
-    pure (no plugins), started from the same environment."""
+    """`python -m vllm.entrypoints.openai.api_server` on the same model folder, pure (no plugins),
+    started from the same environment. `engine_args` replaces the stock engine flags below (the
+    bench builds them from loragate's layout); `drop_env` names inherited variables to remove."""
 
     ready_path = "/health"
+    STOCK_ENGINE_ARGS = ("--max-model-len", "2048", "--max-num-seqs", "16", "--max-num-batched-tokens", "1024",
+                         "--dtype", "bfloat16", "--enforce-eager", "--seed", "0")
 
-    def __init__(self, log_path: Path, model_dir: Path, served_name: str, extra_args: list[str] | None = None) -> None:
+    def __init__(self, log_path: Path, model_dir: Path, served_name: str, extra_args: list[str] | None = None,
+                 engine_args: list[str] | None = None, drop_env: list[str] | None = None) -> None:
         super().__init__(log_path, env={
             "VLLM_PLUGINS": "none",  # loragate's plugin must not patch the peer
             "VLLM_CPU_KVCACHE_SPACE": "1",
         })
         self.model_dir, self.served_name = model_dir, served_name
         self.extra_args = extra_args or []
+        self.engine_args = list(self.STOCK_ENGINE_ARGS) if engine_args is None else engine_args
+        self.drop_env = drop_env or []
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model_dir),
+                "--served-model-name", self.served_name, "--host", "127.0.0.1", "--port", str(self.port),
+                *self.engine_args, *self.extra_args]
+
+    def environment(self) -> dict[str, str]:
+        env = os.environ | {"PYTHONUNBUFFERED": "1"} | self.extra_env
+        return {key: value for key, value in env.items() if key not in self.drop_env}
 
     def start(self) -> VllmServer:
-        env = os.environ | {"PYTHONUNBUFFERED": "1"} | self.extra_env
         self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model_dir),
-             "--served-model-name", self.served_name, "--host", "127.0.0.1", "--port", str(self.port),
-             "--max-model-len", "2048", "--max-num-seqs", "16", "--max-num-batched-tokens", "1024",
-             "--dtype", "bfloat16", "--enforce-eager", "--seed", "0", *self.extra_args],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         return self

@@ -1,5 +1,6 @@
-"""`loragate bench --smoke` end to end: it starts loragate, vLLM's own server without and with LoRA,
-runs every comparison (peer-base, peer-adapter, adapters, structured, swaps, triage) with a few requests
+"""`loragate bench --smoke` end to end: it starts loragate and vLLM's own server without and with LoRA,
+each in loragate's layout and at vLLM's defaults, runs every comparison with one server at a time (the
+others paused) under the CPU-steal check (peer-base, peer-adapter, adapters, structured, swaps, triage) with a few requests
 under py-spy (`--profile`), stops the servers, and writes bench.json, bench.md and one chart per
 comparison.
 
@@ -19,7 +20,11 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 COMPARISONS = ("peer-base", "peer-adapter", "adapters", "structured", "swaps", "triage")
-RUN_TIMEOUT_S = 1500  # three server start-ups on 2 CPUs, then about two minutes of requests
+RUN_TIMEOUT_S = 2400  # five server start-ups on 2 CPUs, then a few minutes of requests
+PEERS = {"vllm": "same-layout", "vllm-lora": "same-layout", "vllm-defaults": "defaults",
+         "vllm-lora-defaults": "defaults"}
+LAYOUT_FIELDS = ("executor", "vllm_enable_v1_multiprocessing", "omp_num_threads", "torch_threads",
+                 "scheduling_policy", "prefix_caching", "dtype", "max_lora_rank", "cpu_model", "command")
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 180)
@@ -51,6 +56,32 @@ def test_bench_smoke_runs_every_comparison(tmp_path: Path) -> None:
     for name in ("peer-base", "peer-adapter", "adapters"):  # fixed-length streamed requests
         for row in report["comparisons"][name]["rows"]:
             assert row["tokens_per_s"] and row["ttft_p50_s"] and row["wrong_length"] == 0, (name, row)
+    # Both peer legs ran, and the ratios name them.
+    assert {row["system"] for row in report["comparisons"]["peer-base"]["rows"]} == {
+        "loragate", "vllm", "vllm-lora", "vllm-defaults"}
+    assert {row["system"] for row in report["comparisons"]["peer-adapter"]["rows"]} == {
+        "loragate", "vllm-lora", "vllm-lora-defaults"}
+    assert {"loragate/vllm", "loragate/vllm-lora", "loragate/vllm-defaults"} <= set(
+        report["comparisons"]["peer-base"]["ratios"])
+    # Every server's layout is recorded; the same-layout peers run loragate's executor.
+    servers = report["servers"]
+    assert set(servers) == {"loragate", *PEERS}
+    for name, server in servers.items():
+        assert all(key in server["layout"] for key in LAYOUT_FIELDS), (name, server["layout"])
+        assert server["command"] and server["layout"]["processes"], name
+    ours = servers["loragate"]["layout"]
+    for name, leg in PEERS.items():
+        layout = servers[name]["layout"]
+        if leg == "same-layout":
+            assert (layout["executor"], layout["scheduling_policy"]) == (ours["executor"], ours["scheduling_policy"])
+            assert layout["vllm_enable_v1_multiprocessing"] == ours["vllm_enable_v1_multiprocessing"]
+        else:
+            assert layout["executor"] == "mp (vLLM default)", layout
+    assert servers["vllm-lora"]["layout"]["max_lora_rank"] == 8  # the bench adapters' rank, not 64
+    # Each measured phase ran alone on the machine.
+    check = report["cpu_check"]
+    assert check["passed"] and check["enforced"] and check["phases"], check
+    assert "## Server layouts" in (out / "bench.md").read_text()
     base = report["comparisons"]["peer-base"]["rows"]
     assert all(row["peak_rss_mib"] and row["peak_rss_mib"] > 100 for row in base), base
     assert report["failed_requests"] == 0, _tail(log)
@@ -72,7 +103,7 @@ def test_bench_smoke_runs_every_comparison(tmp_path: Path) -> None:
 
     # Every server it started has stopped (each served on its own port, recorded in the report).
     ports = [server["url"].rsplit(":", 1)[1] for server in report["servers"].values()]
-    assert len(ports) == 3
+    assert len(ports) == 5
     running = subprocess.run(["pgrep", "-af", f"port ({'|'.join(ports)})( |$)"], capture_output=True,
                              text=True).stdout
     assert running == "", running

@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+from loadtests.bench_cpu import Offender, PhaseCpu
+from loadtests.bench_layout import layout_record, peer_spec, resolve_layout
 from loadtests.bench_report import (
-    BenchReport, ComparisonResult, PhaseStats, add_ratios, evaluate_targets, markdown, write,
+    BenchReport, ComparisonResult, CpuCheck, PhaseStats, add_ratios, evaluate_targets, markdown, write,
 )
-from loadtests.bench_servers import RssSampler, proc_table, peer_engine_args, tree_rss
+from loadtests.bench_servers import RssSampler, proc_table, tree_rss
 from service.engine.types import EngineOptions
 
 
@@ -25,8 +27,11 @@ def comparisons() -> dict[str, ComparisonResult]:
     peer = ComparisonResult(name="peer-base", description="d", rows=[
         row("loragate", 1, 30.0, 0.10), row("vllm", 1, 30.0, 0.10),
         row("loragate", 8, 90.0, 0.30), row("vllm", 8, 100.0, 0.20),
+        row("vllm-lora", 1, 25.0, 0.10), row("vllm-lora", 8, 85.0, 0.20),
+        row("vllm-defaults", 1, 20.0, 0.10), row("vllm-defaults", 8, 50.0, 0.20),
     ])
-    add_ratios(peer, "loragate", "vllm")
+    for other in ("vllm", "vllm-lora", "vllm-defaults"):
+        add_ratios(peer, "loragate", other)
     mixed = ComparisonResult(name="adapters", description="d", rows=[
         row("base", 8, 100.0, 0.2), row("one adapter", 8, 85.0, 0.2), row("four adapters", 8, 80.0, 0.2, failed=1),
     ])
@@ -40,9 +45,14 @@ def test_ratios_and_targets() -> None:
     results = comparisons()
     assert results["peer-base"].ratios["loragate/vllm"]["c8"]["tokens_per_s"] == 0.9
     verdicts = {t.name: t.met for t in evaluate_targets(results)}
-    assert verdicts["base tokens/s >= 0.97x vLLM (c1)"] is True
-    assert verdicts["base tokens/s >= 0.97x vLLM (c8)"] is False
-    assert verdicts["base TTFT p50 <= 1.05x vLLM (c8)"] is False
+    assert verdicts["base tokens/s >= 0.97x vLLM same layout (c1)"] is True
+    assert verdicts["base tokens/s >= 0.97x vLLM same layout (c8)"] is False
+    assert verdicts["base TTFT p50 <= 1.05x vLLM same layout (c8)"] is False
+    assert verdicts["base tokens/s >= 1.1x vLLM same layout with LoRA (c1)"] is True  # 30 / 25
+    assert verdicts["base tokens/s >= 1.1x vLLM same layout with LoRA (c8)"] is False  # 90 / 85
+    # The defaults leg is context: its ratios are reported, no target uses them.
+    assert results["peer-base"].ratios["loragate/vllm-defaults"]["c8"]["tokens_per_s"] == 1.8
+    assert not any("defaults" in name for name in verdicts)
     assert verdicts["adapter tokens/s >= 0.8x loragate base (c8)"] is True
     assert verdicts["four mixed adapters tokens/s >= 0.9x one adapter (c8)"] is True
     # A failed request and a comparison that broke both count against "zero failed requests".
@@ -65,10 +75,39 @@ def test_report_files(tmp_path: Path) -> None:
     assert BenchReport.model_validate_json((tmp_path / "bench.json").read_text()).failed_requests == 2
 
 
+def test_report_records_layouts_and_the_cpu_check(tmp_path: Path) -> None:
+    layout = resolve_layout(EngineOptions(model_dir=Path("/m"), served_model_name="m"), {})
+    servers = {
+        "loragate": {"command": ["python", "-m", "service", "serve"], "layout": layout_record(
+            "loragate", layout, None, ["python", "-m", "service", "serve"], "AMD EPYC 7B13", 2).model_dump()},
+        "vllm-defaults": {"command": ["python", "-m", "vllm"], "layout": layout_record(
+            "vllm defaults", layout, peer_spec(layout, "defaults", None), ["python", "-m", "vllm"], "AMD EPYC 7B13",
+            2).model_dump()},
+    }
+    phase = PhaseCpu(label="peer-base round 1/1 c=8 vllm", server="vllm", wall_s=10.0, samples=11,
+                     measured_cores=1.9, bench_cores=0.4, others_cores=0.03,
+                     top_others=[Offender(pid=7, command="sshd", cores=0.03)], ok=True)
+    report = BenchReport(command="loragate bench", machine={"date": "now", "cpu_model": "AMD EPYC 7B13", "nproc": 2},
+                         versions={}, config={"max_tokens": 48, "rounds": 3}, servers=servers,
+                         comparisons=comparisons(), targets=[], failed_requests=0, all_targets_met=True,
+                         cpu_check=CpuCheck(threshold_cores=0.1, enforced=True, passed=True, phases=[phase]))
+    write(report, tmp_path)
+    saved = BenchReport.model_validate_json((tmp_path / "bench.json").read_text())
+    assert saved.cpu_check is not None and saved.cpu_check.phases[0].top_others[0].command == "sshd"
+    fields = saved.servers["vllm-defaults"]["layout"]
+    for key in ("executor", "vllm_enable_v1_multiprocessing", "omp_num_threads", "torch_threads",
+                "scheduling_policy", "prefix_caching", "dtype", "max_lora_rank", "cpu_model", "command"):
+        assert key in fields, key
+    assert saved.servers["loragate"]["layout"]["executor"] == "uni"
+    text = (tmp_path / "bench.md").read_text()
+    assert "## Server layouts" in text and "| executor | uni | mp (vLLM default) |" in text
+    assert "sshd (pid 7) at 3.0% of a core" in text and ": passed." in text
+
+
 def test_peer_gets_loragates_engine_options() -> None:
     opts = EngineOptions(model_dir=Path("/m"), served_model_name="m", max_model_len=1024, kv_cache_space_gib=2.0,
                          enforce_eager=False)
-    args = peer_engine_args(opts)
+    args = peer_spec(resolve_layout(opts, {}), "same-layout", None).args
     assert args[args.index("--max-model-len") + 1] == "1024"
     assert args[args.index("--kv-cache-memory-bytes") + 1] == str(2 * 2**30)
     assert "--no-enforce-eager" in args and args[args.index("--dtype") + 1] == "bfloat16"
