@@ -51,6 +51,25 @@ class AdapterSettings(BaseModel):
     sync_interval_s: float = Field(
         5.0, gt=0, description="How often to pick up adapter changes made by other replicas."
     )
+    uri_schemes: list[str] = Field(
+        default_factory=lambda: ["s3", "gs", "az", "hf", "https", "file"],
+        description="URI schemes adapters may be registered (or resolved) from (JSON list in the env var).",
+    )
+    uri_allow: list[str] = Field(
+        default_factory=list,
+        description="Hosts or buckets adapter URIs may name, as shell patterns (`team-*`, `*.example.com`); "
+        "empty: any (JSON list in the env var).",
+    )
+    download_timeout_s: float = Field(
+        300.0, gt=0, description="Longest download of one adapter from a URI; then 424 `adapter_store_timeout`.",
+    )
+    resolver_uri: str | None = Field(
+        None, description="Where unknown `model` names are looked up on first use (`<uri>/<model>/`), any "
+        "allowed scheme; unset: unknown names are a 404.",
+    )
+    resolver_negative_ttl_s: float = Field(
+        60.0, ge=0, description="How long a name the resolver did not find is answered 404 without asking the store.",
+    )
     initial: dict[str, Path] = Field(
         default_factory=dict,
         description="Adapters registered at start when the store lacks the name (JSON object name -> folder "
