@@ -72,6 +72,14 @@ class ConflictError(ServiceError):
     code = "conflict"
 
 
+class DependencyFailedError(ServiceError):
+    """A store the request depends on (an adapter's object store or hub) failed or timed out."""
+
+    status = 424
+    type = "server_error"
+    code = "dependency_failed"
+
+
 class PayloadTooLargeError(ServiceError):
     status = 413
     type = "invalid_request_error"

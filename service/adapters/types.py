@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +30,8 @@ class AdapterEngine(Protocol):
     async def unload_adapter(self, engine_id: int) -> None: ...
 
     async def resident_adapter_ids(self) -> set[int]: ...
+
+    async def pin_adapter(self, engine_id: int) -> None: ...
 
 
 class AdapterSettings(BaseModel):
@@ -93,14 +96,18 @@ class RegistryLimits(AdapterSettings):
 
     max_rank: int
     preload: int = 8  # adapters loaded into the engine at start-up (the rest load on demand)
+    # vLLM refuses to evict when every slot is pinned: one engine slot stays unpinned (max_loras - 1).
+    max_pinned: int = Field(3, ge=0)
 
 
 class AdapterStatus(BaseModel):
     """A manifest entry plus what this replica knows about it now."""
 
     adapter: AdapterRecord
-    resident: bool
+    resident: bool  # loaded in this replica's engine now (the engine's own list)
     in_flight: int
+    last_used: datetime | None = None  # last request leased on this replica
+    load_count: int = 0  # loads into this replica's engine (ours and the engine's on-demand reloads)
 
 
 class Lease:
