@@ -35,7 +35,7 @@ class ErrorResponse(BaseModel):
 
 
 # Every error status a route may answer with, for the OpenAPI document.
-ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 429, 502, 503, 504)}
+ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 424, 429, 502, 503, 504)}
 
 _HTTP_ERROR_TYPES = {
     400: ("invalid_request_error", "invalid_value"),

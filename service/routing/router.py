@@ -85,6 +85,11 @@ class ModelRouter:
             return NO_LEASE
         return self.adapters.lease(target.adapter)
 
+    def knows(self, name: str) -> bool:
+        """Whether `name` is the base model, a route or a registered adapter (no resolving)."""
+        return (name == self.base_model or (self.routes is not None and self.routes.get(name) is not None)
+                or (self.adapters is not None and self.adapters.handle(name) is not None))
+
     def reserved_names(self) -> set[str]:
         """Names an adapter may not take: the base model and every route."""
         return {self.base_model} | set(self.routes.names() if self.routes is not None else ())
