@@ -29,6 +29,7 @@ class FakeEngine:
         self.calls: list[tuple[str, int]] = []  # ("load" | "unload", engine_id) in order
         self.resident: dict[int, AdapterHandle] = {}
         self.pinned: set[int] = set()
+        self.capacity: int | None = None  # set: evict like vLLM's LRU cache (max_cpu_loras)
         self.fail_loads = 0  # the next N loads raise
         # When set, a load waits for it: lets a test act while a registration is mid-flight.
         self.load_gate: asyncio.Event | None = None
@@ -46,6 +47,10 @@ class FakeEngine:
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             if not (adapter.path / name).is_file():
                 raise FileNotFoundError(adapter.path / name)
+        if self.capacity is not None and adapter.engine_id not in self.resident:
+            while len(self.resident) >= self.capacity:  # vLLM's LRU: the oldest unpinned one goes
+                self.evict(next(i for i in self.resident if i not in self.pinned))
+        self.resident.pop(adapter.engine_id, None)  # re-adding touches it (most recently used)
         self.resident[adapter.engine_id] = adapter
 
     async def unload_adapter(self, engine_id: int) -> None:
