@@ -140,17 +140,22 @@ class AdapterRegistry(AdapterSources):
 
     async def refresh(self) -> None:
         """Pick up changes other replicas made to the shared store; heartbeat; retry deferred deletions."""
-        if self.store.manifest_mtime_ns() != self._manifest_mtime:
-            async with self._write_lock:
-                manifest, self._manifest_mtime, _ = await asyncio.to_thread(self._load_and_clean, False)
-                previous, self._current = self._current, dict(manifest.adapters)
-            for name, old in previous.items():
-                new = self._current.get(name)
-                if new is None or new.engine_id != old.engine_id:
-                    self.tasks.spawn(self._retire(old))
-            await self.residency.apply_pins(self._current, self._load)  # pins set by other replicas
+        await self.pick_up_changes()
         await self._update_gauges()  # also notices the engine's evictions and on-demand loads
         await asyncio.to_thread(self.replicas.sync)
+
+    async def pick_up_changes(self) -> None:
+        """Adopt the manifest as other replicas changed it (one stat when nothing changed)."""
+        if self.store.manifest_mtime_ns() == self._manifest_mtime:
+            return
+        async with self._write_lock:
+            manifest, self._manifest_mtime, _ = await asyncio.to_thread(self._load_and_clean, False)
+            previous, self._current = self._current, dict(manifest.adapters)
+        for name, old in previous.items():
+            new = self._current.get(name)
+            if new is None or new.engine_id != old.engine_id:
+                self.tasks.spawn(self._retire(old))
+        await self.residency.apply_pins(self._current, self._load)  # pins set by other replicas
 
     def close(self) -> None:
         """Clean shutdown: stop background work and remove this replica's serving marker."""

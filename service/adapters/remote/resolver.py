@@ -22,6 +22,7 @@ from service.errors import ConflictError, DependencyFailedError, NotFoundError, 
 
 if TYPE_CHECKING:  # the store imports this package (RemoteOrigin)
     from service.adapters.store import AdapterRecord
+    from service.engine import AdapterHandle
 
 logger = logging.getLogger(__name__)
 RESOLVER_CALLER = "resolver"
@@ -31,6 +32,10 @@ class UriRegistrar(Protocol):
     """What the resolver needs from the adapter registry."""
 
     def reserved_names(self) -> set[str]: ...
+
+    def handle(self, name: str) -> AdapterHandle | None: ...
+
+    async def pick_up_changes(self) -> None: ...
 
     async def register_uri(self, name: str, uri: str, caller: str | None = None, pinned: bool | None = None,
                            action: str = "register") -> AdapterRecord: ...
@@ -100,6 +105,10 @@ class AdapterResolver:
 
     async def _load(self, name: str) -> None:
         async with self._slots:
+            # Another replica sharing the store may have resolved it already: adopt, not re-download.
+            await self.registry.pick_up_changes()
+            if self.registry.handle(name) is not None:
+                return
             try:
                 await self.registry.register_uri(name, self.uri_of(name), caller=RESOLVER_CALLER, action="resolved")
             except NotFoundError:

@@ -179,3 +179,19 @@ def test_a_resolver_uri_with_a_disallowed_scheme_fails_at_start(registry) -> Non
     with pytest.raises(Exception) as caught:
         AdapterResolver(reg, "ftp://host/adapters", 60.0, schemes=["s3", "gs"])
     assert getattr(caught.value, "code", None) == "adapter_uri_not_allowed"
+
+
+async def test_a_name_another_replica_resolved_is_adopted_not_downloaded_again(registry, gs, tmp_path, tiny_model_dir,
+                                                                             adapter_root) -> None:
+    reg, _ = registry
+    await reg.start()
+    other, _ = make_registry(tmp_path / "store", tiny_model_dir, [adapter_root], uri_allow=["bucket"])
+    try:
+        await other.start()
+        await resolver_for(reg).resolve("one")
+        gs.opened.clear()
+        await resolver_for(other).resolve("one")
+        assert gs.opened == [] and other.record("one").version == 1
+        assert other.handle("one") is not None  # the engine loads it on the first request, as any adopted one
+    finally:
+        other.replicas.close()
