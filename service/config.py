@@ -244,6 +244,11 @@ RENAMED = {
     "adapter_drain_timeout_s": "adapters.drain_timeout_s",
     "registry_sync_interval_s": "adapters.sync_interval_s",
     "initial_adapters": "adapters.initial",
+    "adapter_uri_schemes": "adapters.uri_schemes",
+    "adapter_uri_allow": "adapters.uri_allow",
+    "adapter_download_timeout_s": "adapters.download_timeout_s",
+    "adapter_resolver_uri": "adapters.resolver_uri",
+    "adapter_resolver_negative_ttl_s": "adapters.resolver_negative_ttl_s",
 }
 
 

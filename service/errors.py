@@ -88,6 +88,10 @@ class ConflictError(ServiceError):
     pass
 
 
+class DependencyFailedError(ServiceError):
+    """A store the request depends on (an adapter's object store or hub) failed or timed out."""
+
+
 class PayloadTooLargeError(ServiceError):
     pass
 
@@ -165,6 +169,7 @@ FAILURE_TABLE: tuple[tuple[type[BaseException], Failure], ...] = (
     (PayloadTooLargeError, _row(413, _INVALID, "payload_too_large")),
     (UnsupportedMediaTypeError, _row(415, _INVALID, "unsupported_media_type")),
     (RateLimitedError, _row(429, "rate_limit_error", "rate_limit_exceeded", retry_after=1)),
+    (DependencyFailedError, _row(424, "server_error", "dependency_failed")),
     (UpstreamGenerationError, _row(502, "server_error", "generation_failed")),
     (EngineNotReadyError, _row(503, "server_error", "engine_unavailable", retry_after=5)),
     (OverloadedError, _row(503, "server_error", "overloaded", retry_after=1)),

@@ -2,9 +2,8 @@
 
 No HTTP here. The registry owns which version of each adapter name is current, persists that in
 the `AdapterStore`, loads adapters into the engine, and counts in-flight requests per adapter
-version (leases) so an old version is unloaded only after its last request finished. Its files
-are deleted only once no replica sharing the store serves it any more (see replicas.py).
-"""
+version (leases) so an old version is unloaded only after its last request finished; its files
+go once no replica sharing the store serves it any more (replicas.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +12,14 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
 
-
+from service.adapters.remote import RemoteOrigin
 from service.adapters.replicas import ReplicaMarkers
+from service.adapters.residency import Residency
+from service.adapters.sources import AdapterSources, client_error
 from service.adapters.store import AdapterRecord, AdapterStore, AuditEvent, Manifest
 from service.adapters.types import AdapterEngine, AdapterStatus, BackgroundTasks, Lease, RegistryLimits
 from service.adapters.validation import (
@@ -27,8 +27,6 @@ from service.adapters.validation import (
     AdapterValidationError,
     BaseModelShape,
     inspect_adapter,
-    resolve_source_path,
-    safe_extract_tar_gz,
     validate_adapter_name,
 )
 from service.engine import AdapterHandle
@@ -38,7 +36,7 @@ from service.observability.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 
-class AdapterRegistry:
+class AdapterRegistry(AdapterSources):
     def __init__(
         self,
         store: AdapterStore,
@@ -66,6 +64,7 @@ class AdapterRegistry:
         self._manifest_mtime = 0
         self.replicas = ReplicaMarkers(store, limits.sync_interval_s, replica_id)
         self.tasks = BackgroundTasks()
+        self.residency = Residency(engine, metrics)
 
     # ----------------------------------------------------------- lookups
     def handle(self, name: str) -> AdapterHandle | None:
@@ -90,6 +89,7 @@ class AdapterRegistry:
         # Synchronous on purpose: resolving and leasing happen without an await in between, so
         # a swap cannot retire the version between the two.
         self._in_flight[adapter.engine_id] = self._in_flight.get(adapter.engine_id, 0) + 1
+        self.residency.used(adapter.name)
         return Lease(self, adapter.engine_id)
 
     def _release(self, engine_id: int) -> None:
@@ -126,6 +126,7 @@ class AdapterRegistry:
         self.tasks.spawn(self.replicas.keep_fresh())
         for record in list(self._current.values())[: self.limits.preload]:
             await self._load(record)
+        await self.residency.apply_pins(self._current, self._load)  # pinned ones even beyond `preload`
         await self._update_gauges()
 
     def _load_and_clean(self, clean: bool = True) -> tuple[Manifest, int, list[str]]:
@@ -140,16 +141,22 @@ class AdapterRegistry:
 
     async def refresh(self) -> None:
         """Pick up changes other replicas made to the shared store; heartbeat; retry deferred deletions."""
-        if self.store.manifest_mtime_ns() != self._manifest_mtime:
-            async with self._write_lock:
-                manifest, self._manifest_mtime, _ = await asyncio.to_thread(self._load_and_clean, False)
-                previous, self._current = self._current, dict(manifest.adapters)
-            for name, old in previous.items():
-                new = self._current.get(name)
-                if new is None or new.engine_id != old.engine_id:
-                    self.tasks.spawn(self._retire(old))
-            await self._update_gauges()
+        await self.pick_up_changes()
+        await self._update_gauges()  # also notices the engine's evictions and on-demand loads
         await asyncio.to_thread(self.replicas.sync)
+
+    async def pick_up_changes(self) -> None:
+        """Adopt the manifest as other replicas changed it (one stat when nothing changed)."""
+        if self.store.manifest_mtime_ns() == self._manifest_mtime:
+            return
+        async with self._write_lock:
+            manifest, self._manifest_mtime, _ = await asyncio.to_thread(self._load_and_clean, False)
+            previous, self._current = self._current, dict(manifest.adapters)
+        for name, old in previous.items():
+            new = self._current.get(name)
+            if new is None or new.engine_id != old.engine_id:
+                self.tasks.spawn(self._retire(old))
+        await self.residency.apply_pins(self._current, self._load)  # pins set by other replicas
 
     def close(self) -> None:
         """Clean shutdown: stop background work and remove this replica's serving marker."""
@@ -157,61 +164,34 @@ class AdapterRegistry:
         self.replicas.close()
 
     # ------------------------------------------------------- registration
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[None]:
-        """Mark this process as having files in flight (see AdapterStore.writer_lock)."""
-        handle = await asyncio.to_thread(self.store.writer_lock)
-        try:
-            yield
-        finally:
-            handle.close()
-
-    async def register_path(self, name: str, path: str, caller: str | None = None) -> AdapterRecord:
-        try:
-            folder = resolve_source_path(path, self.limits.allowed_roots)
-        except AdapterValidationError as exc:
-            self.metrics.adapter_registrations.labels("invalid").inc()
-            raise _client_error(exc) from exc
-        async with self._writing():
-            return await self._register(name, folder, source=str(folder), caller=caller)
-
-    async def register_archive(self, name: str, archive: IO[bytes], caller: str | None = None) -> AdapterRecord:
-        async with self._writing():
-            return await self._register_archive(name, archive, caller)
-
-    async def _register_archive(self, name: str, archive: IO[bytes], caller: str | None) -> AdapterRecord:
-        upload_dir = self.store.new_upload_dir()
-        try:
-            try:
-                folder = await asyncio.to_thread(
-                    safe_extract_tar_gz, archive, upload_dir, self.limits.max_adapter_bytes
-                )
-            except AdapterValidationError as exc:
-                self.metrics.adapter_registrations.labels("invalid").inc()
-                raise _client_error(exc) from exc
-            return await self._register(name, folder, source="upload", caller=caller)
-        finally:
-            shutil.rmtree(upload_dir, ignore_errors=True)
-
-    async def _register(self, name: str, folder: Path, source: str, caller: str | None) -> AdapterRecord:
+    async def _register(self, name: str, folder: Path, source: str, caller: str | None,
+                        origin: RemoteOrigin | None = None, pinned: bool | None = None,
+                        action: str = "register") -> AdapterRecord:
+        """Check, stage, load and publish `folder`; `pinned` None keeps the previous version's pin."""
         staging: Path | None = None
+        prior = self._current.get(name)
+        pinned = bool(prior is not None and prior.pinned) if pinned is None else pinned
         try:
             validate_adapter_name(name, self.reserved_names())
             await asyncio.to_thread(self._check_route_names, name)  # early; again under the lock
+            if pinned:
+                self._check_pin_room(name)
             await asyncio.to_thread(self._inspect, folder)
             # Inspect the copy too: what is served is exactly what was checked, even if the
             # source folder changes while we copy it.
             staging = await asyncio.to_thread(self.store.stage, folder)
             inspection = await asyncio.to_thread(self._inspect, staging)
-        except AdapterValidationError as exc:
+        except (AdapterValidationError, ConflictError) as exc:
             self.metrics.adapter_registrations.labels("invalid").inc()
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
-            raise _client_error(exc) from exc
+            if isinstance(exc, ConflictError):
+                raise
+            raise client_error(exc) from exc
 
         async with self._write_lock:
             try:
-                record = await self._commit(name, staging, inspection, source)
+                record = await self._commit(name, staging, inspection, source, origin, pinned)
             except ServiceError:
                 self.metrics.adapter_registrations.labels("invalid").inc()
                 raise
@@ -225,24 +205,26 @@ class AdapterRegistry:
             # _manifest_mtime stays as it was: the next refresh() then also picks up changes
             # other replicas made before ours (the new mtime would hide them).
         self.metrics.adapter_registrations.labels("success").inc()
-        self.store.audit(AuditEvent(action="register", adapter=name, version=record.version, caller=caller,
+        self.store.audit(AuditEvent(action=action, adapter=name, version=record.version, caller=caller,
                                     source=source, sha256=record.sha256))
         if previous is not None:
             self.tasks.spawn(self._retire(previous))
+        await self.residency.apply_pins({name: record}, self._load)
         await self._update_gauges()
         return record
 
     def _inspect(self, folder: Path) -> AdapterInspection:
         return inspect_adapter(folder, self.base, self.limits.max_rank, self.limits.max_adapter_bytes)
 
-    async def _commit(self, name: str, staging: Path, inspection: AdapterInspection, source: str) -> AdapterRecord:
+    async def _commit(self, name: str, staging: Path, inspection: AdapterInspection, source: str,
+                      origin: RemoteOrigin | None = None, pinned: bool = False) -> AdapterRecord:
         """Place the files, load them into the engine, then name them in the manifest.
 
         The store's file lock is held only in short synchronous steps (never across an await),
         and the manifest names a version only once its folder is complete and loaded: a crash in
         between leaves an orphan folder that start-up removes.
         """
-        record = await asyncio.to_thread(self._reserve, name, staging, inspection, source)
+        record = await asyncio.to_thread(self._reserve, name, staging, inspection, source, origin, pinned)
         try:
             await self._load(record, strict=True)
         except Exception:
@@ -270,7 +252,8 @@ class AdapterRegistry:
             raise ConflictError(f"Adapter name {name!r} is taken by a route; clients could not tell them apart.",
                                 param="name", code="name_taken")
 
-    def _reserve(self, name: str, staging: Path, inspection: AdapterInspection, source: str) -> AdapterRecord:
+    def _reserve(self, name: str, staging: Path, inspection: AdapterInspection, source: str,
+                 origin: RemoteOrigin | None, pinned: bool) -> AdapterRecord:
         with self.store.locked():
             self._check_route_names(name)  # under the lock: no replica can create the route meanwhile
             manifest = self.store.load()
@@ -281,7 +264,7 @@ class AdapterRegistry:
                 alpha=inspection.alpha, target_modules=inspection.target_modules,
                 base_model=inspection.base_model_name_or_path, size_bytes=inspection.size_bytes,
                 registered_at=datetime.now(timezone.utc), source=source,
-                engine_id=manifest.next_engine_id,
+                engine_id=manifest.next_engine_id, origin=origin, pinned=pinned,
                 path=self.store.commit(staging, name, version),
             )
             # Claim the version and engine id now, so concurrent replicas never reuse them.
@@ -308,7 +291,7 @@ class AdapterRegistry:
             if all(r.path != relative for r in self.store.load().adapters.values()):
                 self.store.delete_folder(relative)
 
-    async def _load(self, record: AdapterRecord, strict: bool = False) -> None:
+    async def _load(self, record: AdapterRecord, strict: bool = False) -> bool:
         started = time.monotonic()
         try:
             await self.engine.load_adapter(self._handle(record))
@@ -319,9 +302,9 @@ class AdapterRegistry:
                     f"The engine could not load adapter `{record.name}`: {exc}", code="adapter_load_failed"
                 ) from exc
             logger.warning("could not preload adapter %s v%s: %s", record.name, record.version, exc)
-            return
-        self.metrics.adapter_loads.labels(record.name, "success").inc()
-        self.metrics.adapter_load_duration.observe(time.monotonic() - started)
+            return False
+        self.residency.loaded(record, time.monotonic() - started)
+        return True
 
     # ------------------------------------------------------------ removal
     async def remove(self, name: str, caller: str | None = None) -> AdapterRecord:
@@ -332,6 +315,7 @@ class AdapterRegistry:
                                     code="adapter_not_found")
             self._current.pop(name, None)  # _manifest_mtime unchanged: see _register
         self.store.audit(AuditEvent(action="remove", adapter=name, version=record.version, caller=caller))
+        self.residency.forget(name)
         await self._retire(record)
         await self._update_gauges()
         return record
@@ -359,37 +343,58 @@ class AdapterRegistry:
                            record.name, record.version, self.limits.drain_timeout_s)
         with contextlib.suppress(Exception):
             await self.engine.unload_adapter(record.engine_id)
+        self.residency.unloaded(record.engine_id)
         self.replicas.retire(record)
         async with self._write_lock:
             await asyncio.to_thread(self.replicas.sync)
         await self._update_gauges()
 
+    # ------------------------------------------------------------- pins
+    def _check_pin_room(self, name: str) -> None:
+        others = sum(1 for r in self._current.values() if r.pinned and r.name != name)
+        if others >= self.limits.max_pinned:
+            raise ConflictError(
+                f"{others} adapters are pinned already, the most this engine allows ({self.limits.max_pinned}: "
+                "max_loras - 1, so one slot stays free for the rest); unpin one first.", param="pinned",
+                code="too_many_pinned")
+
+    async def set_pinned(self, name: str, pinned: bool, caller: str | None = None) -> AdapterRecord:
+        """Pin (never evicted) or unpin the current version of `name`, for every replica (the manifest)."""
+        async with self._write_lock:
+            if pinned:
+                self.record(name)  # 404 first
+                self._check_pin_room(name)
+            record = await asyncio.to_thread(self._store_pin, name, pinned)
+            if record is None:
+                raise NotFoundError(f"No adapter named `{name}` is registered.", param="name", code="adapter_not_found")
+            current = self._current.get(name)
+            if current is not None and current.engine_id == record.engine_id:
+                self._current[name] = record  # else another replica's newer version: refresh() brings it
+        self.store.audit(AuditEvent(action="pin" if pinned else "unpin", adapter=name, version=record.version,
+                                    caller=caller))
+        await self.residency.apply_pins({name: record}, self._load)
+        await self._update_gauges()
+        return record
+
+    def _store_pin(self, name: str, pinned: bool) -> AdapterRecord | None:
+        with self.store.locked():
+            manifest = self.store.load()
+            record = manifest.adapters.get(name)
+            if record is None:
+                return None
+            manifest.adapters[name] = record = record.model_copy(update={"pinned": pinned})
+            self.store.save(manifest)
+        return record
+
     # ------------------------------------------------------------- status
     async def status(self, name: str) -> AdapterStatus:
         record = self.record(name)
-        resident = await self._resident_ids()
-        return AdapterStatus(adapter=record, resident=record.engine_id in resident,
-                             in_flight=self._in_flight.get(record.engine_id, 0))
+        resident = await self.residency.observe(self._current)
+        return self.residency.statuses([record], resident, self._in_flight)[0]
 
     async def statuses(self) -> list[AdapterStatus]:
-        resident = await self._resident_ids()
-        return [
-            AdapterStatus(adapter=r, resident=r.engine_id in resident, in_flight=self._in_flight.get(r.engine_id, 0))
-            for _, r in sorted(self._current.items())
-        ]
-
-    async def _resident_ids(self) -> set[int]:
-        try:
-            return await self.engine.resident_adapter_ids()
-        except Exception:
-            return set()
+        resident = await self.residency.observe(self._current)
+        return self.residency.statuses([r for _, r in sorted(self._current.items())], resident, self._in_flight)
 
     async def _update_gauges(self) -> None:
-        self.metrics.adapters_registered.set(len(self._current))
-        current_ids = {r.engine_id for r in self._current.values()}
-        self.metrics.adapters_resident.set(len(current_ids & await self._resident_ids()))
-
-
-def _client_error(exc: AdapterValidationError) -> ServiceError:
-    error_type = NotFoundError if exc.status == 404 else InvalidRequestError
-    return error_type(exc.message, param=exc.param, code=exc.code)
+        await self.residency.observe(self._current)

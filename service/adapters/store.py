@@ -29,6 +29,7 @@ from typing import IO
 
 from pydantic import BaseModel, Field, ValidationError
 
+from service.adapters.remote.origin import RemoteOrigin
 from service.adapters.validation.task_policy import TRIAGE_POLICY_FILE
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -51,6 +52,8 @@ class AdapterRecord(BaseModel):
     source: str
     engine_id: int = Field(ge=1)  # vLLM's LoRA id: unique per (name, version), never reused
     path: str  # relative to the store root
+    origin: RemoteOrigin | None = None  # registered from a URI: what exactly was downloaded
+    pinned: bool = False  # never evicted from the engine's adapter cache
 
 
 class Manifest(BaseModel):
@@ -63,7 +66,7 @@ class Manifest(BaseModel):
 
 class AuditEvent(BaseModel):
     time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-    action: str  # register | remove | route_set | route_patch | route_delete | route_rollback
+    action: str  # register | resolved | pin | unpin | remove | route_set | route_patch | route_delete | route_rollback
     adapter: str | None = None
     route: str | None = None
     version: int | None = None

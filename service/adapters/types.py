@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +31,8 @@ class AdapterEngine(Protocol):
 
     async def resident_adapter_ids(self) -> set[int]: ...
 
+    async def pin_adapter(self, engine_id: int) -> None: ...
+
 
 class AdapterSettings(BaseModel):
     """`Settings.adapters`: the store, where adapters may come from, and the registry's timing."""
@@ -50,6 +53,25 @@ class AdapterSettings(BaseModel):
     # How often refresh() runs (the replica's heartbeat); its serving marker goes stale after 3x.
     sync_interval_s: float = Field(
         5.0, gt=0, description="How often to pick up adapter changes made by other replicas."
+    )
+    uri_schemes: list[str] = Field(
+        default_factory=lambda: ["s3", "gs", "az", "hf", "https", "file"],
+        description="URI schemes adapters may be registered (or resolved) from (JSON list in the env var).",
+    )
+    uri_allow: list[str] = Field(
+        default_factory=list,
+        description="Hosts or buckets adapter URIs may name, as shell patterns (`team-*`, `*.example.com`); "
+        "empty: any (JSON list in the env var).",
+    )
+    download_timeout_s: float = Field(
+        300.0, gt=0, description="Longest download of one adapter from a URI; then 424 `adapter_store_timeout`.",
+    )
+    resolver_uri: str | None = Field(
+        None, description="Where unknown `model` names are looked up on first use (`<uri>/<model>/`), any "
+        "allowed scheme; unset: unknown names are a 404.",
+    )
+    resolver_negative_ttl_s: float = Field(
+        60.0, ge=0, description="How long a name the resolver did not find is answered 404 without asking the store.",
     )
     initial: dict[str, Path] = Field(
         default_factory=dict,
@@ -74,14 +96,18 @@ class RegistryLimits(AdapterSettings):
 
     max_rank: int
     preload: int = 8  # adapters loaded into the engine at start-up (the rest load on demand)
+    # vLLM refuses to evict when every slot is pinned: one engine slot stays unpinned (max_loras - 1).
+    max_pinned: int = Field(3, ge=0)
 
 
 class AdapterStatus(BaseModel):
     """A manifest entry plus what this replica knows about it now."""
 
     adapter: AdapterRecord
-    resident: bool
+    resident: bool  # loaded in this replica's engine now (the engine's own list)
     in_flight: int
+    last_used: datetime | None = None  # last request leased on this replica
+    load_count: int = 0  # loads into this replica's engine (ours and the engine's on-demand reloads)
 
 
 class Lease:

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from service.adapters import AdapterRegistry, AdapterStore, RegistryLimits
+from service.adapters.remote import AdapterResolver
 from service.adapters.validation import BaseModelShape
 from service.api.deps import Services
 from service.config import Settings
@@ -40,7 +41,8 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
     router = ModelRouter(settings.model_name, routes=routes, metrics=metrics)
     # The registry enforces the engine's rank limit and preloads what the engine keeps loaded.
     registry_limits = RegistryLimits(**dict(settings.adapters), max_rank=settings.engine.max_lora_rank,
-                                     preload=settings.engine.max_cpu_loras)
+                                     preload=settings.engine.max_cpu_loras,
+                                     max_pinned=min(settings.engine.max_loras, settings.engine.max_cpu_loras) - 1)
     registry = AdapterRegistry(store, engine, BaseModelShape.from_model_dir(settings.model_dir), registry_limits,
                                metrics, reserved_names=lambda: {settings.model_name})  # routes: route_names
     router.adapters = registry
@@ -55,8 +57,11 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
         fallback_backends=settings.structured.fallback_backends if settings.engine.vllm_plugin else [],
         per_request_backends=settings.engine.vllm_plugin,
     )
+    resolver = (AdapterResolver(registry, settings.adapters.resolver_uri, settings.adapters.resolver_negative_ttl_s,
+                                schemes=settings.adapters.uri_schemes)
+                if settings.adapters.resolver_uri else None)
     generation = GenerationService(engine, router, metrics, limits, guard=guard, policy=policy,
-                                   stats=request_stats, rollout=RolloutGuard(routes, request_stats))
+                                   stats=request_stats, rollout=RolloutGuard(routes, request_stats), resolver=resolver)
     triage = TriageService(generation, settings.model_name, batch_concurrency=settings.triage.batch_concurrency,
                            policy=settings.triage.policy)
     return Services(settings=settings, engine=engine, registry=registry, router=router, metrics=metrics,

@@ -56,7 +56,7 @@ class ErrorResponse(BaseModel):
 
 
 # Every error status a route may answer with, for the OpenAPI document.
-ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 429, 502, 503, 504)}
+ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 424, 429, 502, 503, 504)}
 
 # Starlette's own errors (a path no route serves, a method a route does not take, ...) as table rows.
 _HTTP_ERRORS: dict[int, type[ServiceError]] = {

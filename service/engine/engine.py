@@ -325,6 +325,11 @@ class Engine:
         self._require_llm()
         await self._llm.remove_lora(engine_id)
 
+    async def pin_adapter(self, engine_id: int) -> None:
+        """Keep a loaded adapter out of the engine's LRU eviction (vLLM unpins it when it is removed)."""
+        self._require_llm()
+        await self._llm.pin_lora(engine_id)
+
     async def resident_adapter_ids(self) -> set[int]:
         self._require_llm()
         return set(await self._llm.list_loras())

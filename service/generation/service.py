@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from service.adapters import Lease
 from service.engine import Engine
@@ -34,6 +34,12 @@ logger = logging.getLogger(__name__)
 ShadowOutcome = Callable[[Any], Awaitable[None]]
 
 
+class ModelResolver(Protocol):
+    """Registers a `model` nobody registered, on its first request (service.adapters.remote)."""
+
+    async def resolve(self, name: str) -> None: ...
+
+
 class GenerationService:
     def __init__(
         self,
@@ -45,11 +51,13 @@ class GenerationService:
         policy: StructuredPolicy | None = None,
         stats: RequestStats | None = None,
         rollout: RolloutGuard | None = None,
+        resolver: ModelResolver | None = None,
     ) -> None:
         self.engine = engine
         self.router = router
         self.limits = limits
         self.guard = guard
+        self.resolver = resolver
         self.policy = policy or StructuredPolicy()
         self.accounting = Accounting(metrics, stats, rollout)
         self.decoder = Decoder(engine, self.policy, self.accounting)
@@ -90,6 +98,7 @@ class GenerationService:
         the shadow's, for a route that mirrors). Used by `GenerationSession`, which releases them."""
         await self._check_structured(request.structured)
         self.check_ready()
+        await self._resolve_unknown(request.model)
         target = self._resolve(request.model, request.route_key)
         prompt_ids = self._prompt_ids(request, target)
         prepared = self._prepared(request, target, prompt_ids)
@@ -111,6 +120,16 @@ class GenerationService:
             await self.guard.check(structured, self.policy.chain(structured.constraint.backend))
         except ServiceError as exc:
             self.refused(exc)
+            raise
+
+    async def _resolve_unknown(self, model: str) -> None:
+        # Before resolving: once resolved, nothing may await until the adapter is leased.
+        if self.resolver is None or self.router.knows(model):
+            return
+        try:
+            await self.resolver.resolve(model)
+        except ServiceError as exc:
+            self.accounting.refused(exc.code or "adapter_resolution_failed")
             raise
 
     def _resolve(self, model: str, route_key: str | None) -> ServingTarget:

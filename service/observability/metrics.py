@@ -98,6 +98,14 @@ class Metrics:
             "loragate_adapter_load_duration_seconds", "Time to load an adapter into the engine.",
             buckets=LATENCY_BUCKETS, registry=registry,
         )
+        self.adapter_loaded = Gauge(
+            "loragate_adapter_loaded", "1 while the adapter's current version is loaded in the engine, else 0.",
+            ("adapter",), registry=registry,
+        )
+        self.adapter_evictions = Counter(
+            "loragate_adapter_evictions", "Adapters the engine evicted from its cache (LRU), seen by polling.",
+            ("adapter",), registry=registry,
+        )
         self.adapters_registered = Gauge(
             "loragate_adapters_registered", "Adapters in the registry.", registry=registry,
         )

@@ -88,6 +88,11 @@ class ModelRouter:
             return NO_LEASE
         return self.adapters.lease(target.adapter)
 
+    def knows(self, name: str) -> bool:
+        """Whether `name` is the base model, a route or a registered adapter (no resolving)."""
+        return (name == self.base_model or (self.routes is not None and self.routes.get(name) is not None)
+                or (self.adapters is not None and self.adapters.handle(name) is not None))
+
     def adapter_names(self) -> list[str]:
         return self.adapters.names() if self.adapters is not None else []
 

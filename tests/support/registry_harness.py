@@ -28,6 +28,8 @@ class FakeEngine:
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []  # ("load" | "unload", engine_id) in order
         self.resident: dict[int, AdapterHandle] = {}
+        self.pinned: set[int] = set()
+        self.capacity: int | None = None  # set: evict like vLLM's LRU cache (max_cpu_loras)
         self.fail_loads = 0  # the next N loads raise
         # When set, a load waits for it: lets a test act while a registration is mid-flight.
         self.load_gate: asyncio.Event | None = None
@@ -45,14 +47,31 @@ class FakeEngine:
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             if not (adapter.path / name).is_file():
                 raise FileNotFoundError(adapter.path / name)
+        if self.capacity is not None and adapter.engine_id not in self.resident:
+            while len(self.resident) >= self.capacity:  # vLLM's LRU: the oldest unpinned one goes
+                self.evict(next(i for i in self.resident if i not in self.pinned))
+        self.resident.pop(adapter.engine_id, None)  # re-adding touches it (most recently used)
         self.resident[adapter.engine_id] = adapter
 
     async def unload_adapter(self, engine_id: int) -> None:
         self.calls.append(("unload", engine_id))
         self.resident.pop(engine_id, None)
+        self.pinned.discard(engine_id)  # vLLM drops the pin with the adapter
 
     async def resident_adapter_ids(self) -> set[int]:
         return set(self.resident)
+
+    async def pin_adapter(self, engine_id: int) -> None:
+        # vLLM pins only what it holds (LRUCache.pin raises ValueError otherwise).
+        if engine_id not in self.resident:
+            raise ValueError(f"Cannot pin key: {engine_id} not in cache.")
+        self.calls.append(("pin", engine_id))
+        self.pinned.add(engine_id)
+
+    def evict(self, engine_id: int) -> None:
+        """What vLLM's LRU does when it needs room: drop an unpinned adapter, unasked."""
+        assert engine_id not in self.pinned, "vLLM never evicts a pinned adapter"
+        self.resident.pop(engine_id, None)
 
     def loads(self) -> list[int]:
         return [engine_id for kind, engine_id in self.calls if kind == "load"]
@@ -70,6 +89,7 @@ def make_registry(
     drain_timeout_s: float = 30.0,
     preload: int = 8,
     max_rank: int = 64,
+    **limits: object,
 ) -> tuple[AdapterRegistry, FakeEngine]:
     engine = engine or FakeEngine()
     registry = AdapterRegistry(
@@ -77,7 +97,7 @@ def make_registry(
         engine,
         BaseModelShape.from_model_dir(base_dir),
         RegistryLimits(max_rank=max_rank, max_adapter_bytes=MAX_BYTES, allowed_roots=roots,
-                       drain_timeout_s=drain_timeout_s, preload=preload),
+                       drain_timeout_s=drain_timeout_s, preload=preload, **limits),  # type: ignore[arg-type]
         Metrics(CollectorRegistry()),  # a private registry: no clashes between registries
         reserved_names=lambda: {BASE_MODEL_NAME},
     )

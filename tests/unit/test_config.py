@@ -68,10 +68,11 @@ def test_each_group_is_its_packages_options_class() -> None:
 
 
 def test_every_flat_name_has_one_place() -> None:
-    assert len(SETTING_NAMES) == len(set(SETTING_NAMES)) == 72
+    assert len(SETTING_NAMES) == len(set(SETTING_NAMES)) == 77
     assert FLAT_FIELDS["max_model_len"][0] == ("engine", "max_model_len")
     assert FLAT_FIELDS["schema_max_bytes"][0] == ("structured", "max_schema_bytes")
     assert FLAT_FIELDS["adapter_roots"][0] == ("adapters", "allowed_roots")
+    assert FLAT_FIELDS["adapter_resolver_uri"][0] == ("adapters", "resolver_uri")
     assert FLAT_FIELDS["port"][0] == ("port",)
     assert FLAT_FIELDS["triage_urgent_threshold"][0] == ("triage", "urgent_threshold")
     for name, (path, info) in FLAT_FIELDS.items():
@@ -160,3 +161,13 @@ def test_the_adapter_store_defaults_to_the_cache_directory_and_a_setting_wins(mo
     monkeypatch.setenv("LORAGATE_ADAPTER_STORE", str(tmp_path / "shared"))
     assert load_settings().adapters.store == tmp_path / "shared"
     assert load_settings(["--adapter-store", str(tmp_path / "flag")]).adapters.store == tmp_path / "flag"
+
+
+def test_adapter_uri_settings_from_flags_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORAGATE_ADAPTER_URI_ALLOW", '["team-*"]')
+    settings = load_settings(["--adapter-resolver-uri", "s3://team-a/adapters/", "--adapter-download-timeout-s", "5",
+                              "--adapter-uri-schemes", '["s3"]'])
+    adapters = settings.adapters
+    assert (adapters.uri_allow, adapters.resolver_uri, adapters.download_timeout_s, adapters.uri_schemes) == (
+        ["team-*"], "s3://team-a/adapters/", 5.0, ["s3"])
+    assert Settings().adapters.uri_schemes == ["s3", "gs", "az", "hf", "https", "file"]

@@ -59,6 +59,8 @@ EXPECTED_METRICS = {
     "loragate_adapter_load_duration_seconds",
     "loragate_adapters_registered",
     "loragate_adapters_resident",
+    "loragate_adapter_loaded",
+    "loragate_adapter_evictions_total",
     "loragate_route_assignments_total",
     "loragate_route_variant_weight",
     "loragate_route_rollbacks_total",

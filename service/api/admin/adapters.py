@@ -1,4 +1,4 @@
-"""Adapter administration: register (by path or upload), list, inspect, remove."""
+"""Adapter administration: register (by path, URI or upload), pin, list, inspect, remove."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import tempfile
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from service.adapters import AdapterRecord, AdapterStatus
 from service.api.auth import CallerDep
@@ -16,12 +16,32 @@ from service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 
 router = APIRouter(prefix="/adapters", tags=["admin"])  # under the admin router (admin key)
 GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
-ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409, 413, 415)}
+ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409, 413, 415, 424)}
 
 
 class RegisterAdapterRequest(BaseModel):
+    """Exactly one of `path` and `uri`."""
+
     name: str = Field(description="Adapter name clients send as `model`.")
-    path: str = Field(description="Adapter folder inside one of the allowed roots.")
+    path: str | None = Field(None, description="Adapter folder inside one of the allowed roots.")
+    uri: str | None = Field(
+        None, description="Where to download the adapter from: s3://bucket/prefix/, gs://, az://, "
+        "hf://org/repo[@revision], https://.../adapter.tar.gz or file:///folder (schemes and hosts as the server "
+        "allows; credentials from the server's environment).",
+    )
+    pinned: bool | None = Field(
+        None, description="Never evict this adapter from the engine's cache; unset: as the previous version.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RegisterAdapterRequest:
+        if (self.path is None) == (self.uri is None):
+            raise ValueError("give exactly one of `path` and `uri`")
+        return self
+
+
+class UpdateAdapterRequest(BaseModel):
+    pinned: bool = Field(description="Never evict this adapter from the engine's cache (true) or let LRU decide.")
 
 
 class AdapterList(BaseModel):
@@ -31,7 +51,16 @@ class AdapterList(BaseModel):
 
 @router.post("", status_code=201, response_model=AdapterRecord, responses=ERRORS)
 async def register_adapter(body: RegisterAdapterRequest, services: ServicesDep, caller: CallerDep) -> AdapterRecord:
-    return await services.registry.register_path(body.name, body.path, caller=caller)
+    if body.uri is not None:
+        return await services.registry.register_uri(body.name, body.uri, caller=caller, pinned=body.pinned)
+    assert body.path is not None  # one of the two, by the model's validator
+    return await services.registry.register_path(body.name, body.path, caller=caller, pinned=body.pinned)
+
+
+@router.patch("/{name}", response_model=AdapterRecord, responses=ERRORS)
+async def update_adapter(name: str, body: UpdateAdapterRequest, services: ServicesDep,
+                         caller: CallerDep) -> AdapterRecord:
+    return await services.registry.set_pinned(name, body.pinned, caller=caller)
 
 
 @router.put("/{name}", status_code=201, response_model=AdapterRecord, responses=ERRORS)

@@ -36,7 +36,7 @@ from service.generation import GenerationResult, GenerationSession
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=AdmittedRoute, dependencies=[Depends(require_api_key)])
 AdmittedChat = Annotated[ChatCompletionRequest, admitted(ChatCompletionRequest, chat_work)]
 AdmittedCompletion = Annotated[CompletionRequest, admitted(CompletionRequest, completion_work)]
-RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
+RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 424, 502, 503)}
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=RESPONSES)

@@ -49,3 +49,41 @@ def test_worker_processes_on_request() -> None:
 def test_bad_parallelism_is_refused(flags: list[str]) -> None:
     with pytest.raises((ValidationError, SystemExit)):
         load_settings(flags)
+
+
+def test_pinning_goes_to_vllms_pin_lora() -> None:
+    import asyncio
+    import inspect
+
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    assert "lora_id" in inspect.signature(AsyncLLM.pin_lora).parameters  # the vLLM API the engine calls
+    pinned: list[int] = []
+
+    class FakeLLM:
+        async def pin_lora(self, lora_id: int) -> bool:
+            pinned.append(lora_id)
+            return True
+
+    engine = Engine(engine_options(load_settings([])))
+    engine._llm = FakeLLM()
+    asyncio.run(engine.pin_adapter(7))
+    assert pinned == [7]
+
+
+def test_pins_leave_one_engine_slot_free_and_the_resolver_is_wired(tiny_model_dir, tmp_path) -> None:  # noqa: ANN001
+    from prometheus_client import CollectorRegistry
+
+    from service.api.bootstrap import build_services
+    from service.observability.metrics import Metrics
+
+    flags = ["--model", str(tiny_model_dir), "--adapter-store", str(tmp_path / "store"), "--max-loras", "3",
+             "--max-cpu-loras", "5"]
+    for extra, resolver_uri in (([], None), (["--adapter-resolver-uri", "s3://team/adapters/"], "s3://team/adapters/")):
+        services = build_services(load_settings([*flags, *extra]), Metrics(CollectorRegistry()))
+        try:
+            assert services.registry.limits.max_pinned == 2
+            resolver = services.generation.resolver
+            assert getattr(resolver, "base_uri", None) == resolver_uri
+        finally:
+            services.registry.replicas.close()
