@@ -7,6 +7,10 @@ are server-side failures (status >= 500, e.g. no schema-valid output: the varian
 is the client's and never counts), invalid outputs are structured replies that are not valid
 (invalid or truncated), latency is p95 of successful requests against the control's p95, and
 the review rate is the share of the variant's triage decisions flagged for a person.
+
+A route with a progressing or paused rollout (see `progression`) judges its candidate over every
+request of the current step instead (a step is a route version; as far back as the samples go),
+then advances the step when it holds.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 
 from service.observability import OutcomeSample, RequestSample, RouteSampleSource
 from service.observability.stats import percentile
+from service.routing import progression
 from service.routing.registry import RouteRegistry
 from service.routing.types import Route, RouteGuard
 
@@ -92,11 +97,33 @@ class RolloutGuard:
         decided = [o for o in outcomes if not o.shadow]
         control = [s for s in primary if s.variant == route.spec.control]
         rolled_back = []
+        stepping = route.rollout is not None and route.rollout.status in ("progressing", "paused")
         for variant in route.spec.variants[1:]:
-            if variant.weight <= 0:
-                continue
+            if variant.weight <= 0 or (stepping and route.spec.rollout and variant.target == route.spec.rollout.candidate):
+                continue  # a rollout's candidate is judged on its whole step below
             reason = breach(guard, [s for s in primary if s.variant == variant.target], control,
                             [o for o in decided if o.variant == variant.target])
             if reason is not None and await self.routes.rollback(route.name, variant.target, reason):
                 rolled_back.append(variant.target)
+        if stepping:
+            rolled_back += await self.step(route, guard)
         return rolled_back
+
+    async def step(self, route: Route, guard: RouteGuard) -> list[str]:
+        """Judge a rollout's candidate over the current step and store what `progression.decide`
+        makes of it (an advance, or a rollback through the guard's rollback path)."""
+        spec, state = route.spec.rollout, route.rollout
+        if spec is None or state is None:
+            return []
+        samples, outcomes = self.stats.route_window(route.name, None, version=route.version)
+        primary = [s for s in samples if not s.shadow]
+        candidate = [s for s in primary if s.variant == spec.candidate]
+        reason = breach(guard, candidate, [s for s in primary if s.variant == route.spec.control],
+                        [o for o in outcomes if not o.shadow and o.variant == spec.candidate])
+        after = progression.decide(spec, state, reason, len(candidate), progression.utcnow(), guard.min_samples)
+        if after is state:
+            return []
+        if after.status == "rolled_back" and reason is not None:
+            return [spec.candidate] if await self.routes.rollback(route.name, spec.candidate, reason) else []
+        await self.routes.progress(route.name, route.version, state, after)
+        return []
