@@ -88,8 +88,9 @@ def _with(state: RolloutState, transition: Transition, now: datetime, why: str |
 
 
 def started(spec: RolloutSpec, now: datetime, caller: str | None = None) -> RolloutState:
-    """A new rollout: the candidate at the first step."""
-    state = RolloutState(step=spec.steps[0], advanced_at=now)
+    """A new rollout: the candidate at the first step (completed at once if that is 100)."""
+    state = RolloutState(step=spec.steps[0], advanced_at=now, status="completed" if spec.steps[0] >= 100 else
+                         "progressing")
     return _with(state, "started", now, caller=caller)
 
 
