@@ -98,8 +98,9 @@ class RolloutGuard:
         control = [s for s in primary if s.variant == route.spec.control]
         rolled_back = []
         stepping = route.rollout is not None and route.rollout.status in ("progressing", "paused")
+        candidate = route.spec.rollout.candidate if stepping and route.spec.rollout else None
         for variant in route.spec.variants[1:]:
-            if variant.weight <= 0 or (stepping and route.spec.rollout and variant.target == route.spec.rollout.candidate):
+            if variant.weight <= 0 or variant.target == candidate:
                 continue  # a rollout's candidate is judged on its whole step below
             reason = breach(guard, [s for s in primary if s.variant == variant.target], control,
                             [o for o in decided if o.variant == variant.target])

@@ -22,7 +22,8 @@ STATE = {
 ROLLOUT_ROUTE = ROUTE | {
     "spec": {"variants": [{"target": "triage-v6", "weight": 75}, {"target": "triage-v7", "weight": 25}],
              "shadow": None, "guard": {"max_error_rate": 0.05},
-             "rollout": {"candidate": "triage-v7", "steps": [5, 25, 50, 100], "min_samples": 50, "min_interval_s": 300}},
+             "rollout": {"candidate": "triage-v7", "steps": [5, 25, 50, 100], "min_samples": 50,
+                         "min_interval_s": 300}},
     "rollout": STATE,
 }
 
@@ -34,7 +35,8 @@ def test_start_posts_the_rollout(capsys) -> None:
     assert run(argv, server) == 0
     (request,) = server.requests
     assert request.method == "POST" and request.url.path == "/admin/routes/ticket-triage/rollout"
-    assert server.body == {"candidate": "triage-v7", "steps": [5, 25, 50, 100], "min_samples": 50, "min_interval_s": 300}
+    assert server.body == {"candidate": "triage-v7", "steps": [5, 25, 50, 100], "min_samples": 50,
+                           "min_interval_s": 300}
     out = capsys.readouterr().out
     assert "rollout of triage-v7 against triage-v6" in out and "progressing" in out
     assert "25% (step 2 of 4: 5% -> 25% -> 50% -> 100%), since 2026-12-07 12:00:00 UTC" in out

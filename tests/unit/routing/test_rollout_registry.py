@@ -167,7 +167,8 @@ async def test_a_breach_rolls_back_and_stays_rolled_back_across_a_restart(world)
     assert weights(routes, "r") == [(BASE_MODEL_NAME, 100.0), ("one", 0.0)] and route.version == 3
     assert route.rollout.status == "rolled_back" and route.rollout.reason.startswith("error_rate 0.333 > 0.1")
     assert route.rollbacks["one"] == route.rollout.reason
-    assert metric(routes, "loragate_route_rollbacks_total", {"route": "r", "variant": "one", "reason": "error_rate"}) == 1
+    labels = {"route": "r", "variant": "one", "reason": "error_rate"}
+    assert metric(routes, "loragate_route_rollbacks_total", labels) == 1
     assert metric(routes, "loragate_route_rollout_transitions_total", {"route": "r", "transition": "rolled_back"}) == 1
     assert metric(routes, "loragate_route_rollout_step", {"route": "r"}) == 0
     # good traffic afterwards changes nothing, here or in a restarted process
