@@ -100,12 +100,13 @@ def required_samples(spec: RolloutSpec, guard_min_samples: int) -> int:
 
 
 def decide(spec: RolloutSpec, state: RolloutState, breach: str | None, samples: int, now: datetime,
-           guard_min_samples: int = 1) -> RolloutState:
+           guard_min_samples: int = 1, held: str | None = None) -> RolloutState:
     """The step logic: the state after a guard check of the current step.
 
     `breach`: why the candidate breaks the guard over the current step's requests (None: it holds);
-    `samples`: the candidate's requests of the current step. Returns `state` itself when nothing
-    changes. Only a progressing rollout advances; a breach stops a progressing or paused one.
+    `samples`: the candidate's requests of the current step; `held`: the figures the guard held on,
+    recorded with an advance. Returns `state` itself when nothing changes. Only a progressing
+    rollout advances; a breach stops a progressing or paused one.
     """
     if state.status not in ("progressing", "paused"):
         return state
@@ -118,8 +119,8 @@ def decide(spec: RolloutSpec, state: RolloutState, breach: str | None, samples: 
     index = min(state.step_index + 1, len(spec.steps) - 1)
     step = spec.steps[index]
     if step >= 100:
-        return _with(state, "completed", now, status="completed", step_index=index, step=100, advanced_at=now)
-    return _with(state, "advanced", now, step_index=index, step=step, advanced_at=now)
+        return _with(state, "completed", now, held, status="completed", step_index=index, step=100, advanced_at=now)
+    return _with(state, "advanced", now, held, step_index=index, step=step, advanced_at=now)
 
 
 def rolled_back(state: RolloutState, reason: str, now: datetime, caller: str | None = None,

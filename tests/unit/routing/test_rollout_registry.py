@@ -136,9 +136,14 @@ async def test_the_guard_loop_advances_a_healthy_candidate_to_completion(routes:
     assert metric(routes, "loragate_route_rollout_transitions_total", {"route": "r", "transition": "advanced"}) == 2
     assert metric(routes, "loragate_route_rollout_transitions_total", {"route": "r", "transition": "completed"}) == 1
     entries = [json.loads(line) for line in routes.adapter_store.audit_path.read_text().splitlines()]
+    held = "10 candidate requests: error_rate 0.000 <= 0.1 over 10 requests (95% interval 0.000-0.278))"
     assert [e["source"] for e in entries if e["action"] == "route_rollout"] == [
-        "started: one at 5%, steps [5, 25, 50, 100]", "advanced: one at 25%", "advanced: one at 50%",
-        "completed: one at 100%"]
+        "started: one at 5%, steps [5, 25, 50, 100]", f"advanced: one at 25% (held at step 5% (version 1), {held}",
+        f"advanced: one at 50% (held at step 25% (version 2), {held}",
+        f"completed: one at 100% (held at step 50% (version 3), {held}"]
+    # each decision states the figures it was made on
+    history = routes.route("r").rollout.history
+    assert history[1].reason == f"held at step 5% (version 1), {held[:-1]}"
 
 
 async def test_the_interval_holds_a_step(routes: RouteRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,7 +170,9 @@ async def test_a_breach_rolls_back_and_stays_rolled_back_across_a_restart(world)
     assert await guard.check(routes.route("r")) == ["one"]
     route = routes.route("r")
     assert weights(routes, "r") == [(BASE_MODEL_NAME, 100.0), ("one", 0.0)] and route.version == 3
-    assert route.rollout.status == "rolled_back" and route.rollout.reason.startswith("error_rate 0.333 > 0.1")
+    assert route.rollout.status == "rolled_back"
+    assert route.rollout.reason == ("error_rate 0.333 > 0.1 over 6 requests (95% interval 0.097-0.700); "
+                                    "step 25% (version 2), 6 candidate requests")
     assert route.rollbacks["one"] == route.rollout.reason
     labels = {"route": "r", "variant": "one", "reason": "error_rate"}
     assert metric(routes, "loragate_route_rollbacks_total", labels) == 1
