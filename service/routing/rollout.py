@@ -99,6 +99,13 @@ class RolloutGuard:
         self._tasks.add(task)  # a reference, so the task cannot be collected mid-flight
         task.add_done_callback(self._tasks.discard)
 
+    def tick(self) -> None:
+        """Check the routes whose rollout is progressing (called periodically), so a step whose
+        interval ends after the traffic stopped still advances."""
+        for route in self.routes.routes():
+            if route.rollout is not None and route.rollout.status == "progressing":
+                self.request_finished(route.name)
+
     async def _check_in_background(self, route: Route) -> None:
         # Nobody awaits this task: a failure is logged here, or it would be lost.
         try:

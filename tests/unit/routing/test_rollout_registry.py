@@ -4,6 +4,7 @@ replica acting per step, audit and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import timedelta
@@ -255,3 +256,27 @@ async def test_only_one_replica_acts_on_a_step(world) -> None:
     await other.refresh(force=True)
     assert other.route("r").rollout.step == 25 and other.route("r").version == 2
     assert len([e for e in other.route("r").rollout.history if e.transition == "advanced"]) == 1
+
+
+async def test_after_completion_the_guard_still_rolls_the_candidate_back(routes: RouteRegistry) -> None:
+    route = await routes.put("r", rollout_spec(steps=[100]))
+    assert route.rollout.status == "completed" and weights(routes, "r") == [(BASE_MODEL_NAME, 0.0), ("one", 100.0)]
+    stats = RequestStats(window_s=600)
+    observe(stats, "r", "one", route.version, 5, status=500)
+    assert await RolloutGuard(routes, stats).check(routes.route("r")) == ["one"]
+    after = routes.route("r")
+    assert weights(routes, "r") == [(BASE_MODEL_NAME, 100.0), ("one", 0.0)]
+    assert after.rollout.status == "rolled_back" and after.rollout.reason.startswith("error_rate 1.000 > 0.1")
+    assert [e.transition for e in after.rollout.history] == ["started", "rolled_back"]
+
+
+async def test_a_tick_advances_a_step_without_new_requests(routes: RouteRegistry) -> None:
+    await routes.put("r", rollout_spec())
+    await routes.put("plain", spec([(BASE_MODEL_NAME, 1)], guard=GUARD))
+    stats = RequestStats(window_s=600)
+    observe(stats, "r", "one", 1, 10)  # the requests finished before the step was due
+    guard = RolloutGuard(routes, stats)
+    guard.tick()
+    assert len(guard._tasks) == 1  # only the progressing rollout is checked
+    await asyncio.gather(*guard._tasks)
+    assert routes.route("r").rollout.step == 25
