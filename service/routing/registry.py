@@ -271,9 +271,9 @@ class RouteRegistry(RolloutOperations):
             done, stopped = await asyncio.to_thread(self._rollback, name, variant, reason)
         if done:
             self.metrics.route_rollbacks.labels(name, variant, reason.split(" ", 1)[0]).inc()
+            logger.warning("route %s: variant %s rolled back to weight 0: %s", name, variant, reason)
         if stopped:
             self.metrics.route_rollout_transitions.labels(name, "rolled_back").inc()
-            logger.warning("route %s: variant %s rolled back to weight 0: %s", name, variant, reason)
         return done
 
     def _rollback(self, name: str, variant: str, reason: str) -> tuple[bool, bool]:
