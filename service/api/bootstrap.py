@@ -95,6 +95,8 @@ async def run_services(svc: Services) -> None:
                 await svc.registry.refresh()  # also this replica's heartbeat in the shared store
                 if svc.routes is not None:
                     await svc.routes.refresh()
+                if svc.generation.accounting.rollout is not None:  # steps due without new traffic
+                    svc.generation.accounting.rollout.tick()
             except Exception:
                 logger.exception("could not refresh adapters and routes from the store")
     finally:  # shutdown (cancelled) or a dead engine: this replica serves nothing any more

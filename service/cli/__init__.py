@@ -14,7 +14,7 @@ COMMANDS = {
     "serve": ("serve", "Start the HTTP service (`loragate serve --help` lists every setting)."),
     "prepare-model": ("model", "Prepare the default model folder."),
     "adapters": ("adapters", "Manage adapters on a running server: list, add, push, remove."),
-    "routes": ("routes", "Manage A/B routes on a running server: list, show, set, delete, report."),
+    "routes": ("routes", "Manage A/B routes on a running server: list, show, set, delete, report, rollout."),
     "eval": ("evaluate", "Evaluate targets of a running server on a labelled dataset (triage or --voice)."),
     "train": ("train", "Fine-tune a LoRA adapter from a recipe (ticket-triage, brand-voice)."),
     "bench": ("bench", "Benchmark loragate against vLLM's own server; adapter, constraint and swap costs."),

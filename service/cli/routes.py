@@ -7,6 +7,7 @@
         [--file spec.json]
     loragate routes delete NAME
     loragate routes report NAME [--window SECONDS] [--json]
+    loragate routes rollout NAME --candidate ADAPTER [--steps 5,25,50,100 ...] | pause|resume|abort|status NAME
 
 `set` changes only what its options name: it reads the route and, when it exists, sends a JSON
 merge patch (PATCH) of those fields, so `--guard-min-samples 50` keeps the guard's thresholds and
@@ -30,6 +31,7 @@ from urllib.parse import quote
 
 import httpx
 
+from service.cli import rollout
 from service.cli.client_auth import add_key_option, bearer_headers
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -95,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--window", type=float, metavar="SECONDS",
                         help="Report over the last SECONDS (default: the server's stats window).")
     report.add_argument("--json", action="store_true", help="Print the report's JSON instead of a table.")
+    rollout.add_parser(commands)
     return parser
 
 
@@ -347,7 +350,9 @@ def run(argv: list[str], transport: httpx.BaseTransport | None = None) -> int:
             _check_set_options(args)
             if args.file is not None:
                 route_spec(args)  # the file is read and checked before any request
-    except UsageError as exc:
+        elif args.command == "rollout":
+            rollout.check(args)  # sets args.name
+    except (UsageError, rollout.RolloutUsageError) as exc:
         parser.error(str(exc))  # exits with status 2
     if getattr(args, "window", None) is not None and args.window <= 0:
         parser.error("--window must be positive")
@@ -355,10 +360,10 @@ def run(argv: list[str], transport: httpx.BaseTransport | None = None) -> int:
     with httpx.Client(base_url=args.url, headers=bearer_headers(args.api_key), timeout=120,
                       transport=transport) as client:
         try:
-            if args.command == "list":
+            if args.command in ("list", "show"):
                 response = client.get(path)
-            elif args.command == "show":
-                response = client.get(path)
+            elif args.command == "rollout":
+                response = rollout.request(client, path, args)
             elif args.command == "set":
                 try:
                     response = _set(client, path, args)
@@ -387,6 +392,8 @@ def run(argv: list[str], transport: httpx.BaseTransport | None = None) -> int:
         print(format_route_list(payload))
     elif args.command == "report" and not args.json:
         print(format_report(payload))
+    elif args.command == "rollout" and not args.json:
+        print(rollout.format_rollout(payload))
     else:
         print(json.dumps(payload, indent=2))
     return 0

@@ -124,6 +124,14 @@ class Metrics:
             "loragate_route_rollbacks", "Route variants rolled back to zero weight by a guard, by reason.",
             ("route", "variant", "reason"), registry=registry,
         )
+        self.route_rollout_step = Gauge(
+            "loragate_route_rollout_step", "A route rollout's candidate share of the traffic, in percent (0 after "
+            "a rollback or an abort, 100 when completed).", ("route",), registry=registry,
+        )
+        self.route_rollout_transitions = Counter(
+            "loragate_route_rollout_transitions", "Rollout changes by kind: started, advanced, completed, "
+            "rolled_back, paused, resumed, aborted.", ("route", "transition"), registry=registry,
+        )
         self.shadow_requests = Counter(
             "loragate_shadow_requests", "Mirrored requests sent to a route's shadow target, by status.",
             ("route", "variant", "status"), registry=registry,

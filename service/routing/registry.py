@@ -19,9 +19,19 @@ from service.adapters import AdapterStore
 from service.adapters.validation import NAME_PATTERN
 from service.errors import ConflictError, InvalidRequestError, NotFoundError, ServiceError
 from service.observability import Metrics
+from service.routing import progression
 from service.routing.patch import patched_spec
+from service.routing.progression import RolloutSpec
+from service.routing.rollout_ops import RolloutOperations, rollout_variants
 from service.routing.store import RouteStore
-from service.routing.types import THRESHOLDS, AppliedRoutesFile, Route, RouteSpec, RoutesFile, RouteTable
+from service.routing.types import (
+    THRESHOLDS,
+    AppliedRoutesFile,
+    Route,
+    RouteSpec,
+    RoutesFile,
+    RouteTable,
+)
 
 logger = logging.getLogger(__name__)
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -32,7 +42,7 @@ def spec_digest(spec: RouteSpec) -> str:
     return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
 
 
-class RouteRegistry:
+class RouteRegistry(RolloutOperations):
     def __init__(self, store: AdapterStore, base_model: str, metrics: Metrics) -> None:
         self.adapter_store = store
         self.store = RouteStore(store)
@@ -116,13 +126,18 @@ class RouteRegistry:
         self._install(table)
 
     def _install(self, table: RouteTable) -> None:
-        for name in set(self._routes) - set(table.routes):
-            for variant in self._routes[name].spec.variants:
-                self.metrics.route_variant_weight.remove(name, variant.target)
+        for name, route in self._routes.items():
+            if name not in table.routes:
+                for variant in route.spec.variants:
+                    self.metrics.route_variant_weight.remove(name, variant.target)
+            if route.rollout is not None and (name not in table.routes or table.routes[name].rollout is None):
+                self.metrics.route_rollout_step.remove(name)
         self._routes = dict(table.routes)
         for route in self._routes.values():
             for variant in route.spec.variants:
                 self.metrics.route_variant_weight.labels(route.name, variant.target).set(variant.weight)
+            if route.rollout is not None:
+                self.metrics.route_rollout_step.labels(route.name).set(route.rollout.step)
 
     # ------------------------------------------------------------ writes
     async def put(self, name: str, spec: RouteSpec, caller: str | None = None, source: str = "api") -> Route:
@@ -142,30 +157,44 @@ class RouteRegistry:
             return await asyncio.to_thread(self._write, name, merged, caller, source, "route_patch")
 
     def _write(self, name: str, new_spec: Callable[[Route | None], RouteSpec], caller: str | None, source: str,
-               action: str) -> Route:
+               action: str, restart_rollout: bool = False) -> Route:
         with self.adapter_store.locked():
             adapters = set(self.adapter_store.load().adapters)
             table = self.store.load()
             spec = new_spec(table.routes.get(name))
             self._check(name, spec, adapters, table)
-            route = self._store(table, name, spec, caller, source, action)
+            route = self._store(table, name, spec, caller, source, action, restart_rollout)
             self._save(table)
         logger.info("route %s v%d: %s", name, route.version,
                     ", ".join(f"{v.target}={v.weight:g}" for v in spec.variants))
         return route
 
     def _store(self, table: RouteTable, name: str, spec: RouteSpec, caller: str | None, source: str,
-               action: str = "route_set") -> Route:
+               action: str = "route_set", restart_rollout: bool = False) -> Route:
         """Put `spec` in `table` (the caller saves it): a new version when the variants change, and
-        the rollback reasons of variants still at weight 0 kept."""
+        the rollback reasons of variants still at weight 0 kept. A rollout keeps its state while its
+        spec is unchanged (else it starts again at its first step) and sets the variants' weights."""
         previous = table.routes.get(name)
-        if previous is None or previous.spec.variants != spec.variants:
+        now = progression.utcnow()
+        state, started = None, False
+        if spec.rollout is not None:
+            kept = previous is not None and previous.spec.rollout == spec.rollout and not restart_rollout
+            state = previous.rollout if kept and previous is not None else None
+            if state is None:
+                state, started = progression.started(spec.rollout, now, caller), True
+            spec = rollout_variants(spec, state)
+        if previous is None or previous.spec.variants != spec.variants or started:
+            # a rollout (re)started: a new version, so its first step judges its own requests only
             version = max(table.last_versions.get(name, 0), previous.version if previous else 0) + 1
         else:
             version = previous.version
+        if started and spec.rollout is not None and state is not None:
+            self.store.audit("route_rollout", name, caller=caller, version=version, source=f"started: "
+                             f"{spec.rollout.candidate} at {state.step}%, steps {spec.rollout.steps}")
+            self.metrics.route_rollout_transitions.labels(name, "started").inc()
         zeroed = {v.target for v in spec.variants if v.weight <= 0}
         rollbacks = {k: why for k, why in (previous.rollbacks if previous else {}).items() if k in zeroed}
-        route = Route(name=name, spec=spec, version=version, rollbacks=rollbacks)
+        route = Route(name=name, spec=spec, version=version, rollbacks=rollbacks, rollout=state, updated_at=now)
         table.routes[name] = route
         table.last_versions[name] = version
         self.store.audit(action, name, caller=caller, version=version, source=source)
@@ -200,6 +229,27 @@ class RouteRegistry:
             raise InvalidRequestError(
                 f"A guard needs at least one threshold ({', '.join(THRESHOLDS)}); to remove the guard, "
                 "send `guard: null` (CLI: --clear-guard).", param="guard", code="invalid_guard")
+        if spec.rollout is not None:
+            self._check_rollout(spec, spec.rollout, adapters)
+
+    def _check_rollout(self, spec: RouteSpec, rollout: RolloutSpec, adapters: set[str]) -> None:
+        candidate = rollout.candidate
+        if candidate != self.base_model and candidate not in adapters:
+            raise InvalidRequestError(
+                f"Rollout candidate {candidate!r} is not the base model or a registered adapter.",
+                param="rollout.candidate", code="invalid_route_target")
+        if candidate == spec.control:
+            raise InvalidRequestError(
+                f"Rollout candidate {candidate!r} is the route's control (its first variant); roll out "
+                "another adapter against it.", param="rollout.candidate", code="invalid_rollout")
+        if len(spec.variants) > 2 or (len(spec.variants) == 2 and spec.variants[1].target != candidate):
+            raise InvalidRequestError(
+                f"A rollout route has exactly two variants, the control (first) and the candidate {candidate!r} "
+                "(added when absent); the rollout sets their weights.", param="variants", code="invalid_rollout")
+        if spec.guard is None:
+            raise InvalidRequestError(
+                "A rollout needs a guard: its steps advance only while the guard holds (e.g. "
+                "`guard: {\"max_error_rate\": 0.05}`).", param="guard", code="invalid_rollout")
 
     async def delete(self, name: str, caller: str | None = None) -> Route:
         async with self._write_lock:
@@ -218,30 +268,39 @@ class RouteRegistry:
     async def rollback(self, name: str, variant: str, reason: str) -> bool:
         """Zero a variant's weight (never the control's); False if there was nothing to do."""
         async with self._write_lock:
-            done = await asyncio.to_thread(self._rollback, name, variant, reason)
+            done, stopped = await asyncio.to_thread(self._rollback, name, variant, reason)
         if done:
             self.metrics.route_rollbacks.labels(name, variant, reason.split(" ", 1)[0]).inc()
             logger.warning("route %s: variant %s rolled back to weight 0: %s", name, variant, reason)
+        if stopped:
+            self.metrics.route_rollout_transitions.labels(name, "rolled_back").inc()
         return done
 
-    def _rollback(self, name: str, variant: str, reason: str) -> bool:
+    def _rollback(self, name: str, variant: str, reason: str) -> tuple[bool, bool]:
+        """(rolled back, a rollout stopped)."""
         with self.adapter_store.locked():
             table = self.store.load()
             route = table.routes.get(name)
             if route is None or variant == route.spec.control:
-                return False
+                return False, False
             variants = [v.model_copy(update={"weight": 0.0}) if v.target == variant else v for v in route.spec.variants]
             if variants == route.spec.variants:
-                return False
+                return False, False
             if sum(v.weight for v in variants) <= 0:  # all traffic was on this variant: back to the control
                 variants[0] = variants[0].model_copy(update={"weight": 1.0})
+            state = route.rollout
+            rollout = route.spec.rollout
+            if state is not None and rollout is not None and variant == rollout.candidate \
+                    and state.status != "rolled_back":  # the rollout stops: the control takes it all
+                state = progression.rolled_back(state, reason, datetime.now(timezone.utc))
+                variants = rollout_variants(route.spec, state).variants
             updated = route.model_copy(update={
                 "spec": route.spec.model_copy(update={"variants": variants}),
                 "version": max(table.last_versions.get(name, 0), route.version) + 1, "updated_at": datetime.now(timezone.utc),
-                "rollbacks": route.rollbacks | {variant: reason},
+                "rollbacks": route.rollbacks | {variant: reason}, "rollout": state,
             })
             table.routes[name] = updated
             table.last_versions[name] = updated.version
             self.store.audit("route_rollback", name, version=updated.version, source=f"{variant}: {reason}")
             self._save(table)
-        return True
+        return True, state is not route.rollout

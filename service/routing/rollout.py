@@ -7,6 +7,10 @@ are server-side failures (status >= 500, e.g. no schema-valid output: the varian
 is the client's and never counts), invalid outputs are structured replies that are not valid
 (invalid or truncated), latency is p95 of successful requests against the control's p95, and
 the review rate is the share of the variant's triage decisions flagged for a person.
+
+A route with a progressing or paused rollout (see `progression`) judges its candidate over every
+request of the current step instead (a step is a route version; as far back as the samples go),
+then advances the step when it holds.
 """
 
 from __future__ import annotations
@@ -17,42 +21,62 @@ import time
 from collections.abc import Sequence
 
 from service.observability import OutcomeSample, RequestSample, RouteSampleSource
+from service.observability.comparison import wilson_interval
 from service.observability.stats import percentile
+from service.routing import progression
 from service.routing.registry import RouteRegistry
 from service.routing.types import Route, RouteGuard
 
 logger = logging.getLogger(__name__)
 
 
-def breach(guard: RouteGuard, variant: list[RequestSample], control: list[RequestSample],
-           decisions: Sequence[OutcomeSample] = ()) -> str | None:
-    """Why `variant` breaks the guard (a reason starting with its metric's name), or None;
-    `decisions`: the variant's task decisions (triage review flags)."""
+def _rate(name: str, bad: int, n: int, limit: float, unit: str) -> tuple[bool, str]:
+    """(over the limit, the figure with its 95% Wilson interval)."""
+    rate = bad / n
+    low, high = wilson_interval(bad, n)
+    over = rate > limit
+    return over, (f"{name} {rate:.3f} {'>' if over else '<='} {limit:g} over {n} {unit} "
+                  f"(95% interval {low:.3f}-{high:.3f})")
+
+
+def judge(guard: RouteGuard, variant: list[RequestSample], control: list[RequestSample],
+          decisions: Sequence[OutcomeSample] = ()) -> tuple[str | None, list[str]]:
+    """(why `variant` breaks the guard, or None; every figure judged, each with its 95% interval
+    or sample sizes). A threshold is judged only with `min_samples` of what it counts."""
     n = len(variant)
     if n < guard.min_samples:
-        return None
+        return None, []
+    judged: list[tuple[bool, str]] = []
     if guard.max_error_rate is not None:
-        rate = sum(s.status >= 500 for s in variant) / n
-        if rate > guard.max_error_rate:
-            return f"error_rate {rate:.3f} > {guard.max_error_rate:g} over {n} requests"
+        judged.append(_rate("error_rate", sum(s.status >= 500 for s in variant), n, guard.max_error_rate, "requests"))
     structured = [s for s in variant if s.structured_output is not None]
     if guard.max_invalid_rate is not None and len(structured) >= guard.min_samples:
-        rate = sum(s.structured_output != "valid" for s in structured) / len(structured)
-        if rate > guard.max_invalid_rate:
-            return f"invalid_rate {rate:.3f} > {guard.max_invalid_rate:g} over {len(structured)} structured replies"
+        invalid = sum(s.structured_output != "valid" for s in structured)
+        judged.append(_rate("invalid_rate", invalid, len(structured), guard.max_invalid_rate, "structured replies"))
     if guard.max_p95_latency_ratio is not None:
         ok = [s.duration_s for s in variant if s.status < 400]
         reference = [s.duration_s for s in control if s.status < 400]
         if len(ok) >= guard.min_samples and len(reference) >= guard.min_samples:
-            ratio = (percentile(ok, 95) or 0.0) / max(percentile(reference, 95) or 0.0, 1e-9)
-            if ratio > guard.max_p95_latency_ratio:
-                return f"p95_latency_ratio {ratio:.2f} > {guard.max_p95_latency_ratio:g} vs the control"
+            mine, theirs = percentile(ok, 95) or 0.0, percentile(reference, 95) or 0.0
+            ratio = mine / max(theirs, 1e-9)
+            over = ratio > guard.max_p95_latency_ratio
+            judged.append((over, f"p95_latency_ratio {ratio:.2f} {'>' if over else '<='} "
+                           f"{guard.max_p95_latency_ratio:g} vs the control (p95 {mine:.3f} s over {len(ok)} "
+                           f"requests, the control's {theirs:.3f} s over {len(reference)})"))
     assessed = [d.needs_review for d in decisions if d.needs_review is not None]
     if guard.max_needs_review_rate is not None and len(assessed) >= guard.min_samples:
-        rate = sum(assessed) / len(assessed)
-        if rate > guard.max_needs_review_rate:
-            return f"needs_review_rate {rate:.3f} > {guard.max_needs_review_rate:g} over {len(assessed)} decisions"
-    return None
+        judged.append(_rate("needs_review_rate", sum(assessed), len(assessed), guard.max_needs_review_rate,
+                            "decisions"))
+    reason = next((figure for over, figure in judged if over), None)
+    return reason, [figure for _, figure in judged]
+
+
+def breach(guard: RouteGuard, variant: list[RequestSample], control: list[RequestSample],
+           decisions: Sequence[OutcomeSample] = ()) -> str | None:
+    """Why `variant` breaks the guard (a reason starting with its metric's name, with the figure,
+    its limit, the sample size and the 95% interval), or None; `decisions`: the variant's task
+    decisions (triage review flags)."""
+    return judge(guard, variant, control, decisions)[0]
 
 
 class RolloutGuard:
@@ -75,6 +99,13 @@ class RolloutGuard:
         self._tasks.add(task)  # a reference, so the task cannot be collected mid-flight
         task.add_done_callback(self._tasks.discard)
 
+    def tick(self) -> None:
+        """Check the routes whose rollout is progressing (called periodically), so a step whose
+        interval ends after the traffic stopped still advances."""
+        for route in self.routes.routes():
+            if route.rollout is not None and route.rollout.status == "progressing":
+                self.request_finished(route.name)
+
     async def _check_in_background(self, route: Route) -> None:
         # Nobody awaits this task: a failure is logged here, or it would be lost.
         try:
@@ -92,11 +123,39 @@ class RolloutGuard:
         decided = [o for o in outcomes if not o.shadow]
         control = [s for s in primary if s.variant == route.spec.control]
         rolled_back = []
+        stepping = route.rollout is not None and route.rollout.status in ("progressing", "paused")
+        candidate = route.spec.rollout.candidate if stepping and route.spec.rollout else None
         for variant in route.spec.variants[1:]:
-            if variant.weight <= 0:
-                continue
+            if variant.weight <= 0 or variant.target == candidate:
+                continue  # a rollout's candidate is judged on its whole step below
             reason = breach(guard, [s for s in primary if s.variant == variant.target], control,
                             [o for o in decided if o.variant == variant.target])
+            if reason is not None:  # and what it was judged on
+                reason += f"; version {route.version}, last {guard.window_s:g} s"
             if reason is not None and await self.routes.rollback(route.name, variant.target, reason):
                 rolled_back.append(variant.target)
+        if stepping:
+            rolled_back += await self.step(route, guard)
         return rolled_back
+
+    async def step(self, route: Route, guard: RouteGuard) -> list[str]:
+        """Judge a rollout's candidate over the current step and store what `progression.decide`
+        makes of it (an advance, or a rollback through the guard's rollback path)."""
+        spec, state = route.spec.rollout, route.rollout
+        if spec is None or state is None:
+            return []
+        samples, outcomes = self.stats.route_window(route.name, None, version=route.version)
+        primary = [s for s in samples if not s.shadow]
+        candidate = [s for s in primary if s.variant == spec.candidate]
+        reason, figures = judge(guard, candidate, [s for s in primary if s.variant == route.spec.control],
+                                [o for o in outcomes if not o.shadow and o.variant == spec.candidate])
+        judged_on = f"step {state.step}% (version {route.version}), {len(candidate)} candidate requests"
+        reason = f"{reason}; {judged_on}" if reason is not None else None
+        held = f"held at {judged_on}: {'; '.join(figures)}" if figures else None
+        after = progression.decide(spec, state, reason, len(candidate), progression.utcnow(), guard.min_samples, held)
+        if after is state:
+            return []
+        if after.status == "rolled_back" and reason is not None:
+            return [spec.candidate] if await self.routes.rollback(route.name, spec.candidate, reason) else []
+        await self.routes.progress(route.name, route.version, state, after)
+        return []

@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.routing.progression import RolloutSpec, RolloutState
+
 MAX_VARIANTS = 8
 # The guard's thresholds: a guard must set at least one.
 THRESHOLDS = ("max_error_rate", "max_invalid_rate", "max_p95_latency_ratio", "max_needs_review_rate")
@@ -50,13 +52,16 @@ class RouteGuard(BaseModel):
 
 
 class RouteSpec(BaseModel):
-    """What a client PUTs: variants in order (the first is the control), a shadow, a guard."""
+    """What a client PUTs: variants in order (the first is the control), a shadow, a guard, and a
+    progressive rollout of a candidate against the control."""
 
     model_config = ConfigDict(extra="forbid")
 
     variants: list[RouteVariant] = Field(min_length=1, max_length=MAX_VARIANTS)
     shadow: ShadowTarget | None = None
     guard: RouteGuard | None = None
+    rollout: RolloutSpec | None = Field(None, description="Progressive rollout: the variants are the control "
+                                        "and the candidate (added if absent), their weights set by the rollout.")
 
     @field_validator("variants")
     @classmethod
@@ -86,6 +91,7 @@ class Route(BaseModel):
                          "(a set, a PATCH, a rollback); samples of earlier versions are not judged.")
     updated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     rollbacks: dict[str, str] = Field(default_factory=dict, description="Variant -> why a guard zeroed it.")
+    rollout: RolloutState | None = Field(None, description="Where the route's rollout stands (with `spec.rollout`).")
 
 
 class RoutesFile(BaseModel):

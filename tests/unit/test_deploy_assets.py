@@ -64,6 +64,8 @@ EXPECTED_METRICS = {
     "loragate_route_assignments_total",
     "loragate_route_variant_weight",
     "loragate_route_rollbacks_total",
+    "loragate_route_rollout_step",
+    "loragate_route_rollout_transitions_total",
     "loragate_shadow_requests_total",
     "loragate_triage_needs_review_total",
     "loragate_triage_confidence_ratio",
@@ -91,6 +93,7 @@ REQUIRED_ALERTS = {
     "LoragateHigh5xxErrorRate",
     "LoragateEngineNotReady",
     "LoragateRouteVariantRolledBack",
+    "LoragateRouteRolloutStopped",
 }
 # For both aggregation levels: p50/p95 latency and TTFT, tokens/s, validity, error rate, request rate.
 REQUIRED_RECORDING_SUFFIXES = (
@@ -118,6 +121,8 @@ ROUTES_ROW_NEEDS = (
     "loragate_route_variant:request_duration_seconds:p95_5m",
     "structured_output_valid",
     "loragate_route_rollbacks_total",
+    "loragate_route_rollout_step",
+    "loragate_route_rollout_transitions_total",
 )
 ADAPTER_LATENCY_FACTOR_RULE = "loragate:config:adapter_latency_factor"
 RECORD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z0-9_]+$")  # level:metric:operations
@@ -406,6 +411,9 @@ def test_alert_rules():
     assert rollback["labels"]["severity"] == "warning"
     for label in ("route", "variant", "reason"):
         assert f"$labels.{label}" in rollback["annotations"]["summary"], f"summary should name the {label}"
+    stopped = alerts["LoragateRouteRolloutStopped"]
+    assert "loragate_route_rollout_transitions_total" in stopped["expr"] and "offset 10m" in stopped["expr"]
+    assert 'transition=~"rolled_back|aborted"' in stopped["expr"], "advances and completions must not fire it"
     engine = alerts["LoragateEngineNotReady"]
     assert engine["for"] == "1m"
     for part in ("loragate_engine_ready", "== 0", "absent(", "up{"):

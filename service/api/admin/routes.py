@@ -1,9 +1,10 @@
-"""A/B routes: create or replace (PUT), merge (PATCH), list, inspect, delete, and report on live traffic."""
+"""A/B routes: create or replace (PUT), merge (PATCH), list, inspect, delete, report on live traffic,
+and drive a route's progressive rollout (start, pause, resume, abort)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Response
 from pydantic import BaseModel
@@ -14,9 +15,11 @@ from service.api.errors import ERROR_RESPONSES
 from service.api.observability import StatsWindow
 from service.observability.route_report import RouteReport, build_route_report
 from service.routing import Route, RouteSpec
+from service.routing.progression import RolloutSpec
 
 router = APIRouter(prefix="/routes", tags=["admin"])  # under the admin router (admin key)
 ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409)}
+RolloutAction = Literal["pause", "resume", "abort"]
 MERGE_PATCH = Body(
     description="JSON merge patch (RFC 7396) of the route spec: null deletes a member, objects merge, "
     "anything else (variants included) replaces. The merged route is validated as a whole.",
@@ -55,6 +58,19 @@ async def get_route(name: str, services: ServicesDep) -> Route:
 async def delete_route(name: str, services: ServicesDep, caller: CallerDep) -> Response:
     await services.routes.delete(name, caller=caller)
     return Response(status_code=204)
+
+
+@router.post("/{name}/rollout", response_model=Route, responses=ERRORS)
+async def start_rollout(name: str, body: RolloutSpec, services: ServicesDep, caller: CallerDep) -> Route:
+    """(Re)start a progressive rollout of `candidate` against the route's control, at its first step."""
+    return await services.routes.start_rollout(name, body, caller=caller)
+
+
+@router.post("/{name}/rollout/{action}", response_model=Route, responses=ERRORS)
+async def rollout_action(name: str, action: RolloutAction, services: ServicesDep, caller: CallerDep) -> Route:
+    """pause: hold the current step (the guard still watches); resume: progress again; abort: all
+    traffic back to the control (status `rolled_back`, reason "aborted by CALLER")."""
+    return await services.routes.rollout_action(name, action, caller=caller)
 
 
 @router.get("/{name}/report", response_model=RouteReport, responses=ERRORS)

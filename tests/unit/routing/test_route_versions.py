@@ -67,6 +67,9 @@ async def test_a_variant_reenabled_after_a_rollback_is_judged_on_its_new_samples
         stats.observe(sample("one", version=1, status=500))
     assert await rollout.check(routes.route("ab")) == ["one"]
     assert routes.route("ab").version == 2
+    # the reason states the figure, its interval and what it was judged on
+    assert routes.route("ab").rollbacks["one"] == ("error_rate 1.000 > 0.1 over 10 requests (95% interval "
+                                                   "0.722-1.000); version 1, last 300 s")
 
     # fixed and re-enabled: the failures of version 1 are still in the window but no longer judged
     route = await routes.patch("ab", {"variants": VARIANTS})
@@ -106,7 +109,7 @@ def test_the_error_rate_counts_server_errors_not_client_errors() -> None:
     assert breach(guard, client_errors, []) is None  # the client's fault: never the variant's
     server_errors = [sample("one", 1, status=status) for status in (500, 502, 503, 504, 500)] + \
         [sample("one", 1)] * 5
-    assert breach(guard, server_errors, []) == "error_rate 0.500 > 0.1 over 10 requests"
+    assert breach(guard, server_errors, []) == "error_rate 0.500 > 0.1 over 10 requests (95% interval 0.237-0.763)"
     # and the documentation says so (the API description and `loragate routes set --help`)
     described = RouteGuard.model_fields["max_error_rate"].description or ""
     assert ">= 500" in described and ">= 400" not in described
