@@ -110,7 +110,9 @@ def test_a_breaking_candidate_is_rolled_back_and_stays_rolled_back_after_a_resta
     tmp_path: Path, logs_dir: Path, model: str, model_dir: Path, adapter_source_dir: Path,
 ) -> None:
     # Very large weights on every layer: the model degenerates into repeating one token.
-    collapsed = make_peft_adapter(model_dir, adapter_source_dir / "rollout-collapsed", seed=42,
+    # Seed 13, as test_routes' collapsed adapter: its replies run to max_tokens (with seed 42 the
+    # collapsed model happens to close the JSON in 15 tokens, a valid reply).
+    collapsed = make_peft_adapter(model_dir, adapter_source_dir / "rollout-collapsed", seed=13,
                                   targets=("o_proj", "down_proj"), weight_scale=40.0)
     routes_file = tmp_path / "routes.yaml"
     # min_interval_s of an hour: the step cannot advance, so only the guard decides.
