@@ -58,6 +58,15 @@ class ServiceProcess:
         )
         return self
 
+    def start_ready(self, timeout: float = READY_TIMEOUT_S) -> ServiceProcess:
+        """Start and wait until ready; a process that never gets there is killed, not left behind."""
+        self.start()
+        try:
+            return self.wait_ready(timeout)
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
+
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

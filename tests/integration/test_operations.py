@@ -297,6 +297,19 @@ def assert_sigterm_drains_and_exits_0(proc: ServiceProcess, model: str, store: P
     assert serving_markers(store) == []
 
 
+def post_in_background(base_url: str, body: dict, results: list[httpx.Response | Exception]) -> threading.Thread:
+    """POST /v1/completions in a thread; its response, or the transport error, lands in `results`."""
+    def run() -> None:
+        try:
+            with httpx.Client(base_url=base_url, timeout=120, headers=API) as client:
+                results.append(client.post("/v1/completions", json=body))
+        except httpx.TransportError as exc:
+            results.append(exc)
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
 def test_a_drain_that_times_out_cuts_requests_and_exits_5(logs_dir: Path, tmp_path: Path,
                                                            adapter_source_dir: Path, model: str) -> None:
     env = keyed_env(tmp_path / "store", [adapter_source_dir], LORAGATE_DRAIN_TIMEOUT_S="2",
@@ -304,17 +317,8 @@ def test_a_drain_that_times_out_cuts_requests_and_exits_5(logs_dir: Path, tmp_pa
     proc = ServiceProcess(logs_dir / "ops-drain-cut.log", env=env).start().wait_ready()
     body = {"model": model, "prompt": "Once upon a time", "max_tokens": LONG, "min_tokens": LONG, "ignore_eos": True}
     results: list[httpx.Response | Exception] = []
-
-    def in_flight() -> None:
-        try:
-            with httpx.Client(base_url=proc.base_url, timeout=120, headers=API) as client:
-                results.append(client.post("/v1/completions", json=body))
-        except httpx.TransportError as exc:
-            results.append(exc)
-
     try:
-        thread = threading.Thread(target=in_flight)
-        thread.start()
+        thread = post_in_background(proc.base_url, body, results)
         time.sleep(1.0)
         assert proc.process is not None
         stopped_at = time.monotonic()
@@ -423,17 +427,6 @@ def test_hung_engine_turns_readiness_off_recovers_and_exits_4_if_it_stays_hung(
     assert len(cores) == 1, "no engine-core process found"
     body = {"model": model, "prompt": "Count: one, two,", "max_tokens": 8, "temperature": 0}
 
-    def complete(results: list[httpx.Response | Exception]) -> threading.Thread:
-        def run() -> None:
-            try:
-                with httpx.Client(base_url=proc.base_url, timeout=120, headers=API) as client:
-                    results.append(client.post("/v1/completions", json=body))
-            except httpx.TransportError as exc:
-                results.append(exc)
-        thread = threading.Thread(target=run)
-        thread.start()
-        return thread
-
     def readiness(client: httpx.Client) -> tuple[int, str]:
         reply = client.get("/health/ready")
         return reply.status_code, reply.json()["engine"]
@@ -444,7 +437,7 @@ def test_hung_engine_turns_readiness_off_recovers_and_exits_4_if_it_stays_hung(
             for pid in cores:
                 os.kill(pid, signal.SIGSTOP)
             first: list[httpx.Response | Exception] = []
-            thread = complete(first)
+            thread = post_in_background(proc.base_url, body, first)
             assert readiness(client) == (200, "ready")  # work just arrived: not a stall yet
             deadline = time.monotonic() + stall_s + 5
             while readiness(client) != (503, "stalled"):
@@ -463,7 +456,7 @@ def test_hung_engine_turns_readiness_off_recovers_and_exits_4_if_it_stays_hung(
                 os.kill(pid, signal.SIGSTOP)
             second: list[httpx.Response | Exception] = []
             stalled_at = time.monotonic()
-            thread = complete(second)
+            thread = post_in_background(proc.base_url, body, second)
             assert proc.process.wait(2 * stall_s + 30) == 4
             assert time.monotonic() - stalled_at >= 2 * stall_s
             thread.join(30)

@@ -25,13 +25,7 @@ PROMPT = [{"role": "user", "content": "Name three colors."}]
 
 
 def start_service(logs_dir: Path, log_name: str, store: Path, roots: list[Path]) -> ServiceProcess:
-    proc = ServiceProcess(logs_dir / log_name, env=service_env(store, roots)).start()
-    try:
-        proc.wait_ready()
-    except BaseException:
-        proc.stop(signal.SIGKILL)
-        raise
-    return proc
+    return ServiceProcess(logs_dir / log_name, env=service_env(store, roots)).start_ready()
 
 
 def greedy(client: httpx.Client, model: str) -> tuple[str, str | None]:

@@ -6,7 +6,6 @@ breaks the schema rolled back by the guard and still rolled back after a restart
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -97,13 +96,7 @@ def test_a_healthy_candidate_is_rolled_out_from_5_to_100(client: httpx.Client, b
 
 
 def start_service(logs_dir: Path, log_name: str, env: dict[str, str]) -> ServiceProcess:
-    proc = ServiceProcess(logs_dir / log_name, env=env).start()
-    try:
-        proc.wait_ready()
-    except BaseException:
-        proc.stop(signal.SIGKILL)
-        raise
-    return proc
+    return ServiceProcess(logs_dir / log_name, env=env).start_ready()
 
 
 def test_a_breaking_candidate_is_rolled_back_and_stays_rolled_back_after_a_restart(
