@@ -6,13 +6,13 @@ import tempfile
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from service.adapters import AdapterRecord, AdapterStatus
 from service.api.auth import CallerDep
 from service.api.deps import ServicesDep
 from service.api.errors import ERROR_RESPONSES
-from service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from service.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 router = APIRouter(prefix="/adapters", tags=["admin"])  # under the admin router (admin key)
 GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
@@ -33,11 +33,12 @@ class RegisterAdapterRequest(BaseModel):
         None, description="Never evict this adapter from the engine's cache; unset: as the previous version.",
     )
 
-    @model_validator(mode="after")
-    def _one_source(self) -> RegisterAdapterRequest:
+    def source_error(self) -> InvalidRequestError | None:
+        """Exactly one source: the error names the field to add (`path`) or the one too many (`uri`)."""
         if (self.path is None) == (self.uri is None):
-            raise ValueError("give exactly one of `path` and `uri`")
-        return self
+            return InvalidRequestError("Give exactly one of `path` (a folder) and `uri` (a remote source).",
+                                       param="path" if self.path is None else "uri")
+        return None
 
 
 class UpdateAdapterRequest(BaseModel):
@@ -51,6 +52,8 @@ class AdapterList(BaseModel):
 
 @router.post("", status_code=201, response_model=AdapterRecord, responses=ERRORS)
 async def register_adapter(body: RegisterAdapterRequest, services: ServicesDep, caller: CallerDep) -> AdapterRecord:
+    if (error := body.source_error()) is not None:
+        raise error
     if body.uri is not None:
         return await services.registry.register_uri(body.name, body.uri, caller=caller, pinned=body.pinned)
     assert body.path is not None  # one of the two, by the model's validator
