@@ -49,3 +49,9 @@ def adapter_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for seed, name in enumerate(("one", "two", "three"), start=1):
         tiny_peft_adapter(root / name, seed=seed)
     return root
+
+
+@pytest.fixture()
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`) run on asyncio, as the service does."""
+    return "asyncio"

@@ -13,10 +13,6 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 async def test_free_items_are_lent_then_waiters_are_served_in_order() -> None:
     line = WaitingLine(["a"], max_waiting=2, timeout=5)

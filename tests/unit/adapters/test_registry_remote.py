@@ -19,10 +19,6 @@ from tests.support.registry_harness import FakeEngine, file_sha256, make_registr
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture()
 def registry(tmp_path: Path, tiny_model_dir: Path, adapter_root: Path) -> Iterator[tuple[AdapterRegistry, FakeEngine]]:

@@ -32,10 +32,6 @@ pytestmark = pytest.mark.anyio
 Replica = Callable[..., tuple[AdapterRegistry, FakeEngine]]
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture()
 def store_root(tmp_path: Path) -> Path:

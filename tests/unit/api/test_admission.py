@@ -31,10 +31,6 @@ CHAT = "/v1/chat/completions"
 MSG = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class Clock:
     def __init__(self) -> None:

@@ -27,10 +27,6 @@ from service.errors import TIMEOUT_CANCEL, RequestTimeoutError, failure_of
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def app_with(lifecycle: Lifecycle, gate: asyncio.Event) -> FastAPI:
     app = FastAPI()

@@ -26,10 +26,6 @@ pytestmark = pytest.mark.anyio
 Script = Callable[[SamplingOptions, int], list[tuple[str, int, str | None]]]
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class ScriptedEngine:
     """Replies with (text, tokens, finish_reason) steps chosen by `script(sampling, call_number)`."""

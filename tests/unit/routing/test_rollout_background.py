@@ -14,10 +14,6 @@ from service.routing import RolloutGuard, RouteGuard
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class FakeRoutes:
     def __init__(self) -> None:

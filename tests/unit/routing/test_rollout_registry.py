@@ -25,10 +25,6 @@ GUARD = {"max_error_rate": 0.1, "min_samples": 5}
 ROLLOUT = {"candidate": "one", "steps": [5, 25, 50, 100], "min_samples": 10, "min_interval_s": 0}
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture()
 async def world(tmp_path: Path, tiny_model_dir: Path, adapter_root: Path):

@@ -21,10 +21,6 @@ pytestmark = pytest.mark.anyio
 GUARD = {"max_error_rate": 0.05, "max_invalid_rate": 0.02, "max_p95_latency_ratio": 2.0, "min_samples": 20}
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def spec(*variants: tuple[str, float], **extra: object) -> RouteSpec:
     return RouteSpec.model_validate({"variants": [{"target": t, "weight": w} for t, w in variants], **extra})

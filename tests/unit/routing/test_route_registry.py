@@ -18,10 +18,6 @@ from tests.support.registry_harness import BASE_MODEL_NAME, make_registry
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def spec(*variants: tuple[str, float], **extra: object) -> RouteSpec:
     return RouteSpec.model_validate({"variants": [{"target": t, "weight": w} for t, w in variants], **extra})

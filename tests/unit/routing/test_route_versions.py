@@ -19,10 +19,6 @@ pytestmark = pytest.mark.anyio
 VARIANTS = [{"target": BASE_MODEL_NAME, "weight": 50}, {"target": "one", "weight": 50}]
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture()
 async def world(tmp_path: Path, tiny_model_dir: Path, adapter_root: Path) -> tuple[RouteRegistry, ModelRouter]:

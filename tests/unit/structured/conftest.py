@@ -32,11 +32,6 @@ def compiler(monkeypatch: pytest.MonkeyPatch) -> FakeCompiler:
 
 
 @pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture()
 async def make_guard(compiler: FakeCompiler, anyio_backend: str) -> AsyncIterator[Callable[..., StructuredGuard]]:
     guards: list[StructuredGuard] = []
 

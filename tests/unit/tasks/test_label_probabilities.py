@@ -15,10 +15,6 @@ pytestmark = pytest.mark.anyio
 CATEGORIES = ("billing", "technical", "account", "shipping", "returns", "general")
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def position(token: str, token_id: int, logprob: float, *alternatives: tuple[str, int, float]) -> TokenLogprob:
     return TokenLogprob(token_id=token_id, token=token, logprob=logprob,

@@ -16,10 +16,6 @@ from tests.unit.tasks.fakes import BASE_MODEL, FakeGeneration, ticket
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def client_request(path: str) -> tuple[Request, asyncio.Event]:
     """A request whose body was read; it disconnects when the returned event is set."""

@@ -17,10 +17,6 @@ from tests.unit.tasks.fakes import BASE_MODEL, FakeEngine, FakeGeneration, ticke
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture()
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 # ------------------------------------------------------------- start-up: 503
 async def test_triage_during_startup_is_the_same_503_as_chat_without_touching_the_tokenizer() -> None:
