@@ -126,11 +126,12 @@ async def watch_engine(engine: Any, lifecycle: Lifecycle, interval_s: float, on_
         if not alive and engine.state != EngineState.DRAINING:
             break
         stalled_s, limit_s = engine.progress.stalled_seconds(), engine.options.stall_timeout_s
-        if engine.stalled != was_stalled:
-            was_stalled = engine.stalled
-            log = logger.error if was_stalled else logger.warning
-            log("the engine %s", f"has finished no step for {stalled_s:.0f} s with work in flight: not ready"
-                if was_stalled else "is making progress again: ready")
+        stalled = stalled_s >= limit_s  # one reading of the clock, as `engine.stalled` decides
+        if stalled and not was_stalled:
+            logger.error("the engine has finished no step for %.0f s with work in flight: not ready", stalled_s)
+        elif was_stalled and not stalled:
+            logger.warning("the engine is making progress again: ready")
+        was_stalled = stalled
         if stalled_s >= 2 * limit_s:
             exit_code = ENGINE_STALLED_EXIT_CODE
             logger.critical("the engine has been stalled for %.0f s; exiting with code %d so the supervisor "
