@@ -4,6 +4,7 @@ from service.engine.engine import Engine
 from service.engine.types import (
     STRUCTURED_OUTPUT_BACKENDS,
     AdapterHandle,
+    EngineLoad,
     EngineOptions,
     EngineRequestError,
     EngineSettings,
@@ -14,6 +15,7 @@ from service.engine.types import (
     GenerationFailedError,
     GenerationUpdate,
     SamplingOptions,
+    SchedulerStep,
     StructuredConstraint,
     StructuredOutputBackend,
     TokenLogprob,
@@ -21,8 +23,8 @@ from service.engine.types import (
 )
 
 __all__ = [
-    "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineOptions", "EngineRequestError", "EngineSettings",
-    "EngineState", "EngineUnavailableError", "FinishReason", "GenerationDelta", "GenerationFailedError",
-    "GenerationUpdate", "SamplingOptions", "StructuredConstraint", "StructuredOutputBackend",
-    "TokenLogprob", "TopToken",
+    "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineLoad", "EngineOptions", "EngineRequestError",
+    "EngineSettings", "EngineState", "EngineUnavailableError", "FinishReason", "GenerationDelta",
+    "GenerationFailedError", "GenerationUpdate", "SamplingOptions", "SchedulerStep", "StructuredConstraint",
+    "StructuredOutputBackend", "TokenLogprob", "TopToken",
 ]

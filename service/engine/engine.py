@@ -11,13 +11,15 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from service.engine.progress import ProgressMonitor
+from service.engine.step_stats import step_listener
 from service.engine.types import (
     WHITESPACE_FREE_BACKENDS,
     AdapterHandle,
+    EngineLoad,
     EngineOptions,
     EngineRequestError,
     EngineState,
@@ -27,6 +29,7 @@ from service.engine.types import (
     GenerationFailedError,
     GenerationUpdate,
     SamplingOptions,
+    SchedulerStep,
     StatsCallback,
     StructuredConstraint,
     TokenLogprob,
@@ -42,6 +45,7 @@ class Engine:
     def __init__(self, options: EngineOptions, on_stats: StatsCallback | None = None) -> None:
         self.options = options
         self._on_stats = on_stats
+        self._last_step: SchedulerStep | None = None
         self.progress = ProgressMonitor()
         self.state = EngineState.STOPPED
         self._llm: Any = None
@@ -92,7 +96,7 @@ class Engine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = self.engine_args()
-        stat_loggers = [_step_listener(self._on_step)]
+        stat_loggers = [step_listener(self._on_step)]
         return AsyncLLM.from_engine_args(args, stat_loggers=stat_loggers)
 
     @property
@@ -159,10 +163,21 @@ class Engine:
         """The engine has had work for `stall_timeout_s` without finishing a step (hung, not dead)."""
         return self.progress.stalled_seconds() >= self.options.stall_timeout_s
 
-    def _on_step(self, running: int | None, waiting: int | None, kv_cache_usage: float | None) -> None:
-        self.progress.step(None if running is None else running + (waiting or 0))
-        if self._on_stats is not None and running is not None:
-            self._on_stats(running, waiting or 0, kv_cache_usage or 0.0)
+    def _on_step(self, step: SchedulerStep | None) -> None:
+        self.progress.step(None if step is None else step.running + step.waiting)
+        if step is None:
+            return
+        self._last_step = step
+        if self._on_stats is not None:
+            self._on_stats(step)
+
+    def load(self) -> EngineLoad:
+        """The latest step's scheduler figures and the limits they are read against (read at scrape
+        time by the gateway-protocol metrics, so a scrape sees the newest step)."""
+        cache = self._llm.vllm_config.cache_config if self._llm is not None else None
+        return EngineLoad(step=self._last_step, max_loras=self.options.max_loras,
+                          block_size=getattr(cache, "block_size", None),
+                          num_gpu_blocks=getattr(cache, "num_gpu_blocks", None))
 
     def _engine_errored(self) -> bool:
         return self._llm is not None and bool(self._llm.errored)
@@ -341,30 +356,6 @@ class Engine:
     # ------------------------------------------------------------------- gauges
     def unfinished_requests(self) -> int:
         return self._llm.get_num_unfinished_requests() if self._llm is not None else 0
-
-
-def _step_listener(callback: Callable[[int | None, int | None, float | None], None]) -> Any:
-    """A vLLM stat logger class: vLLM calls it after every engine step; it hands the scheduler's
-    gauges (running, waiting, KV cache usage; None when the step carried no scheduler figures) to
-    `callback`."""
-    from vllm.v1.metrics.loggers import StatLoggerBase
-
-    class _Forwarder(StatLoggerBase):
-        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
-            pass
-
-        def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
-                   engine_idx: int = 0) -> None:
-            if scheduler_stats is None:
-                callback(None, None, None)
-            else:
-                callback(scheduler_stats.num_running_reqs, scheduler_stats.num_waiting_reqs,
-                         float(scheduler_stats.kv_cache_usage))
-
-        def log_engine_initialized(self) -> None:
-            pass
-
-    return _Forwarder
 
 
 def _finite(value: float) -> float:

@@ -1,4 +1,5 @@
-"""Every Prometheus metric loragate exports, in one place.
+"""Every Prometheus metric loragate exports, in one place (and, in gateway_protocol.py, the
+inference-gateway protocol's metrics under vLLM's names).
 
 Label values come only from names the service itself resolved (the base model, registered
 adapters, configured routes), never from raw request fields, so an unknown `model` cannot
@@ -7,7 +8,12 @@ create new series.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from service.engine.types import EngineLoad, SchedulerStep
+from service.observability.gateway_protocol import GatewayProtocolCollector
 
 # Milliseconds to minutes: small CPU models answer in ~0.1-10 s, queues can add minutes.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -154,7 +160,12 @@ class Metrics:
             "loragate_engine_kv_cache_usage_ratio", "Fraction of the KV cache in use (0-1).", registry=registry,
         )
 
-    def record_engine_stats(self, running: int, waiting: int, kv_cache_usage: float) -> None:
-        self.engine_running.set(running)
-        self.engine_waiting.set(waiting)
-        self.kv_cache_usage.set(kv_cache_usage)
+    def record_engine_stats(self, step: SchedulerStep) -> None:
+        self.engine_running.set(step.running)
+        self.engine_waiting.set(step.waiting)
+        self.kv_cache_usage.set(step.kv_cache_usage)
+
+    def export_engine_load(self, model_name: str, load: Callable[[], EngineLoad]) -> None:
+        """Also export the inference-gateway protocol's metrics (vLLM's names), read from `load()` at
+        each scrape; see gateway_protocol.py."""
+        self.registry.register(GatewayProtocolCollector(model_name, load))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
+from service.config import Settings
 from tests.integration.metrics_scrape import scrape
 from tests.integration.test_gateway import assert_openai_error
 from tests.integration.traffic import MESSAGES, Sent, chat, completion, register_adapter, stream_chat
@@ -138,3 +141,73 @@ def test_openmetrics_on_request(client: httpx.Client) -> None:
     plain = client.get("/metrics")
     assert plain.headers["content-type"].startswith("text/plain")
     assert "# EOF" not in plain.text
+
+
+# ------------------------------------------------- inference-gateway protocol (vLLM's names)
+def gateway_reading(client: httpx.Client) -> dict[str, dict[str, str] | float]:
+    """What an endpoint picker reads from one scrape: the three gauges (with their labels checked
+    below), and the labels and value of the newest `vllm:lora_requests_info` series."""
+    samples = scrape(client)
+    reading: dict[str, dict[str, str] | float] = {}
+    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"):
+        (value,) = [v for n, _, v in samples if n == name]  # one engine: one series
+        reading[name] = value
+        reading[f"{name} labels"] = next(labels for n, labels, _ in samples if n == name)
+    lora = [(v, labels) for n, labels, v in samples if n == "vllm:lora_requests_info"]
+    assert lora, "no vllm:lora_requests_info series"
+    reading["lora time"], reading["lora"] = max(lora, key=lambda series: series[0])
+    (reading["cache"],) = [labels for n, labels, _ in samples if n == "vllm:cache_config_info"]
+    return reading
+
+
+def adapters(label: str) -> set[str]:
+    return {name.strip() for name in label.split(",") if name.strip()}
+
+
+def test_gateway_protocol_metrics_under_adapter_traffic(base_url: str, client: httpx.Client, model: str,
+                                                        adapter: str) -> None:
+    """While requests to an adapter run, a gateway scraping /metrics sees it in running_lora_adapters,
+    with max_lora the engine's setting and the load gauges as numbers; once they end, it is gone."""
+    body = {"model": adapter, "messages": MESSAGES, "max_tokens": 64, "min_tokens": 64, "ignore_eos": True,
+            "temperature": 0}
+    concurrent = 4
+    start = threading.Barrier(concurrent)
+
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(base_url=base_url, timeout=300) as http:
+            start.wait()
+            return http.post("/v1/chat/completions", json=body)
+
+    in_flight = None
+    with ThreadPoolExecutor(concurrent) as pool:
+        replies = [pool.submit(one, i) for i in range(concurrent)]
+        while not all(reply.done() for reply in replies):
+            reading = gateway_reading(client)
+            if adapter in adapters(reading["lora"]["running_lora_adapters"]):
+                in_flight = reading
+                break
+            time.sleep(0.05)
+        statuses = [reply.result().status_code for reply in replies]
+    assert statuses == [200] * concurrent, statuses
+    assert in_flight is not None, "the adapter never appeared in running_lora_adapters while its requests ran"
+
+    lora = in_flight["lora"]
+    assert set(lora) == {"max_lora", "running_lora_adapters", "waiting_lora_adapters"}
+    assert lora["max_lora"] == str(Settings().engine.max_loras)  # the service's setting, same environment
+    assert adapters(lora["waiting_lora_adapters"]) <= {adapter}  # served names only, no other traffic
+    assert abs(in_flight["lora time"] - time.time()) < 120  # the step's wall-clock time
+    assert in_flight["vllm:num_requests_running"] >= 1
+    assert in_flight["vllm:num_requests_waiting"] >= 0
+    assert 0 < in_flight["vllm:kv_cache_usage_perc"] <= 1  # the running requests hold KV blocks
+    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"):
+        assert in_flight[f"{name} labels"] == {"model_name": model, "engine": "0"}
+    cache = in_flight["cache"]
+    assert int(cache["block_size"]) > 0 and int(cache["num_gpu_blocks"]) > 0
+
+    # The step that finished the last request reported it: nothing runs any more.
+    deadline = time.monotonic() + 30
+    while (reading := gateway_reading(client))["vllm:num_requests_running"] or adapters(
+            reading["lora"]["running_lora_adapters"]):
+        assert time.monotonic() < deadline, reading
+        time.sleep(0.2)
+    assert reading["lora time"] >= in_flight["lora time"]
