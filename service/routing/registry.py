@@ -229,6 +229,8 @@ class RouteRegistry(RolloutOperations):
             raise InvalidRequestError(
                 f"A guard needs at least one threshold ({', '.join(THRESHOLDS)}); to remove the guard, "
                 "send `guard: null` (CLI: --clear-guard).", param="guard", code="invalid_guard")
+        if spec.guard is not None and spec.guard.min_shadow_agreement is not None:
+            _check_agreement(spec)
         if spec.rollout is not None:
             self._check_rollout(spec, spec.rollout, adapters)
 
@@ -304,3 +306,15 @@ class RouteRegistry(RolloutOperations):
             self.store.audit("route_rollback", name, version=updated.version, source=f"{variant}: {reason}")
             self._save(table)
         return True, state is not route.rollout
+
+
+def _check_agreement(spec: RouteSpec) -> None:
+    """Shadow agreement is judged on the variant the route mirrors the control's requests to."""
+    judged = {spec.rollout.candidate} if spec.rollout else {v.target for v in spec.variants[1:]}
+    if spec.shadow is None or spec.shadow.target not in judged:
+        what = f"the rollout's candidate {spec.rollout.candidate!r}" if spec.rollout else \
+            "a variant other than the control"
+        raise InvalidRequestError(
+            f"guard.min_shadow_agreement compares a variant's decisions with the control's on mirrored requests: "
+            f"the route needs a shadow whose target is {what}.", param="guard.min_shadow_agreement",
+            code="invalid_guard")

@@ -65,7 +65,8 @@ def test_patch_merges_and_put_replaces(client: TestClient, adapter_root: Path) -
     patched = client.patch("/admin/routes/ab", content=json.dumps({"guard": {"min_samples": 50}}), headers=MERGE)
     assert patched.status_code == 200, patched.text
     assert patched.json()["spec"]["guard"] == {**GUARD, "min_samples": 50, "max_p95_latency_ratio": None,
-                                               "max_needs_review_rate": None, "window_s": 300.0}
+                                               "max_needs_review_rate": None, "min_shadow_agreement": None,
+                                               "window_s": 300.0}
     weights = {"variants": [{"target": BASE_MODEL_NAME, "weight": 50}, {"target": "one", "weight": 50}]}
     patched = client.patch("/admin/routes/ab", json=weights, headers=HEADERS)  # plain JSON works too
     assert patched.json()["version"] == 2 and patched.json()["spec"]["guard"]["max_error_rate"] == 0.05
@@ -81,6 +82,13 @@ def test_patch_merges_and_put_replaces(client: TestClient, adapter_root: Path) -
     refused = client.put("/admin/routes/ab", json={**weights, "guard": {}}, headers=HEADERS)
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "guard"
     assert client.patch("/admin/routes/nope", json={"guard": None}, headers=MERGE).status_code == 404
+    for threshold, value in (("min_shadow_agreement", 1.5), ("max_needs_review_rate", -0.1)):  # out of range
+        refused = client.patch("/admin/routes/ab", json={"guard": {threshold: value}}, headers=MERGE)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == f"guard.{threshold}"
+    refused = client.put("/admin/routes/ab", json={**weights, "guard": {"min_shadow_agreement": 1.5}}, headers=HEADERS)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "guard.min_shadow_agreement"
+    refused = client.patch("/admin/routes/ab", json={"guard": {"min_shadow_agreement": 0.9}}, headers=MERGE)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "guard.min_shadow_agreement"  # no shadow
 
 
 def test_names_conflict_with_a_409_whichever_comes_second(client: TestClient, adapter_root: Path) -> None:
