@@ -20,6 +20,7 @@ from service.adapters.validation import NAME_PATTERN
 from service.errors import ConflictError, InvalidRequestError, NotFoundError, ServiceError
 from service.observability import Metrics
 from service.routing import progression
+from service.routing.gate_reports import GateReportStore
 from service.routing.patch import patched_spec
 from service.routing.progression import RolloutSpec
 from service.routing.rollout_ops import RolloutOperations, rollout_variants
@@ -46,6 +47,7 @@ class RouteRegistry(RolloutOperations):
     def __init__(self, store: AdapterStore, base_model: str, metrics: Metrics) -> None:
         self.adapter_store = store
         self.store = RouteStore(store)
+        self.gate_reports = GateReportStore(store)  # what `loragate promote` measured before a rollout
         self.base_model = base_model
         self.metrics = metrics
         self._routes: dict[str, Route] = {}
