@@ -15,6 +15,7 @@ COMMANDS = {
     "prepare-model": ("model", "Prepare the default model folder."),
     "adapters": ("adapters", "Manage adapters on a running server: list, add, push, remove."),
     "routes": ("routes", "Manage A/B routes on a running server: list, show, set, delete, report, rollout."),
+    "promote": ("promote", "Evaluate an adapter against a route's control; start its rollout only if not worse."),
     "eval": ("evaluate", "Evaluate targets of a running server on a labelled dataset (triage or --voice)."),
     "train": ("train", "Fine-tune a LoRA adapter from a recipe (ticket-triage, brand-voice)."),
     "bench": ("bench", "Benchmark loragate against vLLM's own server; adapter, constraint and swap costs."),

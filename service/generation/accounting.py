@@ -96,9 +96,10 @@ class Accounting:
         self.metrics.discarded_completion_tokens.labels(**labels).inc(discarded)
 
     def decided(self, target: ServingTarget, labels: dict[str, str], shadow: bool, needs_review: bool | None,
-                confidence: dict[str, float]) -> None:
+                confidence: dict[str, float], paired: tuple[str, dict[str, str]] | None = None) -> None:
         """A task's decision on one request: its review flag and confidence in the metrics (client
-        traffic), and, for a routed request, an outcome sample for route reports and /v1/stats."""
+        traffic), and, for a routed request, an outcome sample for route reports and /v1/stats.
+        `paired` (a shadow's decision): the variant that answered the client and its labels."""
         if not shadow:
             if needs_review:
                 self.metrics.triage_needs_review.labels(**target.labels).inc()
@@ -109,7 +110,8 @@ class Accounting:
         self.stats.observe_outcome(OutcomeSample(
             finished_at=time.time(), route=target.route, variant=target.variant, shadow=shadow,
             labels=tuple(labels.items()), needs_review=needs_review, confidence=tuple(confidence.items()),
-            route_version=target.route_version,
+            route_version=target.route_version, paired_variant=paired[0] if paired else None,
+            paired_labels=tuple(paired[1].items()) if paired else None,
         ))
 
     def rejected(self, target: ServingTarget, endpoint: str, exc: ServiceError, reason: str) -> None:

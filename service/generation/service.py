@@ -222,7 +222,9 @@ class GenerationService:
 
     # --------------------------------------------------------------- outcomes
     def record_outcome(self, target: ServingTarget, labels: dict[str, str], shadow: bool = False,
-                       needs_review: bool | None = None, confidence: dict[str, float] | None = None) -> None:
+                       needs_review: bool | None = None, confidence: dict[str, float] | None = None,
+                       paired: tuple[str, dict[str, str]] | None = None) -> None:
         """What a task decided for one request (triage: its labels, review flag and confidence), for
-        the metrics, /v1/stats and route reports."""
-        self.accounting.decided(target, labels, shadow, needs_review, confidence or {})
+        the metrics, /v1/stats and route reports; `paired`, for a shadow: the client's reply's
+        variant and labels (the guard's shadow agreement compares the two)."""
+        self.accounting.decided(target, labels, shadow, needs_review, confidence or {}, paired)

@@ -183,3 +183,37 @@ def bootstrap_difference(a: Sequence[float], b: Sequence[float], statistic: Stat
     low, high = np.quantile(differences, [tail, 1 - tail])
     estimate = _statistic(values_b, statistic) - _statistic(values_a, statistic)
     return Interval(estimate=estimate, low=float(low), high=float(high), confidence=confidence)
+
+
+def paired_proportion_difference(both: int, only_b: int, only_a: int, n: int,
+                                 confidence: float = 0.95) -> Interval | None:
+    """p_b - p_a for two proportions measured on the same n items, with Newcombe's score interval
+    for paired data (method 10 of Newcombe 1998, Statistics in Medicine 17:2635-2650); None if n is 0.
+
+    Counts: `both` items succeed for a and b, `only_b` for b alone, `only_a` for a alone. With the
+    Wilson intervals (l_b, u_b), (l_a, u_a) and phi the (continuity-corrected) correlation of the
+    pairs, d = p_b - p_a and
+        low  = d - sqrt((p_b - l_b)^2 - 2 phi (p_b - l_b)(u_a - p_a) + (u_a - p_a)^2)
+        high = d + sqrt((u_b - p_b)^2 - 2 phi (u_b - p_b)(p_a - l_a) + (p_a - l_a)^2)
+    Positively correlated pairs (the same easy and hard items) narrow it below the unpaired interval.
+    """
+    neither = n - both - only_b - only_a
+    if min(both, only_b, only_a, neither) < 0:
+        raise ValueError(f"need non-negative counts summing to at most n ({n})")
+    _z(confidence)
+    if n == 0:
+        return None
+    p_a, p_b = (both + only_a) / n, (both + only_b) / n
+    low_a, high_a = wilson_interval(both + only_a, n, confidence)
+    low_b, high_b = wilson_interval(both + only_b, n, confidence)
+    denominator = (both + only_b) * (only_a + neither) * (both + only_a) * (only_b + neither)
+    crossed = both * neither - only_b * only_a
+    if crossed > 0:
+        crossed = max(crossed - n / 2, 0.0)
+    phi = crossed / math.sqrt(denominator) if denominator else 0.0
+    down_b, up_a = p_b - low_b, high_a - p_a
+    up_b, down_a = high_b - p_b, p_a - low_a
+    difference = p_b - p_a
+    low = difference - math.sqrt(max(0.0, down_b**2 - 2 * phi * down_b * up_a + up_a**2))
+    high = difference + math.sqrt(max(0.0, up_b**2 - 2 * phi * up_b * down_a + down_a**2))
+    return Interval(estimate=difference, low=max(-1.0, low), high=min(1.0, high), confidence=confidence)

@@ -13,7 +13,8 @@ grouped per shadow target separately and never mixed into a variant. The control
 entry of `variant_order`. Each other variant and each shadow target is compared with the control's
 primary traffic: rate differences with Newcombe's hybrid score interval, latency/TTFT percentiles
 and mean completion tokens with a percentile bootstrap (comparison.py). Every difference is
-(variant - control).
+(variant - control). A shadow target's decisions on mirrored requests the control answered are
+also compared request by request with the control's: its agreement per label, with a Wilson interval.
 """
 
 from __future__ import annotations
@@ -25,8 +26,22 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.observability.comparison import Interval, Statistic, bootstrap_difference, proportion_difference
-from service.observability.stats import OutcomeSample, RequestSample, decision_figures, mean, percentile
+from service.observability.comparison import (
+    Interval,
+    Statistic,
+    bootstrap_difference,
+    proportion_difference,
+    wilson_interval,
+)
+from service.observability.stats import (
+    OutcomeSample,
+    RequestSample,
+    agreement,
+    agreement_pairs,
+    decision_figures,
+    mean,
+    percentile,
+)
 
 MetricName = Literal[
     "error_rate", "structured_valid_rate", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s",
@@ -40,6 +55,17 @@ class LabelDistribution(BaseModel):
     total: int = Field(description="Outcomes that carry this label.")
     counts: dict[str, int] = Field(description="Value -> count, most frequent first.")
     shares: dict[str, float] = Field(description="Value -> count / total.")
+
+
+class LabelAgreement(BaseModel):
+    """A shadow target's agreement with the control on one label, over mirrored requests the
+    control answered (the same request decided by both)."""
+
+    pairs: int = Field(description="Mirrored requests both decided this label for.")
+    agreed: int
+    rate: float
+    low: float = Field(description="95% Wilson interval, lower bound.")
+    high: float = Field(description="95% Wilson interval, upper bound.")
 
 
 class VariantFigures(BaseModel):
@@ -64,6 +90,8 @@ class VariantFigures(BaseModel):
     mean_confidence: dict[str, float] = Field(default_factory=dict, description="Field -> mean confidence.")
     urgent_rate: float | None = Field(None, description="Share of triage decisions with priority urgent.")
     rolled_back: str | None = Field(None, description="Why a guard set this variant's weight to 0, if it did.")
+    agreement: dict[str, LabelAgreement] = Field(default_factory=dict, description="Shadow targets: label -> "
+                                                 "agreement with the control's decision for the same request.")
 
 
 class MetricComparison(BaseModel):
@@ -165,6 +193,14 @@ def _distributions(outcomes: Iterable[OutcomeSample]) -> dict[str, LabelDistribu
             total=total, counts=dict(ordered), shares={value: count / total for value, count in ordered},
         )
     return result
+
+
+def _agreement(pairs: list[OutcomeSample], confidence: float) -> dict[str, LabelAgreement]:
+    figures = {}
+    for key, (agreed, n) in agreement(pairs).items():
+        low, high = wilson_interval(agreed, n, confidence)
+        figures[key] = LabelAgreement(pairs=n, agreed=agreed, rate=agreed / n, low=low, high=high)
+    return figures
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,6 +312,9 @@ def build_route_report(route: str, samples: Iterable[RequestSample], outcomes: I
                 for name, group in primary.items()}
     shadow_figures = {name: group.figures(name, shadow=True, control=False, rolled_back=None)
                       for name, group in shadows.items()}
+    for name, figures in shadow_figures.items():
+        if control_name is not None:
+            figures.agreement = _agreement(agreement_pairs(outcomes, name, control_name), confidence)
 
     comparisons: list[VariantComparison] = []
     if control_name is not None:

@@ -59,6 +59,29 @@ class OutcomeSample:
     needs_review: bool | None = None  # None: the task did not assess it
     confidence: tuple[tuple[str, float], ...] = ()  # per field, the probability of the label decided
     route_version: int = 0  # the route's version the request was routed by
+    # A shadow's decision only: the variant that answered the client for the same request and the
+    # labels it decided (None: no decision of the client's reply to compare with).
+    paired_variant: str | None = None
+    paired_labels: tuple[tuple[str, str], ...] | None = None
+
+
+def agreement_pairs(outcomes: Iterable[OutcomeSample], variant: str, control: str) -> list[OutcomeSample]:
+    """`variant`'s shadow decisions on requests the control answered, each with the control's labels."""
+    return [o for o in outcomes if o.shadow and o.variant == variant and o.paired_variant == control
+            and o.paired_labels is not None]
+
+
+def agreement(pairs: Iterable[OutcomeSample]) -> dict[str, tuple[int, int]]:
+    """Label key -> (pairs whose two decisions agree on it, pairs where both decided it)."""
+    counts: dict[str, list[int]] = {}
+    for pair in pairs:
+        control = dict(pair.paired_labels or ())
+        for key, value in pair.labels:
+            if key in control:
+                tally = counts.setdefault(key, [0, 0])
+                tally[0] += value == control[key]
+                tally[1] += 1
+    return {key: (agreed, n) for key, (agreed, n) in sorted(counts.items())}
 
 
 class RouteSampleSource(Protocol):

@@ -20,6 +20,7 @@ from service.adapters.validation import NAME_PATTERN
 from service.errors import ConflictError, InvalidRequestError, NotFoundError, ServiceError
 from service.observability import Metrics
 from service.routing import progression
+from service.routing.gate_reports import GateReportStore
 from service.routing.patch import patched_spec
 from service.routing.progression import RolloutSpec
 from service.routing.rollout_ops import RolloutOperations, rollout_variants
@@ -46,6 +47,7 @@ class RouteRegistry(RolloutOperations):
     def __init__(self, store: AdapterStore, base_model: str, metrics: Metrics) -> None:
         self.adapter_store = store
         self.store = RouteStore(store)
+        self.gate_reports = GateReportStore(store)  # what `loragate promote` measured before a rollout
         self.base_model = base_model
         self.metrics = metrics
         self._routes: dict[str, Route] = {}
@@ -229,6 +231,8 @@ class RouteRegistry(RolloutOperations):
             raise InvalidRequestError(
                 f"A guard needs at least one threshold ({', '.join(THRESHOLDS)}); to remove the guard, "
                 "send `guard: null` (CLI: --clear-guard).", param="guard", code="invalid_guard")
+        if spec.guard is not None and spec.guard.min_shadow_agreement is not None:
+            _check_agreement(spec)
         if spec.rollout is not None:
             self._check_rollout(spec, spec.rollout, adapters)
 
@@ -304,3 +308,15 @@ class RouteRegistry(RolloutOperations):
             self.store.audit("route_rollback", name, version=updated.version, source=f"{variant}: {reason}")
             self._save(table)
         return True, state is not route.rollout
+
+
+def _check_agreement(spec: RouteSpec) -> None:
+    """Shadow agreement is judged on the variant the route mirrors the control's requests to."""
+    judged = {spec.rollout.candidate} if spec.rollout else {v.target for v in spec.variants[1:]}
+    if spec.shadow is None or spec.shadow.target not in judged:
+        what = f"the rollout's candidate {spec.rollout.candidate!r}" if spec.rollout else \
+            "a variant other than the control"
+        raise InvalidRequestError(
+            f"guard.min_shadow_agreement compares a variant's decisions with the control's on mirrored requests: "
+            f"the route needs a shadow whose target is {what}.", param="guard.min_shadow_agreement",
+            code="invalid_guard")

@@ -5,8 +5,11 @@ primary; samples routed by an earlier version, e.g. before a rollback or a weigh
 not judged). A variant is judged once it has `min_samples` requests in the guard's window: errors
 are server-side failures (status >= 500, e.g. no schema-valid output: the variant's fault; a 4xx
 is the client's and never counts), invalid outputs are structured replies that are not valid
-(invalid or truncated), latency is p95 of successful requests against the control's p95, and
-the review rate is the share of the variant's triage decisions flagged for a person.
+(invalid or truncated), latency is p95 of successful requests against the control's p95, the
+review rate is the share of the variant's triage decisions flagged for a person (an absolute
+ceiling: it is the review workload; the control's rate is stated beside it), and the shadow
+agreement is, per label, the share of the control's requests mirrored to the variant (the route's
+shadow target) on which the variant decided the label the control returned to the client.
 
 A route with a progressing or paused rollout (see `progression`) judges its candidate over every
 request of the current step instead (a step is a route version; as far back as the samples go),
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 
 from service.observability import OutcomeSample, RequestSample, RouteSampleSource
 from service.observability.comparison import wilson_interval
-from service.observability.stats import percentile
+from service.observability.stats import agreement, agreement_pairs, percentile
 from service.routing import progression
 from service.routing.registry import RouteRegistry
 from service.routing.types import Route, RouteGuard
@@ -39,10 +42,25 @@ def _rate(name: str, bad: int, n: int, limit: float, unit: str) -> tuple[bool, s
                   f"(95% interval {low:.3f}-{high:.3f})")
 
 
+def _agreement(guard: RouteGuard, pairs: Sequence[OutcomeSample]) -> list[tuple[bool, str]]:
+    """Per label, the share of shadow decisions agreeing with the control's (under the minimum: a breach)."""
+    judged = []
+    assert guard.min_shadow_agreement is not None
+    for key, (agreed, n) in agreement(pairs).items():
+        if n >= guard.min_samples:
+            rate, (low, high) = agreed / n, wilson_interval(agreed, n)
+            under = rate < guard.min_shadow_agreement
+            judged.append((under, f"{key}_agreement {rate:.3f} {'<' if under else '>='} {guard.min_shadow_agreement:g} "
+                           f"with the control over {n} shadow pairs (95% interval {low:.3f}-{high:.3f})"))
+    return judged
+
+
 def judge(guard: RouteGuard, variant: list[RequestSample], control: list[RequestSample],
-          decisions: Sequence[OutcomeSample] = ()) -> tuple[str | None, list[str]]:
+          decisions: Sequence[OutcomeSample] = (), *, control_decisions: Sequence[OutcomeSample] = (),
+          pairs: Sequence[OutcomeSample] = ()) -> tuple[str | None, list[str]]:
     """(why `variant` breaks the guard, or None; every figure judged, each with its 95% interval
-    or sample sizes). A threshold is judged only with `min_samples` of what it counts."""
+    or sample sizes). A threshold is judged only with `min_samples` of what it counts; `pairs`:
+    the variant's shadow decisions on the control's requests (`agreement_pairs`)."""
     n = len(variant)
     if n < guard.min_samples:
         return None, []
@@ -65,8 +83,14 @@ def judge(guard: RouteGuard, variant: list[RequestSample], control: list[Request
                            f"requests, the control's {theirs:.3f} s over {len(reference)})"))
     assessed = [d.needs_review for d in decisions if d.needs_review is not None]
     if guard.max_needs_review_rate is not None and len(assessed) >= guard.min_samples:
-        judged.append(_rate("needs_review_rate", sum(assessed), len(assessed), guard.max_needs_review_rate,
-                            "decisions"))
+        over, figure = _rate("needs_review_rate", sum(assessed), len(assessed), guard.max_needs_review_rate,
+                             "decisions")
+        theirs = [d.needs_review for d in control_decisions if d.needs_review is not None]
+        if theirs:  # context only: the limit is absolute
+            figure += f"; the control's {sum(theirs) / len(theirs):.3f} over {len(theirs)}"
+        judged.append((over, figure))
+    if guard.min_shadow_agreement is not None:
+        judged += _agreement(guard, pairs)
     reason = next((figure for over, figure in judged if over), None)
     return reason, [figure for _, figure in judged]
 
@@ -122,14 +146,16 @@ class RolloutGuard:
         primary = [s for s in samples if not s.shadow]
         decided = [o for o in outcomes if not o.shadow]
         control = [s for s in primary if s.variant == route.spec.control]
+        control_decided = [o for o in decided if o.variant == route.spec.control]
         rolled_back = []
         stepping = route.rollout is not None and route.rollout.status in ("progressing", "paused")
         candidate = route.spec.rollout.candidate if stepping and route.spec.rollout else None
         for variant in route.spec.variants[1:]:
             if variant.weight <= 0 or variant.target == candidate:
                 continue  # a rollout's candidate is judged on its whole step below
-            reason = breach(guard, [s for s in primary if s.variant == variant.target], control,
-                            [o for o in decided if o.variant == variant.target])
+            reason, _ = judge(guard, [s for s in primary if s.variant == variant.target], control,
+                              [o for o in decided if o.variant == variant.target], control_decisions=control_decided,
+                              pairs=agreement_pairs(outcomes, variant.target, route.spec.control))
             if reason is not None:  # and what it was judged on
                 reason += f"; version {route.version}, last {guard.window_s:g} s"
             if reason is not None and await self.routes.rollback(route.name, variant.target, reason):
@@ -147,12 +173,21 @@ class RolloutGuard:
         samples, outcomes = self.stats.route_window(route.name, None, version=route.version)
         primary = [s for s in samples if not s.shadow]
         candidate = [s for s in primary if s.variant == spec.candidate]
-        reason, figures = judge(guard, candidate, [s for s in primary if s.variant == route.spec.control],
-                                [o for o in outcomes if not o.shadow and o.variant == spec.candidate])
+        control = route.spec.control
+        pairs = agreement_pairs(outcomes, spec.candidate, control)
+        reason, figures = judge(guard, candidate, [s for s in primary if s.variant == control],
+                                [o for o in outcomes if not o.shadow and o.variant == spec.candidate],
+                                control_decisions=[o for o in outcomes if not o.shadow and o.variant == control],
+                                pairs=pairs)
         judged_on = f"step {state.step}% (version {route.version}), {len(candidate)} candidate requests"
+        # With a shadow agreement threshold, a step also needs that many shadow pairs: it never
+        # advances on agreement it has not judged.
+        samples_seen = len(candidate) if guard.min_shadow_agreement is None else min(len(candidate), len(pairs))
+        if guard.min_shadow_agreement is not None:
+            judged_on += f", {len(pairs)} shadow pairs"
         reason = f"{reason}; {judged_on}" if reason is not None else None
         held = f"held at {judged_on}: {'; '.join(figures)}" if figures else None
-        after = progression.decide(spec, state, reason, len(candidate), progression.utcnow(), guard.min_samples, held)
+        after = progression.decide(spec, state, reason, samples_seen, progression.utcnow(), guard.min_samples, held)
         if after is state:
             return []
         if after.status == "rolled_back" and reason is not None:

@@ -52,10 +52,12 @@ class RolloutOperations:
     def _write(self, name: str, new_spec: Callable[[Route | None], RouteSpec], caller: str | None, source: str,
                action: str, restart_rollout: bool = False) -> Route: ...  # pragma: no cover
 
-    async def start_rollout(self, name: str, rollout: RolloutSpec, caller: str | None = None) -> Route:
+    async def start_rollout(self, name: str, rollout: RolloutSpec, caller: str | None = None,
+                            source: str = "api") -> Route:
         """(Re)start a rollout on an existing route at its first step, whatever its state was. The
         control is the route's control, or the candidate of a completed rollout (it serves all the
-        traffic); variants without weight are dropped, others are refused (400 naming `variants`)."""
+        traffic); variants without weight are dropped, others are refused (400 naming `variants`).
+        `source` is audited (e.g. the gate report the rollout was started on)."""
         def spec(current: Route | None) -> RouteSpec:
             if current is None:
                 raise NotFoundError(f"No route named `{name}` exists.", param="name", code="route_not_found")
@@ -73,7 +75,7 @@ class RolloutOperations:
             return current.spec.model_copy(update={"variants": variants, "rollout": rollout})
 
         async with self._write_lock:
-            return await asyncio.to_thread(self._write, name, spec, caller, "api", "route_rollout_start", True)
+            return await asyncio.to_thread(self._write, name, spec, caller, source, "route_rollout_start", True)
 
     async def rollout_action(self, name: str, action: RolloutAction, caller: str | None = None) -> Route:
         """pause (a progressing rollout holds its step; the guard still watches), resume (a paused

@@ -10,7 +10,8 @@ from service.routing.progression import RolloutSpec, RolloutState
 
 MAX_VARIANTS = 8
 # The guard's thresholds: a guard must set at least one.
-THRESHOLDS = ("max_error_rate", "max_invalid_rate", "max_p95_latency_ratio", "max_needs_review_rate")
+THRESHOLDS = ("max_error_rate", "max_invalid_rate", "max_p95_latency_ratio", "max_needs_review_rate",
+              "min_shadow_agreement")
 
 
 class RouteVariant(BaseModel):
@@ -41,8 +42,15 @@ class RouteGuard(BaseModel):
         None, ge=0, le=1, description="Share of structured replies not valid (invalid or truncated).")
     max_p95_latency_ratio: float | None = Field(
         None, gt=0, description="Variant p95 latency / the control's p95 latency.")
+    # Absolute, not relative to the control: it is the review workload people must staff for; the
+    # control's rate is stated beside the figure for context.
     max_needs_review_rate: float | None = Field(
-        None, ge=0, le=1, description="Share of triage decisions flagged for a person to review.")
+        None, ge=0, le=1, description="Share of the variant's triage decisions flagged for a person to review "
+        "(absolute; the control's rate is shown beside it).")
+    min_shadow_agreement: float | None = Field(
+        None, ge=0, le=1, description="Least share of mirrored requests on which the variant, as the route's "
+        "shadow target, decides the same label as the control did for the client, per label (triage: "
+        "category and priority). Needs a shadow whose target is the variant judged.")
     min_samples: int = Field(20, ge=1, description="Requests a variant needs before it is judged.")
     window_s: float = Field(300.0, ge=10, description="Window of recent requests judged (seconds).")
 

@@ -1,7 +1,8 @@
 """Progressive rollouts against the real service: a healthy candidate advanced by the service
 itself from 5% to 100% (started, paused, resumed and read with the CLI), and a candidate that
 breaks the schema rolled back by the guard and still rolled back after a restart with the same
-`--routes-file` (its own service processes on their own store)."""
+`--routes-file` (its own service processes on their own store); `loragate promote` refusing a
+candidate worse than the route's control on the evaluation gate's measures."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.testing import TICKETS_FILE
 from service.testing.adapters import make_peft_adapter
 from service.testing.process import ServiceProcess
 from tests.integration.conftest import service_env
@@ -172,3 +174,72 @@ def test_rollout_validation_errors(client: httpx.Client, model: str, rollout: di
     assert response.status_code == 400 and response.json()["error"]["param"] == param, response.text
     same = client.put("/admin/routes/rollout-bad", json=body | {"rollout": {"candidate": model, "steps": [100]}})
     assert same.status_code == 400 and same.json()["error"]["param"] == "rollout.candidate", same.text
+
+
+# Fields of a dataset line the triage endpoint reads.
+TICKET_FIELDS = ("subject", "body", "customer_tier", "channel", "metadata")
+GATED = "category_accuracy,priority_accuracy,schema_valid_rate"
+
+
+def triage_each(client: httpx.Client, model: str, tickets: list[dict]) -> list[dict | None]:
+    """Each ticket's triage by `model` (None: no schema-valid reply, a 502)."""
+    replies = []
+    for ticket in tickets:
+        body = {k: ticket[k] for k in TICKET_FIELDS if k in ticket} | {"model": model}
+        response = client.post("/v1/tickets/triage", json=body, timeout=600)
+        assert response.status_code in (200, 502), response.text
+        replies.append(response.json()["triage"] if response.status_code == 200 else None)
+    return replies
+
+
+def test_promote_refuses_a_candidate_worse_than_the_control(client: httpx.Client, base_url: str, model: str,
+                                                            model_dir: Path, adapter_source_dir: Path,
+                                                            tmp_path: Path) -> None:
+    collapsed = make_peft_adapter(model_dir, adapter_source_dir / "promote-collapsed", seed=13,
+                                  targets=("o_proj", "down_proj"), weight_scale=40.0)
+    assert client.post("/admin/adapters", json={"name": "promote-collapsed", "path": str(collapsed)}).status_code == 201
+    made = client.put("/admin/routes/promote-gated", json={"variants": [{"target": model, "weight": 1}],
+                                                            "guard": {"max_error_rate": 0.5}})
+    assert made.status_code == 200, made.text
+    # Six tickets labelled with the control's own answers: the control is right on every one, so the
+    # candidate is worse wherever it answers otherwise (checked here, so the refusal cannot be luck).
+    tickets = [json.loads(line) for line in TICKETS_FILE.read_text().splitlines() if line.strip()][:6]
+    control = triage_each(client, model, tickets)
+    assert all(control), control  # the base model's constrained replies are schema-valid (test_triage)
+    candidate = triage_each(client, "promote-collapsed", tickets)
+    differs = [i for i, (mine, theirs) in enumerate(zip(candidate, control))
+               if mine is None or (mine["category"], mine["priority"]) != (theirs["category"], theirs["priority"])]
+    assert differs, f"the collapsed adapter answered as the base model on every ticket: {candidate}"
+    dataset = tmp_path / "six.jsonl"
+    dataset.write_text("".join(json.dumps({**{k: t[k] for k in TICKET_FIELDS if k in t}, "id": t["id"],
+                                           "category": c["category"], "priority": c["priority"]}) + "\n"
+                               for t, c in zip(tickets, control)))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "promote", "--url", base_url, "--route", "promote-gated",
+         "--candidate", "promote-collapsed", "--dataset", str(dataset), "--measure", GATED,
+         "--out", str(tmp_path / "eval"), "--steps", "5,100", "--json"],
+        capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "refused: promote-collapsed is worse than" in result.stderr
+    stored = json.loads(result.stdout)
+    report = stored["report"]
+    assert (report["passed"], report["candidate"], report["control"], report["n"]) == (
+        False, "promote-collapsed", model, 6)
+    failed = {m["measure"]: m for m in report["measures"] if not m["passed"]}
+    assert failed and set(failed) <= set(GATED.split(","))
+    for verdict in failed.values():
+        assert verdict["candidate"]["rate"] < verdict["control"]["rate"] == 1.0
+        assert verdict["difference_low"] <= verdict["difference"] <= verdict["difference_high"]
+        assert "95% CI" in verdict["statement"] and "paired 95% CI" in verdict["statement"]
+    assert not any("cannot be judged" in reason for reason in report["reasons"])
+    # Stored on the server beside its audit entry; no rollout started.
+    fetched = client.get(f"/admin/routes/promote-gated/gate-reports/{stored['id']}")
+    assert fetched.status_code == 200 and fetched.json()["report"]["reasons"] == report["reasons"]
+    route = client.get("/admin/routes/promote-gated").json()
+    assert route["rollout"] is None and [v["target"] for v in route["spec"]["variants"]] == [model]
+    assert (tmp_path / "eval" / "report.json").is_file()
+    # The rollout API refuses to start on the strength of a refused report.
+    refused = client.post("/admin/routes/promote-gated/rollout", params={"gate_report": stored["id"]},
+                          json={"candidate": "promote-collapsed", "steps": [5, 100]})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "gate_report", refused.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
 
 from service.api.auth import CallerDep
@@ -15,6 +15,7 @@ from service.api.errors import ERROR_RESPONSES
 from service.api.observability import StatsWindow
 from service.observability.route_report import RouteReport, build_route_report
 from service.routing import Route, RouteSpec
+from service.routing.gate_reports import GateReport, StoredGateReport
 from service.routing.progression import RolloutSpec
 
 router = APIRouter(prefix="/routes", tags=["admin"])  # under the admin router (admin key)
@@ -26,6 +27,9 @@ MERGE_PATCH = Body(
     media_type="application/merge-patch+json",
     examples=[{"guard": {"min_samples": 50}}, {"variants": [{"target": "base", "weight": 1}], "guard": None}],
 )
+
+GATE_REPORT = Query(None, description="The id of a stored evaluation gate report that passed for this candidate "
+                    "(`loragate promote`): named in the rollout's audit entry.")
 
 
 class RouteList(BaseModel):
@@ -61,9 +65,28 @@ async def delete_route(name: str, services: ServicesDep, caller: CallerDep) -> R
 
 
 @router.post("/{name}/rollout", response_model=Route, responses=ERRORS)
-async def start_rollout(name: str, body: RolloutSpec, services: ServicesDep, caller: CallerDep) -> Route:
+async def start_rollout(name: str, body: RolloutSpec, services: ServicesDep, caller: CallerDep,
+                        gate_report: str | None = GATE_REPORT) -> Route:
     """(Re)start a progressive rollout of `candidate` against the route's control, at its first step."""
-    return await services.routes.start_rollout(name, body, caller=caller)
+    source = "api"
+    if gate_report is not None:
+        services.routes.route(name)  # 404 first for an unknown route
+        stored = await asyncio.to_thread(services.routes.gate_reports.check_passed, name, gate_report, body.candidate)
+        source = f"api, evaluation gate passed: {stored.path}"
+    return await services.routes.start_rollout(name, body, caller=caller, source=source)
+
+
+@router.post("/{name}/gate-reports", response_model=StoredGateReport, status_code=201, responses=ERRORS)
+async def store_gate_report(name: str, body: GateReport, services: ServicesDep, caller: CallerDep) -> StoredGateReport:
+    """Keep an evaluation gate's report (`loragate promote`) in the store, audited as `route_gate`."""
+    services.routes.route(name)
+    return await asyncio.to_thread(services.routes.gate_reports.save, name, body, caller)
+
+
+@router.get("/{name}/gate-reports/{report_id}", response_model=StoredGateReport, responses=ERRORS)
+async def get_gate_report(name: str, report_id: str, services: ServicesDep) -> StoredGateReport:
+    services.routes.route(name)
+    return await asyncio.to_thread(services.routes.gate_reports.load, name, report_id)
 
 
 @router.post("/{name}/rollout/{action}", response_model=Route, responses=ERRORS)

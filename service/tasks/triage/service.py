@@ -86,13 +86,17 @@ class TriageService:
         budget = max_tokens or self.default_max_tokens
         # Room for the retry's doubled budget is kept from the start.
         prompt_ids, shortened = self._fit(ticket, 2 * budget)
-        # A reply cut off by the token budget gets one more try with twice the budget: one request
-        # for the metrics and usage, the extra attempt counted as a retry.
+        # The client's decision (variant, labels), for the shadow's agreement with it; always set
+        # (None when there is none), so a shadow waiting on it never waits forever.
+        answered: asyncio.Future[tuple[str, dict[str, str]] | None] = asyncio.get_running_loop().create_future()
+
         async def decide_shadow(shadow: GenerationResult) -> None:  # a route's mirror: recorded, never returned
             decided = await self._decided(shadow, prompt_ids, policy, probabilities, shortened)
             if decided is not None:
-                self._record(shadow.target, *decided, shadow=True)
+                self._record(shadow.target, *decided, shadow=True, paired=await answered)
 
+        # A reply cut off by the token budget gets one more try with twice the budget: one request
+        # for the metrics and usage, the extra attempt counted as a retry.
         request = GenerationRequest(
             model=model or self.base_model, endpoint="triage",
             route_key=route_key or (str(customer) if customer is not None else None) or uuid.uuid4().hex,
@@ -101,16 +105,21 @@ class TriageService:
                                      logprobs=LABEL_ALTERNATIVES if probabilities else None),
             retry_truncated_max_tokens=2 * budget, structured=self._structured,
         )
-        async with self.generation.session(request) as session:
-            result = await session.run()
-        decided = await self._decided(result, prompt_ids, policy, probabilities, shortened)
-        if decided is None:
-            raise UpstreamGenerationError(
-                f"The model did not produce a complete, schema-valid triage within {2 * budget} tokens "
-                f"({result.attempts} attempts); the ticket may be too long for this model."
-            )
-        triage, meta = decided
-        self._record(result.target, triage, meta)
+        try:
+            async with self.generation.session(request) as session:
+                result = await session.run()
+            decided = await self._decided(result, prompt_ids, policy, probabilities, shortened)
+            if decided is None:
+                raise UpstreamGenerationError(
+                    f"The model did not produce a complete, schema-valid triage within {2 * budget} tokens "
+                    f"({result.attempts} attempts); the ticket may be too long for this model."
+                )
+            triage, meta = decided
+            self._record(result.target, triage, meta)
+            answered.set_result((result.target.variant, {"category": triage.category, "priority": triage.priority}))
+        finally:
+            if not answered.done():
+                answered.set_result(None)
         meta.latency_ms = round((time.monotonic() - started) * 1000, 1)
         return TriageResponse(triage=triage, meta=meta)
 
@@ -134,10 +143,12 @@ class TriageService:
         })
         return triage, meta
 
-    def _record(self, target: ServingTarget, triage: TicketTriage, meta: TriageMeta, shadow: bool = False) -> None:
+    def _record(self, target: ServingTarget, triage: TicketTriage, meta: TriageMeta, shadow: bool = False,
+                paired: tuple[str, dict[str, str]] | None = None) -> None:
         confidence = meta.confidence.model_dump() if meta.confidence is not None else None
         self.generation.record_outcome(target, {"category": triage.category, "priority": triage.priority},
-                                       shadow=shadow, needs_review=meta.needs_review, confidence=confidence)
+                                       shadow=shadow, needs_review=meta.needs_review, confidence=confidence,
+                                       paired=paired)
 
     def _policy_for(self, target: ServingTarget) -> TriagePolicy:
         """The server's policy, with the served adapter's own (`triage_policy.json`) over it."""

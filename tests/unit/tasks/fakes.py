@@ -66,6 +66,14 @@ class FakeSession:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.released = True
+        mirror, outcome = self.generation.mirror_to, self.request.shadow_outcome
+        if mirror is not None and outcome is not None:  # as the real session: the shadow runs after the reply
+            async def shadow() -> None:
+                result = await self.generation.run(self)
+                result.target = SimpleNamespace(**{**vars(result.target), "model": mirror, "variant": mirror})
+                await outcome(result)
+
+            self.generation.shadows.append(asyncio.get_running_loop().create_task(shadow()))
 
     async def run(self) -> SimpleNamespace:
         return await self.generation.run(self)
@@ -83,6 +91,9 @@ class FakeGeneration:
         self.cancelled: Counter[str] = Counter()
         self.prepared: list[FakeSession] = []
         self.outcomes: list[tuple[dict[str, str], bool, bool | None, dict[str, float] | None]] = []
+        self.pairs: list[tuple[str, dict[str, str]] | None] = []  # record_outcome's `paired`, in order
+        self.mirror_to: str | None = None  # a route's shadow target: every session mirrors to it
+        self.shadows: list[asyncio.Task[None]] = []
 
     def check_ready(self) -> None:
         if not self.engine.is_ready:
@@ -99,8 +110,10 @@ class FakeGeneration:
         return self.engine.detokenize(token_ids)
 
     def record_outcome(self, target: object, labels: dict[str, str], shadow: bool = False,
-                       needs_review: bool | None = None, confidence: dict[str, float] | None = None) -> None:
+                       needs_review: bool | None = None, confidence: dict[str, float] | None = None,
+                       paired: tuple[str, dict[str, str]] | None = None) -> None:
         self.outcomes.append((labels, shadow, needs_review, confidence))
+        self.pairs.append(paired)
 
     def session(self, request: GenerationRequest) -> FakeSession:
         return FakeSession(self, request)

@@ -117,3 +117,33 @@ async def test_a_reply_carries_label_probabilities_and_the_policy_it_followed() 
     bare = await service.triage(ticket("A"), probabilities=False)
     assert bare.meta.probabilities is None and bare.meta.needs_review is None and bare.meta.policy is None
     assert generation.prepared[-1].request.sampling.logprobs is None
+
+
+# ------------------------------------------------------------- shadow: paired with the client's reply
+async def test_a_shadow_decision_is_recorded_with_the_client_replys_variant_and_labels() -> None:
+    generation = FakeGeneration()
+    generation.mirror_to = "candidate"
+    response = await TriageService(generation, BASE_MODEL).triage(ticket("A"))  # type: ignore[arg-type]
+    await asyncio.gather(*generation.shadows)
+    labels = {"category": response.triage.category, "priority": response.triage.priority}
+    assert [(o[0], o[1]) for o in generation.outcomes] == [(labels, False), (labels, True)]
+    assert generation.pairs == [None, (BASE_MODEL, labels)]  # the shadow's, compared with the client's
+
+
+async def test_a_shadow_whose_client_reply_failed_is_recorded_without_a_pair() -> None:
+    generation = FakeGeneration()
+    generation.mirror_to = "candidate"
+    service = TriageService(generation, BASE_MODEL)  # type: ignore[arg-type]
+    real = service._decided
+    calls = 0
+
+    async def client_reply_invalid(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        nonlocal calls
+        calls += 1
+        return None if calls == 1 else await real(*args, **kwargs)
+
+    service._decided = client_reply_invalid  # type: ignore[method-assign]
+    with pytest.raises(Exception, match="schema-valid triage"):
+        await service.triage(ticket("A"))
+    await asyncio.wait_for(asyncio.gather(*generation.shadows), 5)  # never waits forever on the client's reply
+    assert [o[1] for o in generation.outcomes] == [True] and generation.pairs == [None]
