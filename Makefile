@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.loragate-installed
-INSTALL_INPUTS := pyproject.toml requirements/constraints-cpu.txt scripts/install.sh
+INSTALL_INPUTS := pyproject.toml requirements/constraints-cpu.txt requirements/constraints-cuda.txt scripts/install.sh
 PYTEST_ARGS ?=
 ARGS ?=
 

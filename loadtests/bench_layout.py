@@ -37,8 +37,9 @@ class LoragateLayout(BaseModel):
 
     executor: str | None  # None: vLLM chooses (`mp` on CPU)
     multiprocessing_env: str | None  # VLLM_ENABLE_V1_MULTIPROCESSING as the engine sets it
-    kv_cache_bytes: int
-    kv_cache_space_env: str  # VLLM_CPU_KVCACHE_SPACE (whole GiB; vLLM's CPU platform reads it over the flag)
+    kv_cache_bytes: int | None  # None: sized by vLLM from gpu_memory_utilization (GPU default)
+    gpu_memory_utilization: float | None = None
+    kv_cache_space_env: str | None  # VLLM_CPU_KVCACHE_SPACE (whole GiB; vLLM's CPU platform reads it over the flag)
     max_model_len: int
     max_num_seqs: int
     max_num_batched_tokens: int
@@ -58,13 +59,15 @@ class LoragateLayout(BaseModel):
 def resolve_layout(opts: EngineOptions, environ: dict[str, str] | None = None) -> LoragateLayout:
     """What `Engine._build` and `Engine.engine_args` make of `opts` (without importing vLLM)."""
     env = dict(os.environ if environ is None else environ)
-    executor = Engine(opts).executor_backend
+    engine = Engine(opts)
+    executor, platform = engine.executor_backend, engine.layout  # the platform's defaults filled in
+    cpu_space = platform.cpu_kv_cache_space_env
     return LoragateLayout(
         executor=executor, multiprocessing_env="0" if executor == "uni" else env.get(MULTIPROCESSING_ENV),
-        kv_cache_bytes=int(opts.kv_cache_space_gib * 2**30),
-        kv_cache_space_env=env.get("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(opts.kv_cache_space_gib)))),
+        kv_cache_bytes=platform.kv_cache_bytes, gpu_memory_utilization=platform.gpu_memory_utilization,
+        kv_cache_space_env=env.get("VLLM_CPU_KVCACHE_SPACE", cpu_space) if cpu_space else None,
         max_model_len=opts.max_model_len, max_num_seqs=opts.max_num_seqs,
-        max_num_batched_tokens=opts.max_num_batched_tokens, dtype=opts.dtype, enforce_eager=opts.enforce_eager,
+        max_num_batched_tokens=opts.max_num_batched_tokens, dtype=opts.dtype, enforce_eager=platform.enforce_eager,
         seed=opts.seed, tensor_parallel_size=opts.tensor_parallel_size,
         pipeline_parallel_size=opts.pipeline_parallel_size, scheduling_policy=SCHEDULING_POLICY,
         enable_prefix_caching=None, max_loras=opts.max_loras, max_cpu_loras=opts.max_cpu_loras,
@@ -112,12 +115,15 @@ def peer_spec(layout: LoragateLayout, leg: PeerLeg, lora: LoraServing | None) ->
     args = [
         "--max-model-len", str(layout.max_model_len), "--max-num-seqs", str(layout.max_num_seqs),
         "--max-num-batched-tokens", str(layout.max_num_batched_tokens),
-        "--kv-cache-memory-bytes", str(layout.kv_cache_bytes), "--dtype", layout.dtype,
+        *(["--kv-cache-memory-bytes", str(layout.kv_cache_bytes)] if layout.kv_cache_bytes is not None
+          else ["--gpu-memory-utilization", str(layout.gpu_memory_utilization)]),
+        "--dtype", layout.dtype,
         "--seed", str(layout.seed), "--enforce-eager" if layout.enforce_eager else "--no-enforce-eager",
         "--tensor-parallel-size", str(layout.tensor_parallel_size),
         "--pipeline-parallel-size", str(layout.pipeline_parallel_size),
     ]
-    env = {"VLLM_CPU_KVCACHE_SPACE": layout.kv_cache_space_env, **layout.thread_env}
+    env = {**({"VLLM_CPU_KVCACHE_SPACE": layout.kv_cache_space_env} if layout.kv_cache_space_env else {}),
+           **layout.thread_env}
     drop: list[str] = []
     if leg == "same-layout":
         if layout.executor is not None:
@@ -158,7 +164,7 @@ class ServerLayout(BaseModel):
     dtype: str
     max_lora_rank: int | None
     max_loras: int | None
-    kv_cache_bytes: int
+    kv_cache_bytes: int | None  # None: sized from gpu_memory_utilization (GPU)
     max_num_seqs: int
     max_num_batched_tokens: int
     max_model_len: int

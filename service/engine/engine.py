@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from service.engine.platform import EngineLayout, detect_platform, engine_layout
 from service.engine.progress import ProgressMonitor
 from service.engine.step_stats import step_listener
 from service.engine.types import (
@@ -42,8 +43,10 @@ logger = logging.getLogger(__name__)
 class Engine:
     """Owns one vLLM `AsyncLLM`: start, generate, adapters, health, shutdown."""
 
-    def __init__(self, options: EngineOptions, on_stats: StatsCallback | None = None) -> None:
+    def __init__(self, options: EngineOptions, on_stats: StatsCallback | None = None,
+                 platform: str | None = None) -> None:
         self.options = options
+        self._platform = platform  # None: vLLM's platform, detected on first use
         self._on_stats = on_stats
         self._last_step: SchedulerStep | None = None
         self.progress = ProgressMonitor()
@@ -74,8 +77,9 @@ class Engine:
 
     def _build(self) -> Any:
         opts = self.options
-        # Read by vLLM's CPU backend when it sizes the KV cache (GiB, whole numbers).
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(opts.kv_cache_space_gib))))
+        if (space := self.layout.cpu_kv_cache_space_env) is not None:
+            # Read by vLLM's CPU backend when it sizes the KV cache (GiB, whole numbers).
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", space)
         os.environ.setdefault("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "True")
         # A CPU step under load can take minutes; vLLM's 300 s default would declare the engine dead.
         os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "1800")
@@ -100,6 +104,11 @@ class Engine:
         return AsyncLLM.from_engine_args(args, stat_loggers=stat_loggers)
 
     @property
+    def layout(self) -> EngineLayout:
+        """The settings with this platform's defaults (eager mode, KV cache size) filled in."""
+        return engine_layout(self.options, self._platform or detect_platform())
+
+    @property
     def executor_backend(self) -> str | None:
         """The configured backend; unset and one worker: `uni`, the model in the engine-core
         process. vLLM's CPU default (`mp`) adds a worker process, and the engine core busy-polls
@@ -116,19 +125,21 @@ class Engine:
         from vllm.config import StructuredOutputsConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
 
-        opts = self.options
+        opts, layout = self.options, self.layout
+        memory: dict[str, Any] = ({"kv_cache_memory_bytes": layout.kv_cache_bytes} if layout.kv_cache_bytes
+                                  else {"gpu_memory_utilization": layout.gpu_memory_utilization})
         return AsyncEngineArgs(
             model=str(opts.model_dir),
             served_model_name=opts.served_model_name,
             max_model_len=opts.max_model_len,
             max_num_seqs=opts.max_num_seqs,
             max_num_batched_tokens=opts.max_num_batched_tokens,
-            kv_cache_memory_bytes=int(opts.kv_cache_space_gib * 2**30),
+            **memory,
             dtype=opts.dtype,
             tensor_parallel_size=opts.tensor_parallel_size,
             pipeline_parallel_size=opts.pipeline_parallel_size,
             distributed_executor_backend=self.executor_backend,
-            enforce_eager=opts.enforce_eager,
+            enforce_eager=layout.enforce_eager,
             enable_lora=True,
             max_loras=opts.max_loras,
             max_cpu_loras=opts.max_cpu_loras,

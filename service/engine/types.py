@@ -32,7 +32,14 @@ class EngineSettings(BaseModel):
     max_num_batched_tokens: int = Field(
         1024, ge=64, description="Tokens per engine step (long prompts are prefilled in chunks)."
     )
-    kv_cache_space_gib: float = Field(1.0, gt=0, description="KV cache memory in GiB.")
+    kv_cache_space_gib: float | None = Field(
+        None, gt=0, description="KV cache memory per device in GiB; unset: 1 GiB on CPU, on GPU what "
+        "`gpu_memory_utilization` leaves after the weights (service/engine/platform.py).",
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="GPU only, when `kv_cache_space_gib` is unset: the share of each GPU's memory "
+        "the engine may use (weights, activations, CUDA graphs, KV cache); vLLM sizes the KV cache to fill it.",
+    )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("bfloat16", description="Weights dtype.")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size.")
     pipeline_parallel_size: int = Field(1, ge=1, description="vLLM pipeline parallel size (stages, e.g. nodes).")
@@ -44,7 +51,9 @@ class EngineSettings(BaseModel):
     structured_output_backend: StructuredOutputBackend = Field(
         "xgrammar", description="Default constrained-decoding backend."
     )
-    enforce_eager: bool = Field(True, description="Skip graph capture/compilation (faster start on CPU).")
+    enforce_eager: bool | None = Field(
+        None, description="Skip graph capture/compilation; unset: on for CPU (faster start), off on GPU (CUDA graphs).",
+    )
     max_loras: int = Field(4, ge=1, description="Adapters resident in one engine batch.")
     max_cpu_loras: int = Field(8, ge=1, description="Adapters kept loaded in the engine's cache.")
     max_lora_rank: int = Field(64, ge=1, description="Largest adapter rank accepted.")

@@ -162,3 +162,17 @@ def test_process_facts_read_our_own_process() -> None:
 
     facts = process_facts({os.getpid()})
     assert facts[0].pid == os.getpid() and (facts[0].threads or 0) >= 1 and "python" in facts[0].command
+
+
+def test_gpu_peer_sizes_its_kv_cache_as_loragate_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU loragate leaves the KV cache to gpu_memory_utilization, and so does the peer."""
+    from service.engine import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "detect_platform", lambda: "cuda")
+    opts = options(gpu_memory_utilization=0.8)
+    spec = peer_spec(resolve_layout(opts, {}), "same-layout", None)
+    ours, peer = Engine(opts).engine_args(), parsed(spec.args, tmp_path)
+    assert (peer.gpu_memory_utilization, peer.kv_cache_memory_bytes) == (0.8, None)
+    assert (ours.gpu_memory_utilization, ours.kv_cache_memory_bytes) == (0.8, None)
+    assert peer.enforce_eager is ours.enforce_eager is False
+    assert "VLLM_CPU_KVCACHE_SPACE" not in spec.env
