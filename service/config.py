@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     stats_window_s: float = Field(
         900.0, ge=1, description="Longest window GET /v1/stats can report on (seconds of requests kept)."
     )
+    prometheus_url: str | None = Field(
+        None, description="Prometheus server (e.g. http://prometheus:9090) that scrapes every replica: route guards "
+        "and reports then judge the whole fleet's figures from it (PromQL over the route_version-labelled series); "
+        "unset, each replica judges its own in-process samples. Unreachable, the guards hold.",
+    )
+    prometheus_timeout_s: float = Field(
+        2.0, gt=0, description="Longest wait for one Prometheus query of a route guard or report.",
+    )
     access_log: bool = Field(
         True, description="One JSON line per request on the `loragate.access` logger (replaces uvicorn's)."
     )

@@ -21,6 +21,7 @@ from service.engine import Engine, EngineOptions, EngineState
 from service.generation import GenerationLimits, GenerationService
 from service.observability import Metrics, RequestStats
 from service.routing import ModelRouter, RolloutGuard, RouteRegistry, RoutesFile, RouteSpec
+from service.routing.prometheus_source import CHECK_INTERVAL_S, PrometheusSampleSource
 from service.structured import StructuredGuard, StructuredPolicy
 from service.tasks.triage import TriageService
 
@@ -51,6 +52,11 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
     registry.route_names = routes.stored_names
     limits = GenerationLimits(**dict(settings.generation), max_model_len=settings.engine.max_model_len)
     request_stats = RequestStats(window_s=settings.stats_window_s)
+    # Route guards and reports judge the fleet's figures in Prometheus when it is given, else this replica's.
+    prometheus = (PrometheusSampleSource(settings.prometheus_url, settings.stats_window_s, settings.prometheus_timeout_s)
+                  if settings.prometheus_url else None)
+    rollout = (RolloutGuard(routes, prometheus, interval_s=CHECK_INTERVAL_S) if prometheus is not None
+               else RolloutGuard(routes, request_stats))
     guard = StructuredGuard(settings.structured)
     policy = StructuredPolicy(
         default_backend=settings.engine.structured_output_backend,
@@ -62,11 +68,12 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
                                 schemes=settings.adapters.uri_schemes)
                 if settings.adapters.resolver_uri else None)
     generation = GenerationService(engine, router, metrics, limits, guard=guard, policy=policy,
-                                   stats=request_stats, rollout=RolloutGuard(routes, request_stats), resolver=resolver)
+                                   stats=request_stats, rollout=rollout, resolver=resolver)
     triage = TriageService(generation, settings.model_name, batch_concurrency=settings.triage.batch_concurrency,
                            policy=settings.triage.policy)
     return Services(settings=settings, engine=engine, registry=registry, router=router, metrics=metrics,
-                    generation=generation, stats=request_stats, guard=guard, triage=triage, routes=routes)
+                    generation=generation, stats=request_stats, guard=guard, triage=triage, routes=routes,
+                    route_source=prometheus)
 
 
 async def run_services(svc: Services) -> None:

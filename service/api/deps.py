@@ -11,7 +11,7 @@ from service.adapters import AdapterRegistry
 from service.config import Settings
 from service.engine import Engine
 from service.generation import GenerationService
-from service.observability import Metrics, RequestStats
+from service.observability import Metrics, RequestStats, RouteSampleSource
 from service.routing import ModelRouter, RouteRegistry
 from service.structured import StructuredGuard
 from service.tasks.triage import TriageService
@@ -30,6 +30,8 @@ class Services:
     guard: StructuredGuard | None = None
     triage: TriageService | None = None
     routes: RouteRegistry | None = None
+    # Where route guards and reports get their figures: `stats` unless --prometheus-url is set.
+    route_source: RouteSampleSource | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -21,9 +21,12 @@ TOKEN_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
-NO_ROUTE = "none"  # route/variant label of a request that named a model directly
+NO_ROUTE = "none"  # route/variant/route_version label of a request that named a model directly
 
-TARGET_LABELS = ("base_model", "model", "route", "variant")
+# route_version: the route's version that chose the variant (a new set of series per version of a
+# routed route, none for direct requests), so a fleet-wide guard can judge one version's requests
+# in Prometheus (service/routing/prometheus_source.py); old versions' series stop growing.
+TARGET_LABELS = ("base_model", "model", "route", "variant", "route_version")
 
 
 class Metrics:

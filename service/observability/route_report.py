@@ -34,6 +34,7 @@ from service.observability.comparison import (
     wilson_interval,
 )
 from service.observability.stats import (
+    FiguresFrom,
     OutcomeSample,
     RequestSample,
     agreement,
@@ -116,7 +117,10 @@ class RouteReport(BaseModel):
     route: str
     version: int | None = Field(None, description="The route version judged: samples routed by earlier versions "
                                 "(before the last change of the variants or weights) are left out.")
-    source: str | None = Field(None, description="Where the figures come from.")
+    source: str | None = Field(None, description="Where the figures come from, and what they lose.")
+    figures_from: FiguresFrom = Field("this_replica", description="`prometheus`: every replica's requests, read "
+                                      "from Prometheus (--prometheus-url); `this_replica`: the in-process samples "
+                                      "of the replica that answered.")
     window_seconds: float
     generated_at: float = Field(description="Unix time the report was built.")
     confidence: float
@@ -285,7 +289,7 @@ def _ordered(names: Iterable[str], order: Sequence[str]) -> list[str]:
 def build_route_report(route: str, samples: Iterable[RequestSample], outcomes: Iterable[OutcomeSample],
                        window_s: float, variant_order: list[str], rollbacks: dict[str, str] | None = None,
                        generated_at: float | None = None, *, version: int | None = None, source: str | None = None,
-                       confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> RouteReport:
+                       figures_from: FiguresFrom = "this_replica", confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> RouteReport:
     """The report of one route over the given samples (those of other routes, and with `version`
     those routed by another version of the route, are ignored).
 
@@ -326,7 +330,8 @@ def build_route_report(route: str, samples: Iterable[RequestSample], outcomes: I
                        for group, figures in others]
 
     return RouteReport(
-        route=route, version=version, source=source, window_seconds=window_s, generated_at=time.time() if generated_at is None else generated_at,
+        route=route, version=version, source=source, figures_from=figures_from, window_seconds=window_s,
+        generated_at=time.time() if generated_at is None else generated_at,
         confidence=confidence, control=control_name, variants=list(variants.values()),
         shadows=list(shadow_figures.values()),
         comparisons=comparisons, rollbacks=rollbacks,

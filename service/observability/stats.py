@@ -26,7 +26,10 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, Field
 
+from service.errors import DependencyFailedError
 from service.observability.metrics import NO_ROUTE
+
+FiguresFrom = Literal["prometheus", "this_replica"]
 
 
 @dataclass(frozen=True)
@@ -84,11 +87,20 @@ def agreement(pairs: Iterable[OutcomeSample]) -> dict[str, tuple[int, int]]:
     return {key: (agreed, n) for key, (agreed, n) in sorted(counts.items())}
 
 
+def figures_unavailable(message: str) -> DependencyFailedError:
+    """What a sample source raises when it cannot answer (e.g. Prometheus unreachable): the guard
+    holds, the report fails with 424 and this message."""
+    return DependencyFailedError(message, code="figures_unavailable")
+
+
 class RouteSampleSource(Protocol):
     """Where the rollout guard and the route report get a route's samples. `RequestStats` (this
-    replica's requests) is the default; a fleet-wide source (e.g. Prometheus) can stand in."""
+    replica's requests) is the default; a fleet-wide source (Prometheus, see
+    service/routing/prometheus_source.py) can stand in. `route_window` may block (it is called
+    off the event loop) and raises `figures_unavailable(...)` when it cannot answer."""
 
-    description: str  # said in the report: where its figures came from
+    description: str  # said in the report: where its figures came from, and what they lose
+    figures_from: FiguresFrom
 
     def route_window(self, route: str, window_s: float | None = None, now: float | None = None, *,
                      version: int | None = None) -> tuple[list[RequestSample], list[OutcomeSample]]: ...
@@ -212,6 +224,7 @@ class RequestStats:
     """
 
     description = "in-process samples of this replica"
+    figures_from: FiguresFrom = "this_replica"
 
     def __init__(self, window_s: float = 900.0, max_samples: int = 100_000) -> None:
         if window_s <= 0 or max_samples < 1:

@@ -269,10 +269,12 @@ class RouteRegistry(RolloutOperations):
             self._save(table)
         return route
 
-    async def rollback(self, name: str, variant: str, reason: str) -> bool:
-        """Zero a variant's weight (never the control's); False if there was nothing to do."""
+    async def rollback(self, name: str, variant: str, reason: str, version: int | None = None) -> bool:
+        """Zero a variant's weight (never the control's); False if there was nothing to do, or
+        (with `version`, the route version the breach was judged on) the stored route is at
+        another version: another replica acted on the same figures first, or the route changed."""
         async with self._write_lock:
-            done, stopped = await asyncio.to_thread(self._rollback, name, variant, reason)
+            done, stopped = await asyncio.to_thread(self._rollback, name, variant, reason, version)
         if done:
             self.metrics.route_rollbacks.labels(name, variant, reason.split(" ", 1)[0]).inc()
             logger.warning("route %s: variant %s rolled back to weight 0: %s", name, variant, reason)
@@ -280,12 +282,12 @@ class RouteRegistry(RolloutOperations):
             self.metrics.route_rollout_transitions.labels(name, "rolled_back").inc()
         return done
 
-    def _rollback(self, name: str, variant: str, reason: str) -> tuple[bool, bool]:
+    def _rollback(self, name: str, variant: str, reason: str, version: int | None = None) -> tuple[bool, bool]:
         """(rolled back, a rollout stopped)."""
         with self.adapter_store.locked():
             table = self.store.load()
             route = table.routes.get(name)
-            if route is None or variant == route.spec.control:
+            if route is None or variant == route.spec.control or version not in (None, route.version):
                 return False, False
             variants = [v.model_copy(update={"weight": 0.0}) if v.target == variant else v for v in route.spec.variants]
             if variants == route.spec.variants:

@@ -14,6 +14,12 @@ shadow target) on which the variant decided the label the control returned to th
 A route with a progressing or paused rollout (see `progression`) judges its candidate over every
 request of the current step instead (a step is a route version; as far back as the samples go),
 then advances the step when it holds.
+
+The samples come from a RouteSampleSource: this replica's (default), or the fleet's from
+Prometheus (`--prometheus-url`), read off the event loop. When the source cannot answer (Prometheus
+unreachable) the guard holds: it neither rolls back nor advances, and logs why (once per outage).
+Every replica may judge a breach; the store's lock decides: a rollback or a step names the route
+version it was judged on, and a replica that finds the route past that version does nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+from service.errors import DependencyFailedError
 from service.observability import OutcomeSample, RequestSample, RouteSampleSource
 from service.observability.comparison import wilson_interval
 from service.observability.stats import agreement, agreement_pairs, percentile
@@ -112,6 +119,7 @@ class RolloutGuard:
         self.interval_s = interval_s
         self._checked: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._held: set[str] = set()  # routes whose figures the source could not give (said once)
 
     def request_finished(self, route_name: str) -> None:
         route = self.routes.get(route_name)
@@ -134,6 +142,14 @@ class RolloutGuard:
         # Nobody awaits this task: a failure is logged here, or it would be lost.
         try:
             await self.check(route)
+            if route.name in self._held:
+                self._held.discard(route.name)
+                logger.info("route %s: the guard has its figures again (%s)", route.name, self.stats.figures_from)
+        except DependencyFailedError as exc:  # the source's figures are unavailable
+            if route.name not in self._held:
+                self._held.add(route.name)
+                logger.warning("route %s: the guard holds (no rollback, no step) until its figures are back: %s",
+                               route.name, exc.message)
         except Exception:
             logger.exception("Rollout check of route %s failed", route.name)
 
@@ -142,7 +158,7 @@ class RolloutGuard:
         guard = route.spec.guard
         if guard is None:
             return []
-        samples, outcomes = self.stats.route_window(route.name, guard.window_s, version=route.version)
+        samples, outcomes = await self._window(route, guard.window_s)
         primary = [s for s in samples if not s.shadow]
         decided = [o for o in outcomes if not o.shadow]
         control = [s for s in primary if s.variant == route.spec.control]
@@ -158,11 +174,16 @@ class RolloutGuard:
                               pairs=agreement_pairs(outcomes, variant.target, route.spec.control))
             if reason is not None:  # and what it was judged on
                 reason += f"; version {route.version}, last {guard.window_s:g} s"
-            if reason is not None and await self.routes.rollback(route.name, variant.target, reason):
+            if reason is not None and await self.routes.rollback(route.name, variant.target, reason,
+                                                                 version=route.version):
                 rolled_back.append(variant.target)
         if stepping:
             rolled_back += await self.step(route, guard)
         return rolled_back
+
+    async def _window(self, route: Route, window_s: float | None) -> tuple[list[RequestSample], list[OutcomeSample]]:
+        """The route's current version's samples (off the event loop: a source may block on HTTP)."""
+        return await asyncio.to_thread(self.stats.route_window, route.name, window_s, version=route.version)
 
     async def step(self, route: Route, guard: RouteGuard) -> list[str]:
         """Judge a rollout's candidate over the current step and store what `progression.decide`
@@ -170,7 +191,7 @@ class RolloutGuard:
         spec, state = route.spec.rollout, route.rollout
         if spec is None or state is None:
             return []
-        samples, outcomes = self.stats.route_window(route.name, None, version=route.version)
+        samples, outcomes = await self._window(route, None)
         primary = [s for s in samples if not s.shadow]
         candidate = [s for s in primary if s.variant == spec.candidate]
         control = route.spec.control
@@ -191,6 +212,7 @@ class RolloutGuard:
         if after is state:
             return []
         if after.status == "rolled_back" and reason is not None:
-            return [spec.candidate] if await self.routes.rollback(route.name, spec.candidate, reason) else []
+            rolled_back = await self.routes.rollback(route.name, spec.candidate, reason, version=route.version)
+            return [spec.candidate] if rolled_back else []
         await self.routes.progress(route.name, route.version, state, after)
         return []

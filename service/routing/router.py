@@ -36,7 +36,9 @@ class ServingTarget(BaseModel):
 
     @property
     def labels(self) -> dict[str, str]:
-        return {"base_model": self.base_model, "model": self.model, "route": self.route, "variant": self.variant}
+        version = str(self.route_version) if self.route != NO_ROUTE else NO_ROUTE
+        return {"base_model": self.base_model, "model": self.model, "route": self.route, "variant": self.variant,
+                "route_version": version}
 
 
 class ModelRouter:

@@ -40,9 +40,9 @@ def prometheus_bin() -> str:
 
 
 class Prometheus:
-    """One Prometheus process on a free port, scraping `target` every second."""
+    """One Prometheus process on a free port, scraping `target` (one or several) every second."""
 
-    def __init__(self, binary: str, workdir: Path, target: str) -> None:
+    def __init__(self, binary: str, workdir: Path, target: str | list[str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = workdir / "prometheus.yml"
@@ -50,7 +50,7 @@ class Prometheus:
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
             "rule_files": [str(path) for path in RULE_FILES],
             # job "loragate", as in deploy/prometheus/prometheus.yml (the alerts select on it).
-            "scrape_configs": [{"job_name": "loragate", "static_configs": [{"targets": [target]}]}],
+            "scrape_configs": [{"job_name": "loragate", "static_configs": [{"targets": [target] if isinstance(target, str) else target}]}],
         }))
         self.log_path = workdir / "prometheus.log"
         self._log = self.log_path.open("wb")

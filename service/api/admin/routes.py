@@ -96,14 +96,15 @@ async def rollout_action(name: str, action: RolloutAction, services: ServicesDep
     return await services.routes.rollout_action(name, action, caller=caller)
 
 
-@router.get("/{name}/report", response_model=RouteReport, responses=ERRORS)
+@router.get("/{name}/report", response_model=RouteReport, responses={**ERRORS, 424: ERROR_RESPONSES[424]})
 async def route_report(name: str, services: ServicesDep, window_seconds: StatsWindow) -> RouteReport:
     route = services.routes.route(name)
     window = window_seconds or services.stats.window_s
+    source = services.route_source or services.stats  # the fleet's from Prometheus, or this replica's
     # The current version only: samples routed before the last change of the weights drop out.
-    samples, outcomes = services.stats.route_window(name, window, version=route.version)
+    # Off the event loop: Prometheus is a blocking HTTP call (unreachable: 424), the bootstrap takes a while.
+    samples, outcomes = await asyncio.to_thread(source.route_window, name, window, version=route.version)
     order = [v.target for v in route.spec.variants]
-    # Bootstrap intervals over many samples take a while: off the event loop.
     return await asyncio.to_thread(build_route_report, name, samples, outcomes, window, order,
                                    rollbacks=route.rollbacks, version=route.version,
-                                   source=services.stats.description)
+                                   source=source.description, figures_from=source.figures_from)

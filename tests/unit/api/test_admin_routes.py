@@ -41,7 +41,8 @@ def client(tmp_path: Path, tiny_model_dir: Path, adapter_root: Path, monkeypatch
     auth = Auth.from_settings(Settings(admin_keys_file=keys))
     app = FastAPI(middleware=[Middleware(KeyMiddleware, auth=auth)])
     app.state.auth = auth
-    app.state.services = SimpleNamespace(registry=adapters, routes=routes, stats=RequestStats(window_s=600))
+    app.state.services = SimpleNamespace(registry=adapters, routes=routes, stats=RequestStats(window_s=600),
+                                         route_source=None)
     install_error_handlers(app)
     app.include_router(admin.router)
     with TestClient(app) as http:

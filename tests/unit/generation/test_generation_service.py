@@ -71,7 +71,7 @@ def structured_request(max_tokens: int = 10, strict: bool = False, **extra) -> G
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, {"base_model": MODEL, "model": MODEL, "route": "none",
-                                                    "variant": "none", **labels}) or 0.0
+                                                    "variant": "none", "route_version": "none", **labels}) or 0.0
 
 
 async def test_truncated_reply_is_retried_once_with_the_reserved_budget_and_counted_as_one_request() -> None:

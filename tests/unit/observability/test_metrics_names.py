@@ -67,7 +67,7 @@ def test_label_names(metrics: Metrics) -> None:
 
 
 def test_counters_get_total_in_both_expositions(metrics: Metrics) -> None:
-    metrics.requests.labels("b", "b", "none", "none", "chat", "200").inc()
+    metrics.requests.labels("b", "b", "none", "none", "none", "chat", "200").inc()
     metrics.rejected.labels("model_not_found").inc()
     text = generate_latest(metrics.registry).decode()
     samples = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
