@@ -181,12 +181,14 @@ class Growth(BaseModel):
 
 
 def growth(points: list[tuple[float, float]], warmup_s: float, span_s: float) -> Growth:
-    """`points` are (t_s, value); at least two samples must fall in each span."""
+    """`points` are (t_s, value); the spans may not overlap and each needs at least two samples."""
     after = [(t, v) for t, v in points if t >= warmup_s]
     result = Growth(warmup_s=warmup_s, span_s=span_s, samples=len(after))
     if not after:
         return result
     last = max(t for t, _ in after)
+    if last - span_s < warmup_s + span_s:  # the two spans would overlap: too short a run to say
+        return result
     first = [v for t, v in after if t < warmup_s + span_s]
     final = [v for t, v in after if t > last - span_s]
     if len(first) < 2 or len(final) < 2:
