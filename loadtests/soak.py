@@ -43,7 +43,7 @@ from loadtests.bench_servers import proc_table, tree_members, tree_rss
 from loadtests.bench_triage import load_triage_tickets
 from loadtests.common import REPO_ROOT, RESULTS_DIR, machine_info, progress
 from loadtests.soak_report import (
-    Outcome, Result, Sample, counts, differences, growth, markdown, missing_kinds, p95_series, plot,
+    LATENCY_KINDS, Outcome, Result, Sample, counts, differences, growth, markdown, missing_kinds, p95_series, plot,
     registry_state, targets,
 )
 from loadtests.soak_traffic import LONG_TOKENS, Traffic
@@ -56,7 +56,7 @@ ROUTE, SHORT_LIVED = "soak-route", "soak-tmp"
 # What must have happened at least once for the soak to say anything (kinds and labels).
 WANTED = ("chat", "stream", "completion", "triage", "bad", "disconnect", "drain", "restart",
           "swap soak-a", "swap soak-b", "route weights", "register a short-lived adapter", "remove an adapter",
-          "stream left mid-stream", "disconnect waiting for the reply")
+          "disconnect left mid-stream", "disconnect waiting for the reply")
 
 
 # ------------------------------------------------------------------------- the process
@@ -135,6 +135,7 @@ class Soak:
         self.args, self.sources, self.origin = args, sources, origin
         self.results: list[Result] = []
         self.samples: list[Sample] = []
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def clock_s(self) -> float:
         return time.monotonic() - self.origin
@@ -146,8 +147,12 @@ class Soak:
         if failed := [r for r in self.results if r.outcome is not Outcome.OK]:
             raise RuntimeError(f"setting up the adapters and the route failed: {[r.detail for r in failed]}")
 
+    def running(self, deadline: float) -> bool:
+        """Until the deadline, while the service is alive (a dead one would only add failures)."""
+        return self.clock_s() < deadline and self.proc is not None and self.proc.poll() is None
+
     async def worker(self, traffic: Traffic, rng: random.Random, deadline: float) -> None:
-        while self.clock_s() < deadline:
+        while self.running(deadline):
             self.results.append(await traffic.one(rng))
 
     async def churn(self, traffic: Traffic, rng: random.Random, deadline: float) -> None:
@@ -156,7 +161,7 @@ class Soak:
         weights = {traffic.base: 2, ADAPTERS[0]: 1, ADAPTERS[1]: 1}
         swaps = {name: 0 for name in ADAPTERS}
         step = 0
-        while self.clock_s() + self.args.admin_interval_s < deadline:
+        while self.running(deadline - self.args.admin_interval_s):
             await asyncio.sleep(self.args.admin_interval_s)
             action = steps[step % len(steps)]
             step += 1
@@ -190,7 +195,7 @@ class Soak:
     async def run(self, proc: ServiceProcess) -> dict[str, Any]:
         """Setup, traffic, then the drain. Returns the figures of the drain and the snapshot."""
         assert proc.process is not None
-        args = self.args
+        args, self.proc = self.args, proc.process
         async with client_for(proc) as client:
             base = (await client.get("/v1/models")).json()["data"][0]["id"]  # the base model comes first
             traffic = Traffic(client, base, ADAPTERS, ROUTE, load_triage_tickets(60), args.max_tokens,
@@ -205,6 +210,9 @@ class Soak:
                                  *(self.worker(traffic, rngs[i], deadline) for i in range(args.concurrency)))
             stop.set()
             await sampler
+            if proc.process.poll() is not None:
+                raise RuntimeError(f"the service exited with code {proc.process.returncode} during the traffic "
+                                   f"({len(self.results)} requests sent):\n{proc.log_tail()}")
             progress(f"traffic done: {len(self.results)} requests; waiting for the engine to be idle")
             idle = await wait_engine_idle(client)
             before = await snapshot(client)
@@ -220,7 +228,8 @@ class Soak:
         in_flight = [
             asyncio.create_task(traffic.stream(traffic.base, rng, kind="drain", first_event=first, **long)),
             asyncio.create_task(traffic.chat(ADAPTERS[0], rng, kind="drain", **long)),
-            asyncio.create_task(traffic.triage(ROUTE, rng, kind="drain")),
+            # The base model: a random adapter's triage can run to its retry, longer than a drain should.
+            asyncio.create_task(traffic.triage(traffic.base, rng, kind="drain")),
         ]
         try:
             await asyncio.wait_for(first.wait(), 120)
@@ -346,7 +355,7 @@ def build_report(args: argparse.Namespace, soak: Soak, ran: dict[str, Any], afte
     met = [t.model_dump() for t in targets(figures)]
     met.append({"name": "engine requests left after the traffic (disconnects aborted)", "target": "0",
                 "value": idle, "met": idle == 0})
-    end_s = max((r.started_s for r in soak.results), default=0.0)
+    end_s = max((r.started_s for r in soak.results if r.kind in LATENCY_KINDS), default=0.0) + 1e-6
     return {
         "command": machine_info()["command"], "machine": machine_info(), "passed": all(t["met"] for t in met),
         "config": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
