@@ -73,7 +73,7 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
                            policy=settings.triage.policy)
     return Services(settings=settings, engine=engine, registry=registry, router=router, metrics=metrics,
                     generation=generation, stats=request_stats, guard=guard, triage=triage, routes=routes,
-                    route_source=prometheus)
+                    route_source=prometheus, rollout=rollout)
 
 
 async def run_services(svc: Services) -> None:
@@ -103,8 +103,8 @@ async def run_services(svc: Services) -> None:
                 await svc.registry.refresh()  # also this replica's heartbeat in the shared store
                 if svc.routes is not None:
                     await svc.routes.refresh()
-                if svc.generation.accounting.rollout is not None:  # steps due without new traffic
-                    svc.generation.accounting.rollout.tick()
+                if svc.rollout is not None:  # steps due without new traffic
+                    svc.rollout.tick()
             except Exception:
                 logger.exception("could not refresh adapters and routes from the store")
     finally:  # shutdown (cancelled) or a dead engine: this replica serves nothing any more

@@ -12,7 +12,7 @@ from service.config import Settings
 from service.engine import Engine
 from service.generation import GenerationService
 from service.observability import Metrics, RequestStats, RouteSampleSource
-from service.routing import ModelRouter, RouteRegistry
+from service.routing import ModelRouter, RolloutGuard, RouteRegistry
 from service.structured import StructuredGuard
 from service.tasks.triage import TriageService
 
@@ -32,6 +32,8 @@ class Services:
     routes: RouteRegistry | None = None
     # Where route guards and reports get their figures: `stats` unless --prometheus-url is set.
     route_source: RouteSampleSource | None = None
+    # Judges route guards and advances rollouts; ticked by run_services for steps due without traffic.
+    rollout: RolloutGuard | None = None
 
 
 def get_services(request: Request) -> Services:
