@@ -37,7 +37,6 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
     metrics = metrics or Metrics()
     engine = Engine(engine_options(settings), on_stats=metrics.record_engine_stats)
     metrics.engine_unfinished.set_function(engine.unfinished_requests)
-    metrics.export_engine_load(settings.model_name, engine.load)  # what an inference gateway reads
     store = AdapterStore(settings.adapters.store)
     routes = RouteRegistry(store, settings.model_name, metrics)
     router = ModelRouter(settings.model_name, routes=routes, metrics=metrics)

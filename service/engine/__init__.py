@@ -4,7 +4,6 @@ from service.engine.engine import Engine
 from service.engine.types import (
     STRUCTURED_OUTPUT_BACKENDS,
     AdapterHandle,
-    EngineLoad,
     EngineOptions,
     EngineRequestError,
     EngineSettings,
@@ -23,7 +22,7 @@ from service.engine.types import (
 )
 
 __all__ = [
-    "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineLoad", "EngineOptions", "EngineRequestError",
+    "STRUCTURED_OUTPUT_BACKENDS", "AdapterHandle", "Engine", "EngineOptions", "EngineRequestError",
     "EngineSettings", "EngineState", "EngineUnavailableError", "FinishReason", "GenerationDelta",
     "GenerationFailedError", "GenerationUpdate", "SamplingOptions", "SchedulerStep", "StructuredConstraint",
     "StructuredOutputBackend", "TokenLogprob", "TopToken",

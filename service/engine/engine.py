@@ -20,7 +20,6 @@ from service.engine.step_stats import step_listener
 from service.engine.types import (
     WHITESPACE_FREE_BACKENDS,
     AdapterHandle,
-    EngineLoad,
     EngineOptions,
     EngineRequestError,
     EngineState,
@@ -48,7 +47,6 @@ class Engine:
         self.options = options
         self._platform = platform  # None: vLLM's platform, detected on first use
         self._on_stats = on_stats
-        self._last_step: SchedulerStep | None = None
         self.progress = ProgressMonitor()
         self.state = EngineState.STOPPED
         self._llm: Any = None
@@ -178,17 +176,8 @@ class Engine:
         self.progress.step(None if step is None else step.running + step.waiting)
         if step is None:
             return
-        self._last_step = step
         if self._on_stats is not None:
             self._on_stats(step)
-
-    def load(self) -> EngineLoad:
-        """The latest step's scheduler figures and the limits they are read against (read at scrape
-        time by the gateway-protocol metrics, so a scrape sees the newest step)."""
-        cache = self._llm.vllm_config.cache_config if self._llm is not None else None
-        return EngineLoad(step=self._last_step, max_loras=self.options.max_loras,
-                          block_size=getattr(cache, "block_size", None),
-                          num_gpu_blocks=getattr(cache, "num_gpu_blocks", None))
 
     def _engine_errored(self) -> bool:
         return self._llm is not None and bool(self._llm.errored)

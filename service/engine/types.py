@@ -146,8 +146,8 @@ class AdapterHandle(BaseModel):
 
 
 class SchedulerStep(BaseModel):
-    """What vLLM's scheduler reported after one engine step: the figures vLLM's own metrics (and the
-    inference-gateway protocol, which reads them) are computed from."""
+    """What vLLM's scheduler reported after one engine step (vLLM's own `vllm:*` metrics carry the
+    same figures)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -155,20 +155,6 @@ class SchedulerStep(BaseModel):
     waiting: int = Field(ge=0, description="Requests queued, those deferred (e.g. waiting for a LoRA slot) "
                          "included, as vLLM's `vllm:num_requests_waiting` counts them.")
     kv_cache_usage: float = Field(ge=0, description="Fraction of the KV cache in use (0-1).")
-    running_adapters: tuple[str, ...] = Field((), description="Served names of the adapters with running requests.")
-    waiting_adapters: tuple[str, ...] = Field((), description="Served names of the adapters with waiting requests.")
-    at: float = Field(description="When the step was reported (wall clock, time.time()).")
-
-
-class EngineLoad(BaseModel):
-    """The engine's latest scheduler figures and the limits it schedules under, read when asked."""
-
-    model_config = ConfigDict(frozen=True)
-
-    step: SchedulerStep | None = Field(description="The latest step's figures; None before the first step.")
-    max_loras: int = Field(ge=1, description="Adapters one batch can hold (vLLM's `max_loras`).")
-    block_size: int | None = Field(None, description="Tokens per KV cache block; None before the engine started.")
-    num_gpu_blocks: int | None = Field(None, description="KV cache blocks; None before the engine sized its cache.")
 
 
 # Called after every engine step that carried scheduler figures.

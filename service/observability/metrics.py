@@ -1,5 +1,9 @@
-"""Every Prometheus metric loragate exports, in one place (and, in gateway_protocol.py, the
-inference-gateway protocol's metrics under vLLM's names).
+"""Every Prometheus metric loragate exports, in one place.
+
+The registry is prometheus-client's default one, which vLLM's own stat logger also writes to: its
+`vllm:*` series (among them the inference-gateway protocol's `vllm:num_requests_running`,
+`vllm:num_requests_waiting`, `vllm:kv_cache_usage_perc`, `vllm:lora_requests_info` and
+`vllm:cache_config_info`) are served by /metrics beside these, with vLLM's names and meaning.
 
 Label values come only from names the service itself resolved (the base model, registered
 adapters, configured routes), never from raw request fields, so an unknown `model` cannot
@@ -8,12 +12,10 @@ create new series.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from service.engine.types import EngineLoad, SchedulerStep
-from service.observability.gateway_protocol import GatewayProtocolCollector
+from service.engine.types import SchedulerStep
 
 # Milliseconds to minutes: small CPU models answer in ~0.1-10 s, queues can add minutes.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -167,8 +169,3 @@ class Metrics:
         self.engine_running.set(step.running)
         self.engine_waiting.set(step.waiting)
         self.kv_cache_usage.set(step.kv_cache_usage)
-
-    def export_engine_load(self, model_name: str, load: Callable[[], EngineLoad]) -> None:
-        """Also export the inference-gateway protocol's metrics (vLLM's names), read from `load()` at
-        each scrape; see gateway_protocol.py."""
-        self.registry.register(GatewayProtocolCollector(model_name, load))
