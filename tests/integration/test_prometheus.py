@@ -7,8 +7,6 @@ runs as root). Without it the module is skipped, except under CI (CI set) where 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +19,7 @@ import yaml
 from service.testing.process import ServiceProcess, free_port
 from tests.integration.metrics_scrape import scrape_value
 from tests.integration.traffic import Sent, chat, register_adapter, stream_chat
+from tests.support.tools import required_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,13 +29,7 @@ WAIT_S = 60.0
 
 @pytest.fixture(scope="module")
 def prometheus_bin() -> str:
-    path = shutil.which("prometheus")
-    if path:
-        return path
-    hint = "install the Debian package `prometheus` (scripts/install.sh does it when run as root)"
-    if "CI" in os.environ:
-        pytest.fail(f"prometheus is not installed but CI is set: {hint}")
-    pytest.skip(f"prometheus is not installed: {hint}")
+    return required_tool("prometheus", "Debian package `prometheus`, scripts/install_test_tools.sh as root")
 
 
 class Prometheus:

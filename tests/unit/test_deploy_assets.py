@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.support.tools import required_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -249,12 +249,7 @@ def _substitute_grafana_variables(expr: str) -> str:
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path:
-        return path
-    if "CI" in os.environ:
-        pytest.fail("promtool is not installed but CI is set; install it (Debian: apt-get install prometheus)")
-    pytest.skip("promtool is not installed (Debian: apt-get install prometheus); with CI set this fails")
+    return required_tool("promtool", "Debian: apt-get install prometheus")
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:

