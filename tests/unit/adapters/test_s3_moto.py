@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import DependencyFailedError, NotFoundError
-from tests.support.registry_harness import file_sha256, make_registry
+from tests.support.registry_harness import MAX_BYTES, file_sha256, make_registry
 
 moto_server = pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
@@ -86,3 +86,29 @@ def test_an_unreachable_endpoint_is_a_424_within_the_timeout(monkeypatch: pytest
     finally:
         registry.replicas.close()
     assert error.status == 424 and error.code in ("adapter_store_unreachable", "adapter_store_timeout"), error.message
+
+
+def test_an_oversized_object_is_refused_while_downloading(aws_env: str, tmp_path: Path, tiny_model_dir: Path,
+                                                          adapter_root: Path) -> None:
+    """The cap holds against the real store, and nothing of the refused download stays in staging."""
+    client = boto3.client("s3", endpoint_url=aws_env)
+    client.create_bucket(Bucket="team-big")
+    for file in (adapter_root / "one").iterdir():
+        if file.is_file():
+            client.put_object(Bucket="team-big", Key=f"big/{file.name}", Body=file.read_bytes())
+    client.put_object(Bucket="team-big", Key="big/padding.safetensors", Body=bytes(MAX_BYTES + (1 << 20)))
+    store = tmp_path / "store"
+    registry, engine = make_registry(store, tiny_model_dir, [adapter_root], download_timeout_s=20.0)
+
+    async def run() -> None:
+        with pytest.raises(Exception) as caught:
+            await registry.register_uri("big", "s3://team-big/big/")
+        assert (getattr(caught.value, "status", None), getattr(caught.value, "code", None)) == (
+            400, "adapter_too_large")
+
+    try:
+        asyncio.run(run())
+    finally:
+        registry.replicas.close()
+    assert engine.loads() == [] and registry.handle("big") is None
+    assert (store / ".staging").is_dir() and list((store / ".staging").iterdir()) == []
