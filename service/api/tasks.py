@@ -12,14 +12,14 @@ from service.api.admission import AdmittedRoute, admitted, batch_work, ticket_wo
 from service.api.auth import require_api_key
 from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import RouteKeyHeader, ServicesDep
-from service.api.errors import ERROR_RESPONSES, ErrorDetail
+from service.api.errors import GENERATION_FAILURES, ErrorDetail, failures
 from service.api.headers import served_headers, token_headers
 from service.errors import InvalidRequestError
 from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse, TriageThresholds
 
 router = APIRouter(prefix="/v1/tickets", tags=["triage"], route_class=AdmittedRoute,
                    dependencies=[Depends(require_api_key)])
-RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
+RESPONSES = failures(*GENERATION_FAILURES)
 
 
 class TriageOptions(BaseModel):

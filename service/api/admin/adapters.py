@@ -11,12 +11,18 @@ from pydantic import BaseModel, Field
 from service.adapters import AdapterRecord, AdapterStatus
 from service.api.auth import CallerDep
 from service.api.deps import ServicesDep
-from service.api.errors import ERROR_RESPONSES
-from service.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from service.api.errors import failures
+from service.errors import (
+    ConflictError,
+    DependencyFailedError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
 
 router = APIRouter(prefix="/adapters", tags=["admin"])  # under the admin router (admin key)
 GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
-ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409, 413, 415, 424)}
 
 
 class RegisterAdapterRequest(BaseModel):
@@ -50,7 +56,8 @@ class AdapterList(BaseModel):
     data: list[AdapterStatus]
 
 
-@router.post("", status_code=201, response_model=AdapterRecord, responses=ERRORS)
+@router.post("", status_code=201, response_model=AdapterRecord, responses=failures(
+    InvalidRequestError, NotFoundError, ConflictError, PayloadTooLargeError, DependencyFailedError))
 async def register_adapter(body: RegisterAdapterRequest, services: ServicesDep, caller: CallerDep) -> AdapterRecord:
     if (error := body.source_error()) is not None:
         raise error
@@ -60,13 +67,14 @@ async def register_adapter(body: RegisterAdapterRequest, services: ServicesDep, 
     return await services.registry.register_path(body.name, body.path, caller=caller, pinned=body.pinned)
 
 
-@router.patch("/{name}", response_model=AdapterRecord, responses=ERRORS)
+@router.patch("/{name}", response_model=AdapterRecord, responses=failures(NotFoundError, ConflictError))
 async def update_adapter(name: str, body: UpdateAdapterRequest, services: ServicesDep,
                          caller: CallerDep) -> AdapterRecord:
     return await services.registry.set_pinned(name, body.pinned, caller=caller)
 
 
-@router.put("/{name}", status_code=201, response_model=AdapterRecord, responses=ERRORS)
+@router.put("/{name}", status_code=201, response_model=AdapterRecord, responses=failures(
+    InvalidRequestError, ConflictError, PayloadTooLargeError, UnsupportedMediaTypeError))
 async def upload_adapter(
     name: str, request: Request, services: ServicesDep, caller: CallerDep,
     content_type: Annotated[str, Header()] = "",
@@ -93,12 +101,12 @@ async def list_adapters(services: ServicesDep) -> AdapterList:
     return AdapterList(data=await services.registry.statuses())
 
 
-@router.get("/{name}", response_model=AdapterStatus, responses=ERRORS)
+@router.get("/{name}", response_model=AdapterStatus, responses=failures(NotFoundError))
 async def get_adapter(name: str, services: ServicesDep) -> AdapterStatus:
     return await services.registry.status(name)
 
 
-@router.delete("/{name}", status_code=204, responses=ERRORS)
+@router.delete("/{name}", status_code=204, responses=failures(NotFoundError, ConflictError))
 async def remove_adapter(name: str, services: ServicesDep, caller: CallerDep) -> Response:
     await services.registry.remove(name, caller=caller)
     return Response(status_code=204)
