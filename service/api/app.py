@@ -84,5 +84,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     for router in (health.router, openai.router, observability.router, tasks.router, admin.router):
         app.include_router(router)
-    install_openapi(app, auth)  # every error response each operation can give, from FAILURE_TABLE
+    install_openapi(app, auth, settings.generation)  # every error response each operation can give, from FAILURE_TABLE
     return app

@@ -27,6 +27,7 @@ from service.api.body_limit import BODYLESS_METHODS
 from service.api.errors import ErrorResponse, error_response_doc, failures
 from service.api.keys import Role
 from service.api.lifecycle import OPEN_WHILE_DRAINING
+from service.generation import GenerationSettings
 from service.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -103,13 +104,28 @@ def document_failures(app: FastAPI, schema: dict[str, Any], auth: Auth) -> dict[
     return schema
 
 
-def install_openapi(app: FastAPI, auth: Auth) -> None:
-    """`app.openapi()` (and /openapi.json) with `document_failures` applied, built once."""
+def document_limits(schema: dict[str, Any], limits: GenerationSettings) -> dict[str, Any]:
+    """The configured caps the service refuses past with 400 (`max_tokens_limit`, `max_n`) as the
+    generation requests' `maximum`, so a client (or a fuzzer) reads them from the document."""
+    schemas = schema.get("components", {}).get("schemas", {})
+    for model in ("ChatCompletionRequest", "CompletionRequest"):
+        properties = schemas.get(model, {}).get("properties", {})
+        for name, cap in (("max_tokens", limits.max_tokens_limit), ("max_completion_tokens", limits.max_tokens_limit),
+                          ("n", limits.max_n)):
+            prop = properties.get(name)
+            for branch in (prop.get("anyOf", [prop]) if prop else []):
+                if branch.get("type") == "integer":
+                    branch["maximum"] = cap
+    return schema
+
+
+def install_openapi(app: FastAPI, auth: Auth, limits: GenerationSettings) -> None:
+    """`app.openapi()` (and /openapi.json) with `document_failures` and `document_limits` applied, built once."""
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-            app.openapi_schema = document_failures(app, schema, auth)
+            app.openapi_schema = document_limits(document_failures(app, schema, auth), limits)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

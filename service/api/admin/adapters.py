@@ -73,11 +73,16 @@ async def update_adapter(name: str, body: UpdateAdapterRequest, services: Servic
     return await services.registry.set_pinned(name, body.pinned, caller=caller)
 
 
-@router.put("/{name}", status_code=201, response_model=AdapterRecord, responses=failures(
+# The body is streamed, not parsed: the document states it by hand (the content type is checked here).
+UPLOAD_BODY = {"requestBody": {"required": True, "description": "The adapter folder as a .tar.gz archive.",
+                               "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.put("/{name}", status_code=201, response_model=AdapterRecord, openapi_extra=UPLOAD_BODY, responses=failures(
     InvalidRequestError, ConflictError, PayloadTooLargeError, UnsupportedMediaTypeError))
 async def upload_adapter(
     name: str, request: Request, services: ServicesDep, caller: CallerDep,
-    content_type: Annotated[str, Header()] = "",
+    content_type: Annotated[str, Header(include_in_schema=False)] = "",
 ) -> AdapterRecord:
     if content_type.split(";")[0].strip().lower() not in GZIP_TYPES:
         raise UnsupportedMediaTypeError(
