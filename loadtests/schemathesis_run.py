@@ -55,7 +55,7 @@ def config_toml(args: argparse.Namespace) -> str:
 
 def command(args: argparse.Namespace, config: Path) -> list[str]:
     exe = Path(sys.executable).with_name("schemathesis")
-    report = Path(args.report_dir)
+    report = Path(args.report_dir).resolve()
     return [
         str(exe), "--config-file", str(config), "run", f"{args.base_url.rstrip('/')}/openapi.json",
         "--header", f"Authorization: Bearer {args.key}",
@@ -92,17 +92,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     """Runs schemathesis to the end (or `--timeout`: then the run fails); its exit status."""
-    report = Path(args.report_dir)
+    report = Path(args.report_dir).resolve()
     report.mkdir(parents=True, exist_ok=True)
     config = report / "schemathesis.toml"
     config.write_text(config_toml(args))
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": HOOKS, "LORAGATE_ST_MODELS": args.models}
+    # Run in the report folder (schemathesis keeps a crash cache in its working directory), this
+    # checkout first on the path so the hooks are this checkout's.
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": HOOKS, "LORAGATE_ST_MODELS": args.models,
+           "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
     cmd = command(args, config)
     shown = [part if not part.startswith("Authorization:") else "Authorization: Bearer ***" for part in cmd]
     print("$ " + " ".join(shown), flush=True)
     with (report / "output.txt").open("w") as output:
         try:
-            done = subprocess.run(cmd, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=args.timeout)
+            done = subprocess.run(cmd, env=env, cwd=report, stdout=output, stderr=subprocess.STDOUT, timeout=args.timeout)
         except subprocess.TimeoutExpired:
             output.write(f"\nloragate: the run did not finish within {args.timeout:g}s\n")
             return 124

@@ -250,6 +250,10 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         return service_error_response(http_error(exc), request.app, headers)
 
+    @app.exception_handler(Refusal)
+    async def _refused(request: Request, exc: Refusal) -> JSONResponse:
+        return refusal_response(exc, request.app)
+
 
 def allowed_methods(app: Any, scope: Scope) -> list[str]:
     """Every method some route serves at this path (the `Allow` of a 405)."""
@@ -260,7 +264,3 @@ def allowed_methods(app: Any, scope: Scope) -> list[str]:
         if match is not Match.NONE and route_methods:
             methods |= set(route_methods)
     return sorted(methods)
-
-    @app.exception_handler(Refusal)
-    async def _refused(request: Request, exc: Refusal) -> JSONResponse:
-        return refusal_response(exc, request.app)

@@ -15,6 +15,7 @@ from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import GENERATION_FAILURES, ErrorDetail, failures
 from service.api.headers import served_headers, token_headers
 from service.errors import InvalidRequestError
+from service.numbers import NOT_BOOLEAN
 from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse, TriageThresholds
 
 router = APIRouter(prefix="/v1/tickets", tags=["triage"], route_class=AdmittedRoute,
@@ -33,7 +34,7 @@ class TriageOptions(BaseModel):
 
 class TriageRequest(Ticket, TriageOptions):
     model: str | None = Field(None, description="Base model, adapter or route; default: the base model.")
-    max_tokens: int | None = Field(None, ge=32, description="Token budget for the first attempt.")
+    max_tokens: Annotated[int | None, NOT_BOOLEAN] = Field(None, ge=32, description="Token budget for the first attempt.")
 
 
 class BatchTriageRequest(TriageOptions):

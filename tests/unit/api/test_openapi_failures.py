@@ -129,3 +129,54 @@ def test_what_the_table_produces_for_a_route_is_documented(harness: Harness, kin
     assert response.json()["error"]["code"] in documented["x-error-codes"]
     for name in documented.get("headers", {}):
         assert name.lower() in response.headers
+
+
+def test_405_allows_every_method_of_the_path(harness: Harness) -> None:  # noqa: F811
+    """Starlette names only the first matching route's methods; `Allow` lists the path's."""
+    admin = {"authorization": "Bearer admin-key-0123456789abcdef"}
+    response = harness.http.options("/admin/adapters/some-name", headers=admin)
+    assert response.status_code == 405 and response.headers["allow"] == "DELETE, GET, PATCH, PUT"
+    assert harness.http.options("/admin/adapters", headers=admin).headers["allow"] == "GET, POST"
+
+
+def _request_models() -> list[type]:
+    """Every model a request body of the document is made of (the app's own pydantic models)."""
+    from pydantic import BaseModel
+
+    def subclasses(kind: type) -> list[type]:
+        return [kind, *(c for sub in kind.__subclasses__() for c in subclasses(sub))]
+
+    by_name = {c.__name__: c for c in subclasses(BaseModel) if c.__module__.startswith("service.")}
+    doc, seen = document(), set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.split("/")[-1] not in seen:
+                seen.add(ref.split("/")[-1])
+                walk(doc["components"]["schemas"][ref.split("/")[-1]])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            walk(op.get("requestBody", {}))
+    return [by_name[name] for name in sorted(seen)]
+
+
+def test_request_models_refuse_a_boolean_for_a_number(harness: Harness) -> None:  # noqa: F811
+    """Pydantic's lax mode reads `true` as 1: every request model with a numeric field refuses it."""
+    from service.numbers import NOT_BOOLEAN, NumbersNotBooleans, _numeric_fields
+
+    models = _request_models()
+    assert len(models) >= 15
+    for model in models:
+        for name in _numeric_fields(model):
+            assert issubclass(model, NumbersNotBooleans) or NOT_BOOLEAN in model.model_fields[name].metadata, \
+                f"{model.__name__}.{name}"
+    response = harness.http.post("/v1/chat/completions", headers={"authorization": "Bearer api-key-0123456789abcdef"},
+                                 json={"model": "x", "messages": [{"role": "user", "content": "hi"}], "temperature": True})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "temperature"
