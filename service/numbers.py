@@ -1,7 +1,8 @@
-"""Request models refuse a JSON boolean where they take a number: pydantic's lax mode reads `true`
-as 1 and `false` as 0, a silent acceptance the request contract forbids. A model deriving from
-`NumbersNotBooleans` gets one `before` validator over all its numeric fields (int or float, alone
-or in a union without bool); the 400 names the field."""
+"""Request models take a JSON number only as a number and a boolean only as a boolean: pydantic's
+lax mode reads `true` as 1, `"0.5"` as 0.5 and `0` or `"yes"` as a boolean, a silent acceptance
+the request contract forbids. A model deriving from `StrictScalars` gets one `before` validator
+over its numeric fields (int or float, alone or in a union without bool) and its boolean ones;
+the 400 names the field. A single field elsewhere: `Annotated[int | None, NUMBER]`, `BOOLEAN`."""
 
 from __future__ import annotations
 
@@ -13,33 +14,45 @@ from typing import Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
 
 
-def _numeric(annotation: Any) -> bool:
+def _members(annotation: Any) -> tuple[Any, ...]:
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
-    args = typing.get_args(annotation) if union else (annotation,)
-    return any(arg in (int, float) for arg in args) and bool not in args
+    return typing.get_args(annotation) if union else (annotation,)
+
+
+def _kind(annotation: Any) -> str | None:
+    members = _members(annotation)
+    if bool in members:
+        return "boolean" if all(m in (bool, type(None)) for m in members) else None
+    return "number" if any(m in (int, float) for m in members) and str not in members else None
 
 
 @functools.cache
-def _numeric_fields(model: type[BaseModel]) -> frozenset[str]:
-    return frozenset(name for name, field in model.model_fields.items() if _numeric(field.annotation))
+def scalar_fields(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> "number" or "boolean", for the fields `StrictScalars` checks."""
+    kinds = {name: _kind(field.annotation) for name, field in model.model_fields.items()}
+    return {name: kind for name, kind in kinds.items() if kind is not None}
 
 
-def _refuse(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("Input should be a number, not a boolean")
+def _checked(value: Any, kind: str) -> Any:
+    if kind == "number" and (isinstance(value, bool) or isinstance(value, str)):
+        raise ValueError("Input should be a number")
+    if kind == "boolean" and value is not None and not isinstance(value, bool):
+        raise ValueError("Input should be a boolean (true or false)")
     return value
 
 
-# One field of a model that may not derive from `NumbersNotBooleans`: `Annotated[int, NOT_BOOLEAN]`.
-NOT_BOOLEAN = BeforeValidator(_refuse)
+# For one field of a model that does not derive from `StrictScalars`: `Annotated[int | None, NUMBER]`.
+NUMBER = BeforeValidator(lambda value: _checked(value, "number"))
+BOOLEAN = BeforeValidator(lambda value: _checked(value, "boolean"))
 
 
-class NumbersNotBooleans(BaseModel):
+class StrictScalars(BaseModel):
     """Also forbids unknown fields: every model deriving from it does (or says so in its own config)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
-    def _refuse_booleans(cls, value: Any, info: ValidationInfo) -> Any:
-        return _refuse(value) if info.field_name in _numeric_fields(cls) else value
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = scalar_fields(cls).get(info.field_name or "")
+        return _checked(value, kind) if kind is not None else value

@@ -20,6 +20,7 @@ from service.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from service.numbers import BOOLEAN
 
 router = APIRouter(prefix="/adapters", tags=["admin"])  # under the admin router (admin key)
 GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
@@ -35,7 +36,7 @@ class RegisterAdapterRequest(BaseModel):
         "hf://org/repo[@revision], https://.../adapter.tar.gz or file:///folder (schemes and hosts as the server "
         "allows; credentials from the server's environment).",
     )
-    pinned: bool | None = Field(
+    pinned: Annotated[bool | None, BOOLEAN] = Field(
         None, description="Never evict this adapter from the engine's cache; unset: as the previous version.",
     )
 
@@ -48,7 +49,8 @@ class RegisterAdapterRequest(BaseModel):
 
 
 class UpdateAdapterRequest(BaseModel):
-    pinned: bool = Field(description="Never evict this adapter from the engine's cache (true) or let LRU decide.")
+    pinned: Annotated[bool, BOOLEAN] = Field(
+        description="Never evict this adapter from the engine's cache (true) or let LRU decide.")
 
 
 class AdapterList(BaseModel):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from service.numbers import NumbersNotBooleans
+from service.numbers import StrictScalars
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_LOGPROBS = 20  # vLLM's default max_logprobs
@@ -52,7 +52,7 @@ def _new_id(prefix: str) -> str:
 
 
 # ---------------------------------------------------------------- shared pieces
-class Strict(NumbersNotBooleans):
+class Strict(StrictScalars):
     """Every protocol model refuses a field it does not declare (a 400 naming it), never drops it;
     the exceptions are `EXTRA_ALLOWED`, at the end of this module, each with its reason."""
 

@@ -167,16 +167,22 @@ def _request_models() -> list[type]:
     return [by_name[name] for name in sorted(seen)]
 
 
-def test_request_models_refuse_a_boolean_for_a_number(harness: Harness) -> None:  # noqa: F811
-    """Pydantic's lax mode reads `true` as 1: every request model with a numeric field refuses it."""
-    from service.numbers import NOT_BOOLEAN, NumbersNotBooleans, _numeric_fields
+def test_request_models_take_numbers_and_booleans_only_as_such(harness: Harness) -> None:  # noqa: F811
+    """Pydantic's lax mode reads `true` as 1, "0.5" as 0.5, 0 as false: every request model's number
+    and boolean fields refuse the other kinds."""
+    from service.numbers import BOOLEAN, NUMBER, StrictScalars, scalar_fields
 
     models = _request_models()
     assert len(models) >= 15
     for model in models:
-        for name in _numeric_fields(model):
-            assert issubclass(model, NumbersNotBooleans) or NOT_BOOLEAN in model.model_fields[name].metadata, \
+        for name in scalar_fields(model):
+            metadata = model.model_fields[name].metadata
+            assert issubclass(model, StrictScalars) or NUMBER in metadata or BOOLEAN in metadata, \
                 f"{model.__name__}.{name}"
     response = harness.http.post("/v1/chat/completions", headers={"authorization": "Bearer api-key-0123456789abcdef"},
                                  json={"model": "x", "messages": [{"role": "user", "content": "hi"}], "temperature": True})
     assert response.status_code == 400 and response.json()["error"]["param"] == "temperature"
+    for body, param in (({"temperature": "0.5"}, "temperature"), ({"stream": 0}, "stream"), ({"n": True}, "n")):
+        response = harness.http.post("/v1/chat/completions", headers={"authorization": "Bearer api-key-0123456789abcdef"},
+                                     json={"model": "x", "messages": [{"role": "user", "content": "hi"}], **body})
+        assert response.status_code == 400 and response.json()["error"]["param"] == param, body
