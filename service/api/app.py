@@ -20,6 +20,7 @@ from service.api.deps import Services
 from service.api.errors import UnexpectedErrorMiddleware, install_error_handlers
 from service.api.keys import forget_raw_keys
 from service.api.lifecycle import Lifecycle, LifecycleMiddleware, watch_engine
+from service.api.openapi import install_openapi
 from service.config import Settings
 
 
@@ -83,4 +84,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     for router in (health.router, openai.router, observability.router, tasks.router, admin.router):
         app.include_router(router)
+    install_openapi(app, auth, settings.generation)  # every error response each operation can give, from FAILURE_TABLE
     return app

@@ -14,24 +14,33 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pydantic import BaseModel
 
 from service.api.limits import Refusal
+from service.engine.types import EngineRequestError, EngineUnavailableError, GenerationFailedError
 from service.errors import (
     AuthenticationError,
     ConflictError,
+    ContextLengthExceededError,
+    DependencyFailedError,
+    EngineNotReadyError,
     Failure,
     InvalidRequestError,
     MethodNotAllowedError,
+    ModelNotFoundError,
     NotFoundError,
+    OverloadedError,
     PayloadTooLargeError,
     PermissionDeniedError,
     RateLimitedError,
+    RequestTimeoutError,
     ServiceError,
     UnrecognizedArgumentError,
     UnsupportedMediaTypeError,
+    UpstreamGenerationError,
     as_service_error,
     failure_of,
     table_row,
@@ -55,8 +64,50 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-# Every error status a route may answer with, for the OpenAPI document.
-ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 424, 429, 502, 503, 504)}
+# ------------------------------------------------------------------ the OpenAPI document's error responses
+_HEADER_SCHEMAS = {"retry-after": {"type": "string", "pattern": "^[0-9]+$"}, "www-authenticate": {"type": "string"}}
+
+
+def _sent_headers(row: Failure) -> set[str]:
+    """The documented headers a row always sends."""
+    names = {name for name, _ in row.headers} | ({"retry-after"} if row.retry_after is not None else set())
+    return names & set(_HEADER_SCHEMAS)
+
+
+def error_response_doc(codes: list[str], headers: set[str]) -> dict[str, Any]:
+    """One error response of the document: the ErrorResponse body, its codes (`x-error-codes`: the
+    table's; a raise site may send a more specific one of the same row) and the headers it always has."""
+    response: dict[str, Any] = {
+        "model": ErrorResponse,  # FastAPI registers the schema; `service.api.openapi` drops the key
+        "description": f"An error; `code`: {', '.join(codes)}.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+        "x-error-codes": codes,
+    }
+    if headers:
+        response["headers"] = {name.title(): {"required": True, "schema": _HEADER_SCHEMAS[name]}
+                               for name in sorted(headers)}
+    return response
+
+
+def failures(*kinds: type[BaseException]) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that raises these kinds: one per status, from the kinds' rows of
+    FAILURE_TABLE (their codes; the headers all of a status's rows send). 499 is never sent."""
+    by_status: dict[int, list[Failure]] = {}
+    for kind in kinds:
+        row = table_row(kind)
+        if row.status != 499:
+            by_status.setdefault(row.status, []).append(row)
+    return {status: error_response_doc(sorted({row.code for row in rows if row.code}),
+                                       set.intersection(*(_sent_headers(row) for row in rows)))
+            for status, rows in sorted(by_status.items())}
+
+
+# What a generation (chat, completion, triage) may fail with, from admission to the engine's last token.
+GENERATION_FAILURES: tuple[type[BaseException], ...] = (
+    InvalidRequestError, ContextLengthExceededError, ModelNotFoundError, ConflictError, RateLimitedError,
+    DependencyFailedError, UpstreamGenerationError, EngineNotReadyError, OverloadedError, RequestTimeoutError,
+    EngineUnavailableError, EngineRequestError, GenerationFailedError, TimeoutError,
+)
 
 # Starlette's own errors (a path no route serves, a method a route does not take, ...) as table rows.
 _HTTP_ERRORS: dict[int, type[ServiceError]] = {
@@ -194,8 +245,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return service_error_response(http_error(exc), request.app, getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # Starlette names the first matching route's methods; the path has more
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        return service_error_response(http_error(exc), request.app, headers)
 
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> JSONResponse:
         return refusal_response(exc, request.app)
+
+
+def allowed_methods(app: Any, scope: Scope) -> list[str]:
+    """Every method some route serves at this path (the `Allow` of a 405)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match is not Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)

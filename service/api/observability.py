@@ -10,7 +10,8 @@ from prometheus_client.exposition import choose_encoder
 
 from service.api.auth import require_api_key, require_metrics_key
 from service.api.deps import ServicesDep
-from service.api.errors import ERROR_RESPONSES
+from service.api.errors import failures
+from service.errors import InvalidRequestError
 from service.observability import StatsReport
 
 router = APIRouter(tags=["observability"])
@@ -42,7 +43,7 @@ def stats_window(
 StatsWindow = Annotated[float | None, Depends(stats_window)]
 
 
-@router.get("/v1/stats", response_model=StatsReport, responses={400: ERROR_RESPONSES[400]},
+@router.get("/v1/stats", response_model=StatsReport, responses=failures(InvalidRequestError),
             dependencies=[Depends(require_api_key)])
 async def stats(services: ServicesDep, window_seconds: StatsWindow) -> StatsReport:
     return services.stats.report(window_seconds)

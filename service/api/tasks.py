@@ -12,20 +12,21 @@ from service.api.admission import AdmittedRoute, admitted, batch_work, ticket_wo
 from service.api.auth import require_api_key
 from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import RouteKeyHeader, ServicesDep
-from service.api.errors import ERROR_RESPONSES, ErrorDetail
+from service.api.errors import GENERATION_FAILURES, ErrorDetail, failures
 from service.api.headers import served_headers, token_headers
 from service.errors import InvalidRequestError
+from service.numbers import BOOLEAN, NUMBER
 from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse, TriageThresholds
 
 router = APIRouter(prefix="/v1/tickets", tags=["triage"], route_class=AdmittedRoute,
                    dependencies=[Depends(require_api_key)])
-RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 502, 503)}
+RESPONSES = failures(*GENERATION_FAILURES)
 
 
 class TriageOptions(BaseModel):
     """How the labels are decided (shared by single and batch requests)."""
 
-    probabilities: bool = Field(True, description="Read label probabilities and apply the decision policy "
+    probabilities: Annotated[bool, BOOLEAN] = Field(True, description="Read label probabilities and apply the decision policy "
                                 "(confidence, urgent escalation, review flag); false: the decoded labels as they are.")
     policy: TriageThresholds | None = Field(None, description="Thresholds for this request, over the served "
                                             "adapter's and the server's.")
@@ -33,7 +34,7 @@ class TriageOptions(BaseModel):
 
 class TriageRequest(Ticket, TriageOptions):
     model: str | None = Field(None, description="Base model, adapter or route; default: the base model.")
-    max_tokens: int | None = Field(None, ge=32, description="Token budget for the first attempt.")
+    max_tokens: Annotated[int | None, NUMBER] = Field(None, ge=32, description="Token budget for the first attempt.")
 
 
 class BatchTriageRequest(TriageOptions):

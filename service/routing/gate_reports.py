@@ -18,12 +18,13 @@ from pydantic import BaseModel, Field
 from service.adapters import AdapterStore
 from service.adapters.store import AuditEvent
 from service.errors import InvalidRequestError, NotFoundError
+from service.numbers import StrictScalars
 
 GATE_DIR = "gate-reports"
 _ID_RE = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[a-z0-9._-]{1,64}$")
 
 
-class RateFigure(BaseModel):
+class RateFigure(StrictScalars):
     """One side's share of successes on the gate's items, with its 95% Wilson interval."""
 
     successes: int = Field(ge=0)
@@ -33,7 +34,7 @@ class RateFigure(BaseModel):
     high: float | None = Field(None, ge=0, le=1)
 
 
-class MeasureVerdict(BaseModel):
+class MeasureVerdict(StrictScalars):
     measure: str
     candidate: RateFigure
     control: RateFigure
@@ -45,7 +46,7 @@ class MeasureVerdict(BaseModel):
     statement: str = Field(description="The decision in words, with the figures and the interval.")
 
 
-class GateReport(BaseModel):
+class GateReport(StrictScalars):
     """The gate's decision: the candidate against the route's control on one dataset."""
 
     route: str

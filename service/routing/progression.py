@@ -19,6 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.numbers import StrictScalars
+
 RolloutStatus = Literal["progressing", "paused", "rolled_back", "completed"]
 # What moved a rollout: bounded, so it can label a counter.
 Transition = Literal["started", "advanced", "completed", "rolled_back", "paused", "resumed", "aborted"]
@@ -28,7 +30,7 @@ MAX_STEPS = 20
 MAX_HISTORY = 50  # the oldest history entries are dropped beyond this
 
 
-class RolloutSpec(BaseModel):
+class RolloutSpec(StrictScalars):
     """What a client sets: the candidate and the steps its share of traffic goes through."""
 
     model_config = ConfigDict(extra="forbid")

@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.numbers import StrictScalars
+
 from service.routing.progression import RolloutSpec, RolloutState
 
 MAX_VARIANTS = 8
@@ -14,21 +16,21 @@ THRESHOLDS = ("max_error_rate", "max_invalid_rate", "max_p95_latency_ratio", "ma
               "min_shadow_agreement")
 
 
-class RouteVariant(BaseModel):
+class RouteVariant(StrictScalars):
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(min_length=1, description="The base model or a registered adapter.")
     weight: float = Field(ge=0, le=1_000_000, description="Relative share of traffic (0 = none).")
 
 
-class ShadowTarget(BaseModel):
+class ShadowTarget(StrictScalars):
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(min_length=1, description="The base model or a registered adapter to mirror to.")
     fraction: float = Field(gt=0, le=1, description="Share of the route's requests mirrored.")
 
 
-class RouteGuard(BaseModel):
+class RouteGuard(StrictScalars):
     """Thresholds that roll a variant back to weight 0; the control (first variant) is never
     rolled back, and nothing is judged before `min_samples` requests of the variant."""
 

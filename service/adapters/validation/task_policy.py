@@ -10,13 +10,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.numbers import StrictScalars
+
 from service.adapters.validation.errors import fail
 
 TRIAGE_POLICY_FILE = "triage_policy.json"
 MAX_POLICY_FILE_BYTES = 16 * 1024
 
 
-class TriageThresholds(BaseModel):
+class TriageThresholds(StrictScalars):
     """The thresholds of the triage decision; unset ones keep the server's (or the adapter's)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -11,12 +11,19 @@ from pydantic import BaseModel, Field
 from service.adapters import AdapterRecord, AdapterStatus
 from service.api.auth import CallerDep
 from service.api.deps import ServicesDep
-from service.api.errors import ERROR_RESPONSES
-from service.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from service.api.errors import failures
+from service.errors import (
+    ConflictError,
+    DependencyFailedError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+from service.numbers import BOOLEAN
 
 router = APIRouter(prefix="/adapters", tags=["admin"])  # under the admin router (admin key)
 GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
-ERRORS = {code: ERROR_RESPONSES[code] for code in (400, 404, 409, 413, 415, 424)}
 
 
 class RegisterAdapterRequest(BaseModel):
@@ -29,7 +36,7 @@ class RegisterAdapterRequest(BaseModel):
         "hf://org/repo[@revision], https://.../adapter.tar.gz or file:///folder (schemes and hosts as the server "
         "allows; credentials from the server's environment).",
     )
-    pinned: bool | None = Field(
+    pinned: Annotated[bool | None, BOOLEAN] = Field(
         None, description="Never evict this adapter from the engine's cache; unset: as the previous version.",
     )
 
@@ -42,7 +49,8 @@ class RegisterAdapterRequest(BaseModel):
 
 
 class UpdateAdapterRequest(BaseModel):
-    pinned: bool = Field(description="Never evict this adapter from the engine's cache (true) or let LRU decide.")
+    pinned: Annotated[bool, BOOLEAN] = Field(
+        description="Never evict this adapter from the engine's cache (true) or let LRU decide.")
 
 
 class AdapterList(BaseModel):
@@ -50,7 +58,8 @@ class AdapterList(BaseModel):
     data: list[AdapterStatus]
 
 
-@router.post("", status_code=201, response_model=AdapterRecord, responses=ERRORS)
+@router.post("", status_code=201, response_model=AdapterRecord, responses=failures(
+    InvalidRequestError, NotFoundError, ConflictError, PayloadTooLargeError, DependencyFailedError))
 async def register_adapter(body: RegisterAdapterRequest, services: ServicesDep, caller: CallerDep) -> AdapterRecord:
     if (error := body.source_error()) is not None:
         raise error
@@ -60,16 +69,22 @@ async def register_adapter(body: RegisterAdapterRequest, services: ServicesDep, 
     return await services.registry.register_path(body.name, body.path, caller=caller, pinned=body.pinned)
 
 
-@router.patch("/{name}", response_model=AdapterRecord, responses=ERRORS)
+@router.patch("/{name}", response_model=AdapterRecord, responses=failures(NotFoundError, ConflictError))
 async def update_adapter(name: str, body: UpdateAdapterRequest, services: ServicesDep,
                          caller: CallerDep) -> AdapterRecord:
     return await services.registry.set_pinned(name, body.pinned, caller=caller)
 
 
-@router.put("/{name}", status_code=201, response_model=AdapterRecord, responses=ERRORS)
+# The body is streamed, not parsed: the document states it by hand (the content type is checked here).
+UPLOAD_BODY = {"requestBody": {"required": True, "description": "The adapter folder as a .tar.gz archive.",
+                               "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.put("/{name}", status_code=201, response_model=AdapterRecord, openapi_extra=UPLOAD_BODY, responses=failures(
+    InvalidRequestError, ConflictError, PayloadTooLargeError, UnsupportedMediaTypeError))
 async def upload_adapter(
     name: str, request: Request, services: ServicesDep, caller: CallerDep,
-    content_type: Annotated[str, Header()] = "",
+    content_type: Annotated[str, Header(include_in_schema=False)] = "",
 ) -> AdapterRecord:
     if content_type.split(";")[0].strip().lower() not in GZIP_TYPES:
         raise UnsupportedMediaTypeError(
@@ -93,12 +108,12 @@ async def list_adapters(services: ServicesDep) -> AdapterList:
     return AdapterList(data=await services.registry.statuses())
 
 
-@router.get("/{name}", response_model=AdapterStatus, responses=ERRORS)
+@router.get("/{name}", response_model=AdapterStatus, responses=failures(NotFoundError))
 async def get_adapter(name: str, services: ServicesDep) -> AdapterStatus:
     return await services.registry.status(name)
 
 
-@router.delete("/{name}", status_code=204, responses=ERRORS)
+@router.delete("/{name}", status_code=204, responses=failures(NotFoundError, ConflictError))
 async def remove_adapter(name: str, services: ServicesDep, caller: CallerDep) -> Response:
     await services.registry.remove(name, caller=caller)
     return Response(status_code=204)

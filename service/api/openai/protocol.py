@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from service.numbers import StrictScalars
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_LOGPROBS = 20  # vLLM's default max_logprobs
 MAX_STOP_CHARS = 256  # per stop sequence
@@ -50,7 +52,7 @@ def _new_id(prefix: str) -> str:
 
 
 # ---------------------------------------------------------------- shared pieces
-class Strict(BaseModel):
+class Strict(StrictScalars):
     """Every protocol model refuses a field it does not declare (a 400 naming it), never drops it;
     the exceptions are `EXTRA_ALLOWED`, at the end of this module, each with its reason."""
 

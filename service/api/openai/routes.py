@@ -14,7 +14,7 @@ from service.api.admission import AdmittedRoute, admitted, chat_work, completion
 from service.api.auth import require_api_key
 from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import RouteKeyHeader, Services, ServicesDep
-from service.api.errors import ERROR_RESPONSES
+from service.api.errors import GENERATION_FAILURES, failures
 from service.api.headers import result_headers
 from service.api.openai.protocol import (
     AssistantMessage,
@@ -36,7 +36,8 @@ from service.generation import GenerationResult, GenerationSession
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=AdmittedRoute, dependencies=[Depends(require_api_key)])
 AdmittedChat = Annotated[ChatCompletionRequest, admitted(ChatCompletionRequest, chat_work)]
 AdmittedCompletion = Annotated[CompletionRequest, admitted(CompletionRequest, completion_work)]
-RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 424, 502, 503)}
+# A streamed reply (`stream: true`) is server-sent events; its errors after the first byte are events.
+RESPONSES = failures(*GENERATION_FAILURES) | {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=RESPONSES)
