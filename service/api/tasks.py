@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.admission import AdmittedRoute, admitted, batch_work, ticket_work
 from service.api.auth import require_api_key
@@ -25,6 +25,8 @@ RESPONSES = failures(*GENERATION_FAILURES)
 
 class TriageOptions(BaseModel):
     """How the labels are decided (shared by single and batch requests)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt option is a 400, not silently dropped
 
     probabilities: Annotated[bool, BOOLEAN] = Field(True, description="Read label probabilities and apply the decision policy "
                                 "(confidence, urgent escalation, review flag); false: the decoded labels as they are.")

@@ -49,6 +49,8 @@ def parse_triage_reply(text: str) -> tuple[bool, TicketTriage | None]:
 
 
 class Ticket(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 400, not silently dropped
+
     subject: str = Field(max_length=1000)
     body: str = Field(min_length=1, max_length=20000)
     customer_tier: str | None = Field(None, max_length=100)

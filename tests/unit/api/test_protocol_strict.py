@@ -194,3 +194,22 @@ def test_without_continuous_usage_only_the_last_chunk_has_usage(streaming: TestC
     chunks = events(post(streaming, body, "/v1/completions"))
     assert [c["usage"] for c in chunks[:-1]] == [None, None, None]
     assert chunks[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+
+
+def test_every_triage_request_model_forbids_unknown_fields() -> None:
+    from service.api.tasks import BatchTriageRequest, TriageRequest
+
+    models = reachable(TriageRequest, BatchTriageRequest)
+    assert len(models) >= 5  # the requests, the ticket, the options, the thresholds
+    for model in models:
+        assert model.model_config.get("extra") == "forbid", f"{model.__name__} drops unknown fields"
+
+
+@pytest.mark.parametrize(("path", "body", "param"), [
+    ("/v1/tickets/triage", {"subject": "s", "body": "b", "priorty": "high"}, "priorty"),
+    ("/v1/tickets/triage/batch", {"tickets": [{"subject": "s", "body": "b", "tier": "pro"}]}, "tickets.0.tier"),
+])
+def test_a_misspelt_triage_field_is_a_400_naming_it(client: TestClient, path: str, body: dict, param: str) -> None:  # noqa: F811
+    response = client.post(path, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
