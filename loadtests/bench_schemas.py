@@ -129,7 +129,7 @@ def ask(client: httpx.Client, model: str, server: str, name: str, spec: dict[str
 
 def summary(replies: list[Reply]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    for server in LEGS:
+    for server in dict.fromkeys(r.server for r in replies):
         mine = [r for r in replies if r.server == server]
         counts = Counter(r.outcome for r in mine) | Counter(f"truncated:{r.tail}" for r in mine if r.tail)
         out[server] = {"schemas": len(mine), **dict(sorted(counts.items()))}
@@ -168,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(in a batch, bf16 near-ties flip with the batch's make-up)")
     parser.add_argument("--limit", type=int, help="only the first N schemas (a quick check)")
     parser.add_argument("--schema", action="append", help="only these schemas (file stems; repeatable)")
+    parser.add_argument("--legs", default=",".join(LEGS), help=f"which of {', '.join(LEGS)} (comma-separated)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR / "schemas")
     args = parser.parse_args(argv)
+    legs = {name: LEGS[name] for name in args.legs.split(",")}
 
     files = [p for p in sorted(SCHEMAS.glob("*.json")) if not args.schema or p.stem in args.schema][: args.limit]
     specs = {path.stem: json.loads(path.read_text()) for path in files}
@@ -182,10 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     replies: list[Reply] = []
     started = time.monotonic()
-    with fleet([LORAGATE, "vllm-compact", "vllm"], work, opts.model_dir, opts.served_model_name, work / "sources",
+    processes = list(dict.fromkeys(process for process, _ in legs.values()))
+    with fleet(processes, work, opts.model_dir, opts.served_model_name, work / "sources",
                peers) as servers:
         commands = dict(servers.commands)
-        for server, (process, extra) in LEGS.items():
+        for server, (process, extra) in legs.items():
             servers.activate(process)
             with httpx.Client(base_url=servers.url(process), timeout=900) as client:
                 def one(name: str, server: str = server, extra: dict[str, Any] = extra) -> Reply:
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine, "command": " ".join([sys.executable, "-m", "loadtests.bench_schemas", *(argv or sys.argv[1:])]),
         "config": {"schemas": len(specs), "max_tokens": args.max_tokens, "temperature": 0, "strict": True,
                    "concurrency": args.concurrency, "model": opts.served_model_name, "legs": {
-                       k: {"server": p, "request_extra": e} for k, (p, e) in LEGS.items()},
+                       k: {"server": p, "request_extra": e} for k, (p, e) in legs.items()},
                    "run_s": round(time.monotonic() - started, 1)},
         "servers": commands, "summary": summary(replies),
         "by_schema": {name: {r.server: r.model_dump(exclude={"schema_name", "server"}) for r in replies

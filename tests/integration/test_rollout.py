@@ -229,7 +229,9 @@ def test_promote_refuses_a_candidate_worse_than_the_control(client: httpx.Client
     failed = {m["measure"]: m for m in report["measures"] if not m["passed"]}
     assert failed and set(failed) <= set(GATED.split(","))
     for verdict in failed.values():
-        assert verdict["candidate"]["rate"] < verdict["control"]["rate"] == 1.0
+        # (the control need not score 1.0 here: the evaluation batches its requests, and a bf16 near-tie
+        # may flip one of its labels against the ones read one at a time above)
+        assert verdict["candidate"]["rate"] < verdict["control"]["rate"]
         assert verdict["difference_low"] <= verdict["difference"] <= verdict["difference_high"]
         assert "95% CI" in verdict["statement"] and "paired 95% CI" in verdict["statement"]
     assert not any("cannot be judged" in reason for reason in report["reasons"])
