@@ -17,6 +17,7 @@ from typing import Any
 from service.engine.platform import EngineLayout, detect_platform, engine_layout
 from service.engine.progress import ProgressMonitor
 from service.engine.step_stats import step_listener
+from service.engine.streams import until_dead
 from service.engine.types import (
     WHITESPACE_FREE_BACKENDS,
     AdapterHandle,
@@ -48,11 +49,24 @@ class Engine:
         self._platform = platform  # None: vLLM's platform, detected on first use
         self._on_stats = on_stats
         self.progress = ProgressMonitor()
-        self.state = EngineState.STOPPED
+        self._state = EngineState.STOPPED
+        # Set once the engine is known dead: vLLM leaves a request of a killed engine process waiting
+        # forever, so every stream in flight also waits on this (see `until_dead`).
+        self._died = asyncio.Event()
         self._llm: Any = None
         self._tokenizer: Any = None
         self.start_seconds: float | None = None
         self.started_at: float | None = None  # wall clock, for /v1/models `created`
+
+    @property
+    def state(self) -> EngineState:
+        return self._state
+
+    @state.setter
+    def state(self, value: EngineState) -> None:
+        self._state = value
+        if value == EngineState.DEAD:
+            self._died.set()
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -230,13 +244,13 @@ class Engine:
         self.progress.request_started()
         try:
             params = self._sampling_params(options)
-            async for output in self._llm.generate(
+            async for output in until_dead(self._died, self._llm.generate(
                 TokensPrompt(prompt_token_ids=prompt_token_ids),
                 params,
                 request_id,
                 lora_request=self._lora_request(adapter) if adapter else None,
                 priority=priority,
-            ):
+            )):
                 if getattr(output, "error", None) is not None or any(
                     choice.finish_reason == "error" for choice in output.outputs
                 ):
