@@ -13,6 +13,23 @@ from typing import Any
 
 import schemathesis
 from hypothesis import strategies as st
+from hypothesis.internal import lambda_sources
+
+# CPython 3.11's ast.parse may raise SystemError ("AST constructor recursion depth mismatch",
+# python/cpython#106905) when called deep in a stack, as Hypothesis does to describe a lambda in a
+# recursive strategy's repr (only for a message); a run then ends in a runtime error that says
+# nothing about the API. The description falls back to a plain "lambda".
+_describe_lambda = lambda_sources.lambda_description
+
+
+def _lambda_description(f: Any) -> str:
+    try:
+        return _describe_lambda(f)
+    except SystemError:
+        return "lambda"
+
+
+lambda_sources.lambda_description = _lambda_description
 
 MODELS = [name for name in os.environ.get("LORAGATE_ST_MODELS", "").split(",") if name]
 
