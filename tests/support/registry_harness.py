@@ -17,6 +17,7 @@ from service.adapters.validation import BaseModelShape
 from service.engine import AdapterHandle
 from service.observability.metrics import Metrics
 from service.adapters import AdapterRegistry, RegistryLimits
+from service.routing import RouteRegistry
 
 BASE_MODEL_NAME = "tiny-llama"
 MAX_BYTES = 50 << 20
@@ -110,3 +111,19 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+async def adapters_and_routes(store_root: Path, base_dir: Path, adapter_root: Path,
+                              names: tuple[str, ...] = ("one",)) -> tuple[AdapterRegistry, RouteRegistry]:
+    """A started adapter registry with `names` registered from `adapter_root`, and a started route
+    registry on the same store (what the routing unit tests build on)."""
+    from service.routing import RouteRegistry
+
+    adapters, _ = make_registry(store_root, base_dir, [adapter_root])
+    await adapters.start()
+    for name in names:
+        await adapters.register_path(name, str(adapter_root / name))
+    routes = RouteRegistry(adapters.store, BASE_MODEL_NAME, Metrics(CollectorRegistry()))
+    adapters.used_by = routes.routes_using
+    await routes.start()
+    return adapters, routes

@@ -33,7 +33,7 @@ from service.routing.prometheus_source import (
     window_count,
 )
 from service.routing.rollout import judge
-from tests.support.registry_harness import BASE_MODEL_NAME, make_registry
+from tests.support.registry_harness import BASE_MODEL_NAME, adapters_and_routes
 
 pytestmark = pytest.mark.anyio
 
@@ -205,13 +205,7 @@ def test_unreachable_or_refusing_prometheus_is_figures_unavailable() -> None:
 # ------------------------------------------------------------------ the guard over a fleet
 @pytest.fixture()
 async def world(tmp_path: Path, tiny_model_dir: Path, adapter_root: Path):
-    adapters, _ = make_registry(tmp_path / "store", tiny_model_dir, [adapter_root])
-    await adapters.start()
-    await adapters.register_path("one", str(adapter_root / "one"))
-    routes = RouteRegistry(adapters.store, BASE_MODEL_NAME, Metrics(CollectorRegistry()))
-    adapters.used_by = routes.routes_using
-    await routes.start()
-    return adapters, routes
+    return await adapters_and_routes(tmp_path / "store", tiny_model_dir, adapter_root)
 
 
 GUARD = RouteGuard(max_error_rate=0.2, min_samples=10)

@@ -18,7 +18,7 @@ from service.observability import Metrics, RequestSample, RequestStats
 from service.routing import RolloutGuard, RouteRegistry, RouteSpec
 from service.routing import progression
 from service.routing.progression import RolloutSpec
-from tests.support.registry_harness import BASE_MODEL_NAME, make_registry
+from tests.support.registry_harness import BASE_MODEL_NAME, adapters_and_routes
 
 pytestmark = pytest.mark.anyio
 GUARD = {"max_error_rate": 0.1, "min_samples": 5}
@@ -28,14 +28,7 @@ ROLLOUT = {"candidate": "one", "steps": [5, 25, 50, 100], "min_samples": 10, "mi
 
 @pytest.fixture()
 async def world(tmp_path: Path, tiny_model_dir: Path, adapter_root: Path):
-    adapters, _ = make_registry(tmp_path / "store", tiny_model_dir, [adapter_root])
-    await adapters.start()
-    for name in ("one", "two"):
-        await adapters.register_path(name, str(adapter_root / name))
-    routes = RouteRegistry(adapters.store, BASE_MODEL_NAME, Metrics(CollectorRegistry()))
-    adapters.used_by = routes.routes_using
-    await routes.start()
-    return adapters, routes
+    return await adapters_and_routes(tmp_path / "store", tiny_model_dir, adapter_root, ("one", "two"))
 
 
 @pytest.fixture()

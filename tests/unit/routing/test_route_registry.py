@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from service.errors import ConflictError, InvalidRequestError, NotFoundError
 from service.observability import Metrics, OutcomeSample, RequestSample, RequestStats
 from service.routing import MAX_VARIANTS, RolloutGuard, RouteGuard, RouteRegistry, RouteSpec
-from tests.support.registry_harness import BASE_MODEL_NAME, make_registry
+from tests.support.registry_harness import BASE_MODEL_NAME, adapters_and_routes
 
 pytestmark = pytest.mark.anyio
 
@@ -25,13 +25,7 @@ def spec(*variants: tuple[str, float], **extra: object) -> RouteSpec:
 
 @pytest.fixture()
 async def world(tmp_path: Path, tiny_model_dir: Path, adapter_root: Path):
-    adapters, _ = make_registry(tmp_path / "store", tiny_model_dir, [adapter_root])
-    await adapters.start()
-    await adapters.register_path("one", str(adapter_root / "one"))
-    routes = RouteRegistry(adapters.store, BASE_MODEL_NAME, Metrics(CollectorRegistry()))
-    adapters.used_by = routes.routes_using
-    await routes.start()
-    return adapters, routes
+    return await adapters_and_routes(tmp_path / "store", tiny_model_dir, adapter_root)
 
 
 @pytest.mark.parametrize("body, message", [
