@@ -32,6 +32,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -65,6 +66,7 @@ def fd_count(pid: int) -> int:
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:  # gone, or not ours to read
         return 0
+PROGRESS_EVERY_S = 60.0  # a progress line at most this often during the traffic
 
 
 def sample_tree(root: int, t_s: float) -> Sample:
@@ -185,8 +187,15 @@ class Soak:
                     self.results.append(await traffic.remove(SHORT_LIVED))
 
     async def sampler(self, root: int, stop: asyncio.Event) -> None:
+        reported = 0.0
         while not stop.is_set():
-            self.samples.append(await asyncio.to_thread(sample_tree, root, self.clock_s()))
+            sample = await asyncio.to_thread(sample_tree, root, self.clock_s())
+            self.samples.append(sample)
+            if sample.t_s - reported >= PROGRESS_EVERY_S:  # a long run shows it is alive and how it goes
+                reported = sample.t_s
+                outcomes = Counter(result.outcome.value for result in self.results)
+                progress(f"{sample.t_s:.0f} s: {len(self.results)} requests ({dict(outcomes)}), "
+                         f"RSS {sample.rss_bytes / 2**20:.0f} MiB, {sample.open_fds} fds")
             try:
                 await asyncio.wait_for(stop.wait(), self.args.sample_interval_s)
             except asyncio.TimeoutError:
