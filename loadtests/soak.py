@@ -58,6 +58,7 @@ ROUTE, SHORT_LIVED = "soak-route", "soak-tmp"
 WANTED = ("chat", "stream", "completion", "triage", "bad", "disconnect", "drain", "restart",
           "swap soak-a", "swap soak-b", "route weights", "register a short-lived adapter", "remove an adapter",
           "disconnect left mid-stream", "disconnect waiting for the reply")
+PROGRESS_EVERY_S = 60.0  # a progress line at most this often during the traffic
 
 
 # ------------------------------------------------------------------------- the process
@@ -66,7 +67,6 @@ def fd_count(pid: int) -> int:
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:  # gone, or not ours to read
         return 0
-PROGRESS_EVERY_S = 60.0  # a progress line at most this often during the traffic
 
 
 def sample_tree(root: int, t_s: float) -> Sample:
