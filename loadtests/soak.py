@@ -53,6 +53,10 @@ from service.testing.adapters import make_peft_adapter
 from service.testing.process import ServiceProcess
 
 ADAPTERS = ("soak-a", "soak-b")
+# Triage goes to the base model and the project's trained triage adapter: a random-weight adapter
+# writes no schema-valid triage within the budget (a 502 by contract, which the soak would count
+# against the service).
+TRIAGE_ADAPTER = "ticket-triage"
 ROUTE, SHORT_LIVED = "soak-route", "soak-tmp"
 # What must have happened at least once for the soak to say anything (kinds and labels).
 WANTED = ("chat", "stream", "completion", "triage", "bad", "disconnect", "drain", "restart",
@@ -87,6 +91,7 @@ def make_sources(model_dir: Path, root: Path) -> dict[str, list[Path]]:
         made[name] = [make_peft_adapter(model_dir, root / f"{name}-{side}", seed=100 + 10 * i + int(side),
                                         weight_scale=0.5) for side in sides]
         progress(f"made {name} ({len(sides)} weight set{'s' if len(sides) > 1 else ''})")
+    made[TRIAGE_ADAPTER] = [Path(shutil.copytree(REPO_ROOT / "adapters" / TRIAGE_ADAPTER, root / TRIAGE_ADAPTER))]
     return made
 
 
@@ -143,7 +148,7 @@ class Soak:
         return time.monotonic() - self.origin
 
     async def setup(self, traffic: Traffic) -> None:
-        for name in ADAPTERS:
+        for name in (*ADAPTERS, TRIAGE_ADAPTER):
             self.results.append(await traffic.register(name, self.sources[name][0], f"register {name}"))
         self.results.append(await traffic.set_route({traffic.base: 2, ADAPTERS[0]: 1, ADAPTERS[1]: 1}, create=True))
         if failed := [r for r in self.results if r.outcome is not Outcome.OK]:
@@ -208,6 +213,7 @@ class Soak:
         async with client_for(proc) as client:
             base = (await client.get("/v1/models")).json()["data"][0]["id"]  # the base model comes first
             traffic = Traffic(client, base, ADAPTERS, ROUTE, load_triage_tickets(60), args.max_tokens,
+                              triage_adapter=TRIAGE_ADAPTER,
                               origin=self.origin)
             await self.setup(traffic)
             stop = asyncio.Event()
@@ -252,6 +258,7 @@ class Soak:
         await asyncio.sleep(0.3)
         async with client_for(proc) as fresh:  # new connections: the pooled ones may be closing
             probing = Traffic(fresh, traffic.base, ADAPTERS, ROUTE, traffic.tickets, self.args.max_tokens,
+                              triage_adapter=TRIAGE_ADAPTER,
                               origin=self.origin)
             probes = [await probing.probe_ready(), await probing.refused_after_sigterm(rng)]
         done = list(await asyncio.gather(*in_flight))
@@ -271,9 +278,10 @@ class Soak:
         async with client_for(proc) as client:
             after = await snapshot(client)
             traffic = Traffic(client, base, ADAPTERS, ROUTE, load_triage_tickets(60), self.args.max_tokens,
+                              triage_adapter=TRIAGE_ADAPTER,
                               origin=self.origin)
             rng = random.Random(self.args.seed - 1)
-            for target in (base, *ADAPTERS, ROUTE):
+            for target in (base, *ADAPTERS, TRIAGE_ADAPTER, ROUTE):
                 self.results.append(await traffic.chat(target, rng, kind="restart"))
             self.results.append(await traffic.stream(ROUTE, rng, kind="restart"))
             self.results.append(await traffic.triage(ROUTE, rng, kind="restart"))

@@ -109,13 +109,15 @@ class Traffic:
 
     def __init__(self, client: httpx.AsyncClient, base_model: str, adapters: tuple[str, ...], route: str,
                  tickets: list[dict[str, Any]], max_tokens: int, clock: Callable[[], float] = time.monotonic,
-                 origin: float | None = None, timeout_s: float = 300.0) -> None:
+                 origin: float | None = None, timeout_s: float = 300.0, triage_adapter: str | None = None) -> None:
         self.client, self.base, self.adapters, self.route = client, base_model, adapters, route
         self.tickets, self.max_tokens, self.timeout_s = tickets, max_tokens, timeout_s
         self.clock = clock
         self.origin = clock() if origin is None else origin  # results' started_s count from here
         self.bad = bad_cases(base_model, route, adapters[0])
         self.versions: dict[str, int] = {}  # adapter or route -> last version seen (swaps must raise it)
+        # Triage targets: the base model, and a trained triage adapter when there is one.
+        self.triage_targets = [base_model, base_model, *([triage_adapter] if triage_adapter else [])]
 
     # ------------------------------------------------------------------ plumbing
     async def send(self, kind: str, label: str, target: str | None, expect: Expect,
@@ -262,8 +264,8 @@ class Traffic:
             return await self.stream(rng.choice(targets), rng)
         if kind == "completion":
             return await self.completion(rng.choice(targets), rng)
-        if kind == "triage":  # adapters through the route too; random adapters make long triage replies
-            return await self.triage(rng.choice([self.base, self.base, self.route]), rng)
+        if kind == "triage":
+            return await self.triage(rng.choice(self.triage_targets), rng)
         if kind == "bad":
             return await self.refused(rng.choice(self.bad))
         target = rng.choice(targets)

@@ -55,7 +55,7 @@ def test_three_minute_soak_meets_every_target(tmp_path: Path) -> None:
     assert drain["exit_code"] == 0, drain
     registry = figures["registry"]
     assert registry["differences"] == [], registry
-    assert registry["adapters"] == ["soak-a", "soak-b"] and registry["routes"] == ["soak-route"], registry
+    assert registry["adapters"] == ["soak-a", "soak-b", "ticket-triage"] and registry["routes"] == ["soak-route"], registry
     assert report["passed"] and all(t["met"] for t in report["targets"]), report["targets"]
     assert code == 0, _tail(log)
     # Figures over time: a p95 per window and the process tree sampled throughout.
