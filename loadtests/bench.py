@@ -48,6 +48,8 @@ from loadtests.bench_servers import (
     LORAGATE, PEER, PEER_DEFAULTS, PEER_LORA, PEER_LORA_DEFAULTS, PEERS, Fleet, fleet, loragate_options,
 )
 from loadtests.bench_structured import chat_body, load_tickets, part_a, stream_chat
+from loadtests.bench_triage import ADAPTER as TRIAGE_ADAPTER
+from loadtests.bench_triage import ADAPTER_DIR as TRIAGE_ADAPTER_DIR
 from loadtests.bench_triage import DESCRIPTION as TRIAGE_DESCRIPTION
 from loadtests.bench_triage import triage
 from loadtests.common import (
@@ -59,7 +61,7 @@ from service.tasks.triage import REPETITION_PENALTY
 DESCRIPTIONS = {
     "peer-base": "Base-model traffic: loragate vs vLLM's own server in loragate's layout without `--enable-lora` "
                  "(`vllm`) and with it (`vllm-lora`); `vllm-defaults` (vLLM's default layout) is context.",
-    "peer-adapter": "Adapter traffic (one rank-8 adapter on all 7 modules, named as `model`): loragate vs vLLM's "
+    "peer-adapter": "Adapter traffic (one rank-16 adapter on all 7 modules, named as `model`): loragate vs vLLM's "
                     "own server in loragate's layout with `--enable-lora --lora-modules`, `--max-lora-rank` the "
                     "adapter's (`vllm-lora`); `vllm-lora-defaults` (vLLM's default layout) is context.",
     "adapters": "Inside loragate: base model vs one adapter vs four adapters mixed in each batch (round-robin).",
@@ -70,6 +72,9 @@ DESCRIPTIONS = {
 }
 COMPARISONS = tuple(DESCRIPTIONS)
 STRUCTURED_MAX_TOKENS = 256  # the constrained reply's ceiling; it ends when the JSON does
+# The shipped ticket-triage adapter's rank: with the bench adapters at the same rank, vLLM's
+# --max-lora-rank (the largest served) pads none of them.
+BENCH_RANK = 16
 
 
 @dataclass(frozen=True)
@@ -81,11 +86,14 @@ class Preset:
     min_requests: int
     mix_concurrency: int
     tickets: int
+    min_tickets: int  # triage tickets per phase = max(min_tickets, waves x concurrency)
+    context_rounds: int  # rounds the context legs (vLLM at its defaults) run: figures without a target
 
 
-FULL = Preset(concurrency=(1, 8, 16), rounds=3, max_tokens=48, waves=4, min_requests=8, mix_concurrency=8,
-              tickets=24)
-SMOKE = Preset(concurrency=(1, 2), rounds=1, max_tokens=8, waves=1, min_requests=2, mix_concurrency=2, tickets=2)
+FULL = Preset(concurrency=(1, 8, 16), rounds=3, max_tokens=48, waves=2, min_requests=8, mix_concurrency=8,
+              tickets=24, min_tickets=4, context_rounds=1)
+SMOKE = Preset(concurrency=(1, 2), rounds=1, max_tokens=8, waves=1, min_requests=2, mix_concurrency=2, tickets=2,
+               min_tickets=1, context_rounds=1)
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ class System:
     label: str
     server: str
     models: tuple[str, ...]  # requests go round-robin over these names
+    context: bool = False  # shown beside the others without a target: measured in --context-rounds only
 
 
 @dataclass
@@ -204,6 +213,8 @@ def interleave(bench: Bench, name: str, systems: list[System], levels: list[int]
     for round_ in range(1, args.rounds + 1):
         for level in levels:
             for system in systems:
+                if system.context and round_ > args.context_rounds:
+                    continue
                 count = max(bench.requests_for(level), len(system.models))
                 label = f"{name} round {round_}/{args.rounds} c={level} {system.label}"
                 progress(f"{label} ({system.server}): {count} requests x {args.max_tokens} tokens")
@@ -225,7 +236,8 @@ def interleave(bench: Bench, name: str, systems: list[System], levels: list[int]
 def peer_systems(bench: Bench, peers: tuple[str, ...], model: str) -> list[System]:
     """loragate and the peers of this comparison that run (a server's name is its system's label)."""
     return [System("loragate", LORAGATE, (model,))] + [
-        System(name, name, (model,)) for name in peers if name in bench.servers.servers]
+        System(name, name, (model,), context=PEERS[name][0] == "defaults")
+        for name in peers if name in bench.servers.servers]
 
 
 def peer_base(bench: Bench) -> ComparisonResult:
@@ -357,6 +369,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mix-concurrency", type=int, help="concurrency of the comparisons inside loragate: "
                         f"adapters, structured, swaps (default {FULL.mix_concurrency})")
     parser.add_argument("--tickets", type=int, help=f"tickets in `structured` (default {FULL.tickets})")
+    parser.add_argument("--min-tickets", type=int, help="`triage` tickets per phase at least (default "
+                        f"{FULL.min_tickets}; else waves x concurrency)")
+    parser.add_argument("--context-rounds", type=int, help="rounds the defaults leg runs, as context without a "
+                        f"target (default {FULL.context_rounds})")
     parser.add_argument("--peer-legs", default=",".join(LEGS),
                         help="vLLM's own server in loragate's layout (`same-layout`: the ratios and targets) and/or "
                              f"at vLLM's defaults (`defaults`: context); default {','.join(LEGS)}")
@@ -371,7 +387,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "goes into bench.md/json, raw stacks to profile-<comparison>-<server>.raw.txt.gz")
     args = parser.parse_args(argv)
     preset = SMOKE if args.smoke else FULL
-    for key in ("rounds", "max_tokens", "waves", "min_requests", "mix_concurrency", "tickets"):
+    for key in ("rounds", "max_tokens", "waves", "min_requests", "mix_concurrency", "tickets", "min_tickets",
+                "context_rounds"):
         if getattr(args, key) is None:
             setattr(args, key, getattr(preset, key))
         if getattr(args, key) < 1:
@@ -397,22 +414,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def wanted_servers(only: list[str], legs: list[PeerLeg]) -> list[str]:
     """loragate, then the peers the chosen comparisons compare with, in the chosen legs."""
     peers = ((PEER, PEER_LORA, PEER_DEFAULTS) if "peer-base" in only else ()) + (
-        (PEER_LORA, PEER_LORA_DEFAULTS) if "peer-adapter" in only else ())
+        (PEER_LORA, PEER_LORA_DEFAULTS) if "peer-adapter" in only else ()) + (
+        (PEER_LORA,) if "triage" in only else ())
     return [LORAGATE] + [name for name in PEERS if name in peers and PEERS[name][0] in legs]
 
 
 def peer_specs(wanted: list[str], opts: EngineOptions, made: dict[str, Path]) -> dict[str, PeerSpec]:
     """Every peer's command from loragate's resolved layout; LoRA peers serve the first bench adapter
-    at the rank of the largest adapter the bench made (not vLLM's or loragate's ceiling)."""
+    and the shipped triage adapter, at the rank of the largest adapter the bench made (not vLLM's or
+    loragate's ceiling)."""
     layout = resolve_layout(opts)
-    name, path = next(((n, p) for n, p in made.items() if n.startswith("bench-a")), (None, None))
+    modules = {n: p for n, p in made.items() if n.startswith("bench-a")}
+    modules = dict(list(modules.items())[:1]) | ({TRIAGE_ADAPTER: made[TRIAGE_ADAPTER]} if TRIAGE_ADAPTER in made else {})
     specs = {}
     for server in wanted[1:]:
         leg, lora = PEERS[server]
-        serving = None
-        if lora:
-            assert name is not None and path is not None
-            serving = LoraServing(name=name, path=path, max_lora_rank=peer_lora_rank(list(made.values())))
+        serving = LoraServing(modules=modules, max_lora_rank=peer_lora_rank(list(made.values()))) if lora else None
         specs[server] = peer_spec(layout, leg, serving)
     return specs
 
@@ -445,12 +462,14 @@ def make_adapters(model_dir: Path, sources: Path, only: list[str]) -> dict[str, 
     from service.testing import adapters as support
 
     # peer-base's `vllm-lora` serves the adapter too (its base traffic with LoRA enabled)
-    count = 4 if "adapters" in only else 1 if {"peer-adapter", "peer-base"} & set(only) else 0
+    count = 4 if "adapters" in only else 1 if {"peer-adapter", "peer-base", "triage"} & set(only) else 0
     made = {}
     for i in range(count):
-        progress(f"making adapter bench-a{i} (rank 8, {len(support.ALL_MODULES)} modules)")
-        made[f"bench-a{i}"] = support.make_peft_adapter(model_dir, sources / f"bench-a{i}", rank=8, seed=i + 1,
-                                                        targets=support.ALL_MODULES)
+        progress(f"making adapter bench-a{i} (rank {BENCH_RANK}, {len(support.ALL_MODULES)} modules)")
+        made[f"bench-a{i}"] = support.make_peft_adapter(model_dir, sources / f"bench-a{i}", rank=BENCH_RANK,
+                                                        seed=i + 1, targets=support.ALL_MODULES)
+    if "triage" in only:
+        made[TRIAGE_ADAPTER] = Path(shutil.copytree(TRIAGE_ADAPTER_DIR, sources / TRIAGE_ADAPTER))
     if "swaps" in only:
         progress("making the swap pair (rank 8)")
         made |= make_swap_pair(model_dir, sources, 8)
@@ -488,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 servers.activate(LORAGATE)
                 for name, path in made.items():
-                    if name.startswith("bench-a"):
+                    if name.startswith("bench-a") or name == TRIAGE_ADAPTER:
                         register(clients[LORAGATE], name, path)
                 bench = Bench(args, servers, clients, opts.served_model_name, made, watch)
                 comparisons: dict[str, ComparisonResult] = {}
@@ -522,7 +541,8 @@ def main(argv: list[str] | None = None) -> int:
         command=shlex.join(["loragate", "bench", *argv]), machine=machine | machine_info(), versions=versions(servers),
         config={"only": args.only, "concurrency": args.concurrency, "rounds": args.rounds,
                 "max_tokens": args.max_tokens, "waves": args.waves, "min_requests": args.min_requests,
-                "mix_concurrency": args.mix_concurrency, "tickets": args.tickets, "smoke": args.smoke,
+                "mix_concurrency": args.mix_concurrency, "tickets": args.tickets, "min_tickets": args.min_tickets,
+                "context_rounds": args.context_rounds, "smoke": args.smoke,
                 "peer_legs": args.peer_legs, "prompt": PROMPT, "temperature": 0, "model": opts.served_model_name,
                 "engine_options": opts.model_dump(mode="json"), "run_s": round(time.monotonic() - started, 1)},
         servers=server_records, comparisons=comparisons, targets=targets,

@@ -90,8 +90,7 @@ def peer_lora_rank(folders: list[Path]) -> int:
 
 # ------------------------------------------------------------------------- peer command
 class LoraServing(BaseModel):
-    name: str  # served as this model name (`--lora-modules name=path`)
-    path: Path
+    modules: dict[str, Path]  # served as these model names (`--lora-modules name=path ...`)
     max_lora_rank: int  # peer_lora_rank of the adapters the bench uses
 
 
@@ -121,6 +120,8 @@ def peer_spec(layout: LoragateLayout, leg: PeerLeg, lora: LoraServing | None) ->
         "--seed", str(layout.seed), "--enforce-eager" if layout.enforce_eager else "--no-enforce-eager",
         "--tensor-parallel-size", str(layout.tensor_parallel_size),
         "--pipeline-parallel-size", str(layout.pipeline_parallel_size),
+        # usage.prompt_tokens_details.cached_tokens, as loragate reports it (a reply field, no engine work)
+        "--enable-prompt-tokens-details",
     ]
     env = {**({"VLLM_CPU_KVCACHE_SPACE": layout.kv_cache_space_env} if layout.kv_cache_space_env else {}),
            **layout.thread_env}
@@ -137,7 +138,8 @@ def peer_spec(layout: LoragateLayout, leg: PeerLeg, lora: LoraServing | None) ->
         drop.append(MULTIPROCESSING_ENV)  # vLLM's default, whatever the bench's own environment says
     if lora is not None:
         args += ["--enable-lora", "--max-lora-rank", str(lora.max_lora_rank), "--max-loras", str(layout.max_loras),
-                 "--max-cpu-loras", str(layout.max_cpu_loras), "--lora-modules", f"{lora.name}={lora.path}"]
+                 "--max-cpu-loras", str(layout.max_cpu_loras),
+                 "--lora-modules", *(f"{name}={path}" for name, path in lora.modules.items())]
     return PeerSpec(leg=leg, lora=lora is not None, args=args, env=env, drop_env=drop)
 
 

@@ -41,7 +41,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.bench_servers import proc_table, tree_members, tree_rss
-from loadtests.bench_triage import load_triage_tickets
+from loadtests.bench_triage import load_tickets
 from loadtests.common import REPO_ROOT, RESULTS_DIR, machine_info, progress
 from loadtests.soak_report import (
     LATENCY_KINDS, Outcome, Result, Sample, counts, differences, growth, markdown, missing_kinds, p95_series, plot,
@@ -49,6 +49,7 @@ from loadtests.soak_report import (
 )
 from loadtests.soak_traffic import LONG_TOKENS, Traffic
 from service.config import Settings
+from service.testing import TICKETS_FILE
 from service.testing.adapters import make_peft_adapter
 from service.testing.process import ServiceProcess
 
@@ -212,7 +213,7 @@ class Soak:
         args, self.proc = self.args, proc.process
         async with client_for(proc) as client:
             base = (await client.get("/v1/models")).json()["data"][0]["id"]  # the base model comes first
-            traffic = Traffic(client, base, ADAPTERS, ROUTE, load_triage_tickets(60), args.max_tokens,
+            traffic = Traffic(client, base, ADAPTERS, ROUTE, load_tickets(60, TICKETS_FILE), args.max_tokens,
                               triage_adapter=TRIAGE_ADAPTER,
                               origin=self.origin)
             await self.setup(traffic)
@@ -277,7 +278,7 @@ class Soak:
         """The restarted service lists the same adapters and routes and serves each of them."""
         async with client_for(proc) as client:
             after = await snapshot(client)
-            traffic = Traffic(client, base, ADAPTERS, ROUTE, load_triage_tickets(60), self.args.max_tokens,
+            traffic = Traffic(client, base, ADAPTERS, ROUTE, load_tickets(60, TICKETS_FILE), self.args.max_tokens,
                               triage_adapter=TRIAGE_ADAPTER,
                               origin=self.origin)
             rng = random.Random(self.args.seed - 1)

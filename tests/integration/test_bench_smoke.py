@@ -77,7 +77,8 @@ def test_bench_smoke_runs_every_comparison(tmp_path: Path) -> None:
             assert layout["vllm_enable_v1_multiprocessing"] == ours["vllm_enable_v1_multiprocessing"]
         else:
             assert layout["executor"] == "mp (vLLM default)", layout
-    assert servers["vllm-lora"]["layout"]["max_lora_rank"] == 8  # the bench adapters' rank, not 64
+    # The rank of the adapters it serves (the bench adapters are made at the shipped triage adapter's), not 64
+    assert servers["vllm-lora"]["layout"]["max_lora_rank"] == 16
     # Each measured phase ran alone on the machine.
     check = report["cpu_check"]
     assert check["passed"] and check["enforced"] and check["phases"], check
@@ -89,6 +90,19 @@ def test_bench_smoke_runs_every_comparison(tmp_path: Path) -> None:
     assert zero_failed["met"] is True
     assert report["machine"]["nproc"] >= 1 and report["versions"]["vllm"]
     assert report["command"].startswith("loragate bench --smoke")
+
+    # Triage side by side: loragate's endpoint, vLLM's server with the same prompt and schema, and loragate
+    # with its prefix cache defeated (cache_salt); the shared system prompt is read from the cache, the
+    # salted requests read nothing from it.
+    triage = {row["system"]: row for row in report["comparisons"]["triage"]["rows"]}
+    assert set(triage) == {"loragate", "vllm-lora", "loragate, no prefix reuse"}, triage
+    assert triage["loragate"]["schema_valid"] == triage["loragate"]["requests"], triage["loragate"]
+    assert triage["vllm-lora"]["schema_valid"] is not None
+    assert triage["loragate"]["prefix_cache_hit_ratio"] > 0.5, triage["loragate"]
+    assert triage["vllm-lora"]["prefix_cache_hit_ratio"] > 0.5, triage["vllm-lora"]
+    assert triage["loragate, no prefix reuse"]["prefix_cache_hit_ratio"] == 0, triage["loragate, no prefix reuse"]
+    assert {"loragate/vllm-lora", "loragate/loragate, no prefix reuse"} <= set(
+        report["comparisons"]["triage"]["ratios"])
 
     text = (out / "bench.md").read_text()
     assert all(f"## {name}" in text for name in COMPARISONS) and "## Targets" in text

@@ -39,6 +39,9 @@ CONFIGS = {
     "no-plugin-eager": {"LORAGATE_VLLM_PLUGIN": "false"},
     "plugin-compiled": {"LORAGATE_ENFORCE_EAGER": "false"},
     "no-plugin-compiled": {"LORAGATE_VLLM_PLUGIN": "false", "LORAGATE_ENFORCE_EAGER": "false"},
+    # vLLM's CPU default layout (the model in a worker process, OMP threads bound there), which the
+    # service starts when asked; the shared service above runs the default `uni` layout.
+    "plugin-eager-mp": {"LORAGATE_DISTRIBUTED_EXECUTOR_BACKEND": "mp"},
 }
 
 

@@ -58,7 +58,7 @@ def test_same_layout_peer_gets_every_layout_argument(changes: dict[str, Any], tm
     from vllm.engine.arg_utils import AsyncEngineArgs
 
     opts = options(**changes)
-    lora = LoraServing(name="bench-a0", path=tmp_path / "a0", max_lora_rank=8)
+    lora = LoraServing(modules={"bench-a0": tmp_path / "a0", "ticket-triage": tmp_path / "tt"}, max_lora_rank=8)
     spec = peer_spec(resolve_layout(opts, environ={}), "same-layout", lora)
     ours, peer = Engine(opts).engine_args(), parsed(spec.args, tmp_path)
     # Every argument loragate sets (away from vLLM's defaults) the peer sets alike, unless it is not layout.
@@ -70,7 +70,8 @@ def test_same_layout_peer_gets_every_layout_argument(changes: dict[str, Any], tm
     # ... and the peer sets nothing loragate does not (its command line against a bare one).
     assert set(changed(peer, parsed([], tmp_path))) - set(NOT_LAYOUT) <= set(ours_set)
     assert peer.max_lora_rank == 8 and peer.enable_lora
-    assert spec.args[spec.args.index("--lora-modules") + 1] == f"bench-a0={tmp_path / 'a0'}"
+    at = spec.args.index("--lora-modules")
+    assert spec.args[at + 1:at + 3] == [f"bench-a0={tmp_path / 'a0'}", f"ticket-triage={tmp_path / 'tt'}"]
 
 
 def test_same_layout_environment_matches_the_engines(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,7 +135,7 @@ def test_lora_rank_is_the_largest_adapters(tmp_path: Path) -> None:
 
 def test_layout_record_fields(tmp_path: Path) -> None:
     layout = resolve_layout(options(), {"OMP_NUM_THREADS": "2"})
-    lora = LoraServing(name="a", path=tmp_path, max_lora_rank=8)
+    lora = LoraServing(modules={"a": tmp_path}, max_lora_rank=8)
     log = "Initializing a V1 LLM engine (v0.32.0) with config: dtype=torch.bfloat16, enable_prefix_caching=True, x=1"
     same = layout_record("vllm same-layout", layout, peer_spec(layout, "same-layout", lora), ["python", "-m", "x"],
                          "AMD EPYC", 2, log)
