@@ -195,6 +195,9 @@ class GenerationUpdate(BaseModel):
     deltas: list[GenerationDelta]
     prompt_tokens: int
     queue_seconds: float | None = None  # set once, with the first update
+    # Prompt tokens read from the prefix cache (vLLM's `num_cached_tokens`, known once the prompt is
+    # prefilled); None when vLLM does not report it.
+    cached_prompt_tokens: int | None = None
 
 
 class EngineUnavailableError(RuntimeError):

@@ -112,3 +112,4 @@ class GenerationResult:
     structured_value: Any = None  # the first choice's parsed JSON, when it is valid JSON output
     structured_backend: str | None = None
     attempts: int = 1  # engine attempts behind this reply (backend fallbacks, truncation retries)
+    cached_prompt_tokens: int | None = None  # of this reply's attempt: prompt tokens read from the prefix cache

@@ -230,10 +230,17 @@ class ChatCompletionRequest(SamplingFields):
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
+class PromptTokensDetails(Strict):
+    cached_tokens: int  # prompt tokens read from the prefix cache instead of computed
+
+
 class Usage(Strict):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # OpenAI's field (vLLM's with --enable-prompt-tokens-details); left out of the JSON when the
+    # engine did not report the cached tokens.
+    prompt_tokens_details: PromptTokensDetails | None = Field(None, exclude_if=lambda value: value is None)
 
 
 class AssistantMessage(Strict):
@@ -345,9 +352,10 @@ class ModelList(Strict):
     data: list[ModelCard]
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = None) -> Usage:
+    details = PromptTokensDetails(cached_tokens=cached_tokens) if cached_tokens is not None else None
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                 total_tokens=prompt_tokens + completion_tokens)
+                 total_tokens=prompt_tokens + completion_tokens, prompt_tokens_details=details)
 
 
 # Protocol models that do not forbid unknown fields, and why (tests/unit/api/test_protocol_strict.py
