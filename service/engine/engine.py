@@ -235,8 +235,10 @@ class Engine:
         adapter: AdapterHandle | None = None,
         request_id: str | None = None,
         priority: int = 0,
+        cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationUpdate]:
-        """Stream deltas. Closing or cancelling the iterator aborts the request in the engine."""
+        """Stream deltas. Closing or cancelling the iterator aborts the request in the engine.
+        `cache_salt` salts the prefix-cache keys of the prompt's blocks (none shared across salts)."""
         if self._llm is None or self.state not in (EngineState.READY, EngineState.DRAINING):
             raise EngineUnavailableError(f"engine is {self.state.value}")
         from vllm import TokensPrompt
@@ -248,8 +250,10 @@ class Engine:
         self.progress.request_started()
         try:
             params = self._sampling_params(options)
+            prompt = (TokensPrompt(prompt_token_ids=prompt_token_ids, cache_salt=cache_salt) if cache_salt
+                      else TokensPrompt(prompt_token_ids=prompt_token_ids))
             async for output in until_dead(self._died, self._llm.generate(
-                TokensPrompt(prompt_token_ids=prompt_token_ids),
+                prompt,
                 params,
                 request_id,
                 lora_request=self._lora_request(adapter) if adapter else None,

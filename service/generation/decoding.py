@@ -139,7 +139,7 @@ class Decoder:
         try:
             async for update in self.engine.generate(
                 prepared.prompt_token_ids, prepared.sampling_for(attempt, max_tokens), prepared.target.adapter,
-                priority=prepared.priority,
+                priority=prepared.priority, cache_salt=prepared.cache_salt,
             ):
                 if update.queue_seconds is not None and observation.queue_seconds is None:
                     observation.queue_seconds = update.queue_seconds

@@ -1,5 +1,6 @@
 """Prefix caching at the API: `usage.prompt_tokens_details.cached_tokens` as OpenAI (and vLLM with
---enable-prompt-tokens-details) return it, only when the engine reported the figure."""
+--enable-prompt-tokens-details) return it, only when the engine reported the figure; `cache_salt` on
+chat and completions, validated as vLLM's own server validates it."""
 
 from __future__ import annotations
 
@@ -103,3 +104,43 @@ def test_the_openapi_document_describes_the_details(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert "prompt_tokens_details" in schemas["Usage"]["properties"]
     assert schemas["PromptTokensDetails"]["properties"]["cached_tokens"]["type"] == "integer"
+
+
+# ------------------------------------------------------------------------------ cache_salt
+@pytest.mark.parametrize(("path", "body"), [("/v1/chat/completions", CHAT), ("/v1/completions", COMPLETION)])
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_salt_reaches_the_engine(client: TestClient, engine: CachingEngine, path: str, body: dict,
+                                     stream: bool) -> None:
+    salt = "tenant-a:" + "x" * 119  # 128 characters, vLLM's longest
+    assert post(client, {**body, "cache_salt": salt, "stream": stream}, path).status_code == 200
+    assert post(client, {**body, "cache_salt": None, "stream": stream}, path).status_code == 200
+    assert post(client, {**body, "stream": stream}, path).status_code == 200
+    assert [kwargs.get("cache_salt") for kwargs in engine.kwargs] == [salt, None, None]
+
+
+def vllm_refusal(salt: object) -> str:
+    from vllm.entrypoints.generate.base.protocol import validate_cache_salt
+    from vllm.exceptions import VLLMValidationError
+
+    with pytest.raises(VLLMValidationError) as refused:
+        validate_cache_salt(salt)
+    return str(refused.value.args[0])
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+@pytest.mark.parametrize("salt", ["", "x" * 129, "tenant/a", "a@b", "back\\slash", "nul\x00"])
+def test_a_salt_vllm_refuses_is_a_400_naming_it(client: TestClient, engine: CachingEngine, path: str,
+                                                salt: str) -> None:
+    body = CHAT if path == "/v1/chat/completions" else COMPLETION
+    response = post(client, {**body, "cache_salt": salt}, path)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "invalid_value", "cache_salt")
+    assert vllm_refusal(salt) in error["message"]  # vLLM's own words
+    assert engine.generate_calls == 0
+
+
+def test_a_salt_that_is_not_a_string_is_refused(client: TestClient, engine: CachingEngine) -> None:
+    response = post(client, {**CHAT, "cache_salt": 42})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "cache_salt"
+    assert engine.generate_calls == 0

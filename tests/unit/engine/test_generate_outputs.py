@@ -1,5 +1,6 @@
-"""What `Engine.generate` reads from vLLM's request outputs, with a stand-in for `AsyncLLM` (no model):
-the prompt tokens that hit the prefix cache (`RequestOutput.num_cached_tokens`) ride on every update."""
+"""What `Engine.generate` hands vLLM and reads back, with a stand-in for `AsyncLLM` (no model): the
+request's `cache_salt` goes into the `TokensPrompt`, and the prompt tokens that hit the prefix cache
+(`RequestOutput.num_cached_tokens`) ride on every update."""
 
 from __future__ import annotations
 
@@ -55,3 +56,14 @@ async def test_cached_prompt_tokens_come_from_num_cached_tokens() -> None:
 async def test_cached_prompt_tokens_are_none_when_vllm_does_not_report_them() -> None:
     got = await updates(engine(FakeLLM(cached=None)))
     assert [u.cached_prompt_tokens for u in got] == [None, None]
+
+
+async def test_the_salt_goes_into_the_tokens_prompt() -> None:
+    from vllm import TokensPrompt
+
+    assert "cache_salt" in TokensPrompt.__annotations__  # the vLLM field the engine fills
+    llm = FakeLLM(cached=0)
+    await updates(engine(llm), cache_salt="tenant-a")
+    await updates(engine(llm))
+    assert llm.prompts == [{"prompt_token_ids": [1, 2, 3, 4], "cache_salt": "tenant-a"},
+                           {"prompt_token_ids": [1, 2, 3, 4]}]

@@ -1,5 +1,6 @@
-"""Prompt tokens read from the prefix cache: the figure of the attempt whose output the client
-receives reaches the result (usage, triage meta) and `loragate_prompt_cached_tokens_total`."""
+"""The prefix cache in the generation service: the cached prompt tokens of the attempt whose output
+the client receives reach the result (usage, triage meta) and `loragate_prompt_cached_tokens_total`;
+a request's `cache_salt` reaches every engine call made for it (its retries and its shadow)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from service.engine import EngineRequestError, GenerationDelta, GenerationUpdate, SamplingOptions
 from service.generation import GenerationRequest, PromptMessage
-from tests.unit.generation.test_generation_service import ScriptedEngine, run, service, structured_request, value
+from tests.unit.generation.test_generation_service import (
+    ScriptedEngine, mirrored_service, run, service, structured_request, value,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -22,10 +25,12 @@ class CachingEngine(ScriptedEngine):
     def __init__(self, steps: list[list[tuple[str, int, str | None]] | None], cached: list[int | None]) -> None:
         super().__init__(lambda sampling, call: [])
         self.steps, self.cached = steps, cached
+        self.salts: list[str | None] = []
 
     async def generate(self, prompt_ids, sampling: SamplingOptions, adapter=None, request_id=None,  # noqa: ANN001
-                       priority: int = 0) -> AsyncIterator[GenerationUpdate]:
+                       priority: int = 0, cache_salt: str | None = None) -> AsyncIterator[GenerationUpdate]:
         self.calls.append(sampling)
+        self.salts.append(cache_salt)
         call = len(self.calls)
         steps = self.steps[call - 1]
         if steps is None:
@@ -88,3 +93,22 @@ async def test_a_stream_sets_the_sessions_figure_by_its_end(structured: bool) ->
     assert "".join(texts) == '{"a": 1}' and session.cached_prompt_tokens == 2
     assert session.structured_output == ("valid" if structured else None)
     assert value(metrics, "loragate_prompt_cached_tokens_total") == 2
+
+
+async def test_the_salt_reaches_every_attempt_and_the_shadow() -> None:
+    engine = CachingEngine([[('{"a": 1', 4, "length")], [('{"a": 1}', 5, "stop")], [("x", 1, "stop")]], [0, 0, 0])
+    generation, _ = service(engine)
+    await run(generation, structured_request(max_tokens=4, retry_truncated_max_tokens=8, cache_salt="tenant-a"))
+    assert engine.salts == ["tenant-a", "tenant-a"]
+    await run(generation, plain())
+    assert engine.salts[-1] is None  # no salt: the blocks are shared with every unsalted request
+    mirrored = CachingEngine([[("a", 1, "stop")], [("a", 1, "stop")]], [0, 0])
+    generation, leases, _ = mirrored_service(mirrored)
+    await run(generation, GenerationRequest(model="base", prompt="hi", endpoint="completions", cache_salt="t"))
+    await asyncio.wait_for(asyncio.gather(*generation._background), timeout=5)
+    assert mirrored.salts == ["t", "t"] and leases.released == ["main", "mirror"]
+
+
+def test_an_empty_salt_is_refused() -> None:
+    with pytest.raises(ValueError):
+        GenerationRequest(model="base", prompt="hi", cache_salt="")
