@@ -70,7 +70,7 @@ def resolve_layout(opts: EngineOptions, environ: dict[str, str] | None = None) -
         max_num_batched_tokens=opts.max_num_batched_tokens, dtype=opts.dtype, enforce_eager=platform.enforce_eager,
         seed=opts.seed, tensor_parallel_size=opts.tensor_parallel_size,
         pipeline_parallel_size=opts.pipeline_parallel_size, scheduling_policy=SCHEDULING_POLICY,
-        enable_prefix_caching=None, max_loras=opts.max_loras, max_cpu_loras=opts.max_cpu_loras,
+        enable_prefix_caching=opts.enable_prefix_caching, max_loras=opts.max_loras, max_cpu_loras=opts.max_cpu_loras,
         max_lora_rank=opts.max_lora_rank, thread_env={k: env[k] for k in THREAD_ENV if k in env},
     )
 

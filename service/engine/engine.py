@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from service.engine.outputs import cached_tokens, finish_reason, finite, queue_seconds
 from service.engine.platform import EngineLayout, detect_platform, engine_layout
 from service.engine.progress import ProgressMonitor
 from service.engine.step_stats import step_listener
@@ -25,7 +26,6 @@ from service.engine.types import (
     EngineRequestError,
     EngineState,
     EngineUnavailableError,
-    FinishReason,
     GenerationDelta,
     GenerationFailedError,
     GenerationUpdate,
@@ -152,6 +152,10 @@ class Engine:
             pipeline_parallel_size=opts.pipeline_parallel_size,
             distributed_executor_backend=self.executor_backend,
             enforce_eager=layout.enforce_eager,
+            # Explicit, not vLLM's per-model default. Cached blocks are keyed per adapter: vLLM's
+            # `generate_block_hash_extra_keys` (v1/core/kv_cache_utils.py) adds the LoRA name and path
+            # (`_gen_lora_extra_hash_keys`) and the request's `cache_salt` to every block hash.
+            enable_prefix_caching=opts.enable_prefix_caching,
             enable_lora=True,
             max_loras=opts.max_loras,
             max_cpu_loras=opts.max_cpu_loras,
@@ -231,8 +235,10 @@ class Engine:
         adapter: AdapterHandle | None = None,
         request_id: str | None = None,
         priority: int = 0,
+        cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationUpdate]:
-        """Stream deltas. Closing or cancelling the iterator aborts the request in the engine."""
+        """Stream deltas. Closing or cancelling the iterator aborts the request in the engine.
+        `cache_salt` salts the prefix-cache keys of the prompt's blocks (none shared across salts)."""
         if self._llm is None or self.state not in (EngineState.READY, EngineState.DRAINING):
             raise EngineUnavailableError(f"engine is {self.state.value}")
         from vllm import TokensPrompt
@@ -244,8 +250,10 @@ class Engine:
         self.progress.request_started()
         try:
             params = self._sampling_params(options)
+            prompt = (TokensPrompt(prompt_token_ids=prompt_token_ids, cache_salt=cache_salt) if cache_salt
+                      else TokensPrompt(prompt_token_ids=prompt_token_ids))
             async for output in until_dead(self._died, self._llm.generate(
-                TokensPrompt(prompt_token_ids=prompt_token_ids),
+                prompt,
                 params,
                 request_id,
                 lora_request=self._lora_request(adapter) if adapter else None,
@@ -262,15 +270,15 @@ class Engine:
                         index=choice.index,
                         text=choice.text,
                         token_count=len(choice.token_ids),
-                        finish_reason=_finish_reason(choice.finish_reason),
+                        finish_reason=finish_reason(choice.finish_reason),
                         logprobs=self._logprobs(choice) if options.logprobs is not None else None,
                     )
                     for choice in output.outputs
                 ]
-                queue_seconds = _queue_seconds(output) if first else None
+                queued = queue_seconds(output) if first else None
                 first = False
                 yield GenerationUpdate(deltas=deltas, prompt_tokens=len(prompt_token_ids),
-                                       queue_seconds=queue_seconds)
+                                       queue_seconds=queued, cached_prompt_tokens=cached_tokens(output))
         except EngineDeadError as exc:
             self.state = EngineState.DEAD
             raise EngineUnavailableError("the engine stopped unexpectedly") from exc
@@ -289,12 +297,12 @@ class Engine:
         out = []
         for token_id, position in zip(choice.token_ids, choice.logprobs or []):
             ranked = sorted(position.items(), key=lambda item: item[1].rank or 0)
-            top = [TopToken(token_id=tid, token=self._token_text(tid, lp), logprob=_finite(lp.logprob))
+            top = [TopToken(token_id=tid, token=self._token_text(tid, lp), logprob=finite(lp.logprob))
                    for tid, lp in ranked if lp.rank is not None and lp.rank >= 1]
             chosen = position.get(token_id)
             out.append(TokenLogprob(
                 token_id=token_id, token=self._token_text(token_id, chosen),
-                logprob=_finite(chosen.logprob) if chosen is not None else -9999.0, top=top,
+                logprob=finite(chosen.logprob) if chosen is not None else -9999.0, top=top,
             ))
         return out
 
@@ -370,24 +378,3 @@ class Engine:
     # ------------------------------------------------------------------- gauges
     def unfinished_requests(self) -> int:
         return self._llm.get_num_unfinished_requests() if self._llm is not None else 0
-
-
-def _finite(value: float) -> float:
-    # -inf (a token the constraint or logit_bias forbade) is not valid JSON; OpenAI uses -9999.
-    return value if value > -9999.0 else -9999.0
-
-
-def _finish_reason(reason: str | None) -> FinishReason | None:
-    if reason is None:
-        return None
-    if reason in ("stop", "length", "abort"):
-        return reason  # type: ignore[return-value]
-    return "stop"
-
-
-def _queue_seconds(output: Any) -> float | None:
-    stats = getattr(output, "metrics", None)
-    queued, scheduled = getattr(stats, "queued_ts", 0.0), getattr(stats, "scheduled_ts", 0.0)
-    if queued and scheduled and scheduled >= queued:
-        return scheduled - queued
-    return None

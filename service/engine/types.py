@@ -54,6 +54,10 @@ class EngineSettings(BaseModel):
     enforce_eager: bool | None = Field(
         None, description="Skip graph capture/compilation; unset: on for CPU (faster start), off on GPU (CUDA graphs).",
     )
+    enable_prefix_caching: bool = Field(
+        True, description="Reuse the KV cache of a prompt prefix another request computed (e.g. the triage "
+        "prompt's shared instructions), on CPU and GPU; cached blocks are keyed per adapter and per `cache_salt`.",
+    )
     max_loras: int = Field(4, ge=1, description="Adapters resident in one engine batch.")
     max_cpu_loras: int = Field(8, ge=1, description="Adapters kept loaded in the engine's cache.")
     max_lora_rank: int = Field(64, ge=1, description="Largest adapter rank accepted.")
@@ -191,6 +195,9 @@ class GenerationUpdate(BaseModel):
     deltas: list[GenerationDelta]
     prompt_tokens: int
     queue_seconds: float | None = None  # set once, with the first update
+    # Prompt tokens read from the prefix cache (vLLM's `num_cached_tokens`, known once the prompt is
+    # prefilled); None when vLLM does not report it.
+    cached_prompt_tokens: int | None = None
 
 
 class EngineUnavailableError(RuntimeError):

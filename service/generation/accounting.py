@@ -22,6 +22,7 @@ class Observation:
     completion_tokens: int = 0  # of the attempt whose output the client receives
     attempts: int = 0
     queue_seconds: float | None = None
+    cached_prompt_tokens: int | None = None  # of the attempt whose output the client receives (None: not reported)
     status: str = "200"
     structured_output: ValidationResult | None = None
 
@@ -40,6 +41,7 @@ class Observation:
     def discard_attempt(self) -> int:
         """Forget the current attempt's tokens (its output is thrown away); returns how many."""
         discarded, self.completion_tokens = self.completion_tokens, 0
+        self.cached_prompt_tokens = None
         return discarded
 
 
@@ -71,6 +73,8 @@ class Accounting:
         m.requests.labels(**labels, endpoint=prepared.endpoint, status=obs.status).inc()
         m.request_duration.labels(**labels, endpoint=prepared.endpoint).observe(duration)
         m.prompt_tokens.labels(**labels).inc(len(prepared.prompt_token_ids))
+        if obs.cached_prompt_tokens is not None:
+            m.prompt_cached_tokens.labels(**labels).inc(obs.cached_prompt_tokens)
         m.completion_tokens.labels(**labels).inc(obs.completion_tokens)
         ttft = obs.time_to_first_token
         if ttft is not None:

@@ -122,7 +122,9 @@ class Decoder:
                 if held is not None:
                     yield held
                 return
-            yield _give_up(prepared, refusals, fallback)
+            given_up = _give_up(prepared, refusals, fallback)
+            observation.cached_prompt_tokens = given_up.cached_prompt_tokens  # the attempt the client receives
+            yield given_up
             if fallback is not None and fallback[1] is not None:
                 yield fallback[1]
 
@@ -137,10 +139,12 @@ class Decoder:
         try:
             async for update in self.engine.generate(
                 prepared.prompt_token_ids, prepared.sampling_for(attempt, max_tokens), prepared.target.adapter,
-                priority=prepared.priority,
+                priority=prepared.priority, cache_salt=prepared.cache_salt,
             ):
                 if update.queue_seconds is not None and observation.queue_seconds is None:
                     observation.queue_seconds = update.queue_seconds
+                if update.cached_prompt_tokens is not None:
+                    observation.cached_prompt_tokens = update.cached_prompt_tokens
                 observation.saw_tokens(sum(d.token_count for d in update.deltas))
                 yield update.deltas
         except EngineUnavailableError as exc:
@@ -187,6 +191,7 @@ def _result(prepared: PreparedGeneration, observation: Observation, choices: dic
         time_to_first_token_seconds=observation.time_to_first_token,
         structured_backend=str(attempt) if attempt else None,
         attempts=observation.attempts,
+        cached_prompt_tokens=observation.cached_prompt_tokens,
     )
 
 

@@ -108,7 +108,7 @@ class GenerationService:
         if shadow_target is None:
             return prepared, lease, None
         shadow = PreparedGeneration(prepared.endpoint, shadow_target, prompt_ids, prepared.sampling,
-                                    request.structured, is_shadow=True, priority=1)
+                                    request.structured, is_shadow=True, priority=1, cache_salt=request.cache_salt)
         return prepared, lease, (shadow, self.router.lease(shadow_target))
 
     async def _check_structured(self, structured: StructuredRequest | None) -> None:
@@ -188,7 +188,7 @@ class GenerationService:
         return PreparedGeneration(
             endpoint, target, prompt_ids, sampling.model_copy(update={"max_tokens": requested, "structured": constraint}),
             request.structured, retry_truncated_max_tokens=request.retry_truncated_max_tokens,
-            echo_text=(request.prompt or "") if request.echo else "",
+            echo_text=(request.prompt or "") if request.echo else "", cache_salt=request.cache_salt,
         )
 
     def _check_token_ids(self, request: GenerationRequest) -> None:

@@ -27,6 +27,9 @@ class GenerationSession:
         self._started = False
         # A structured stream's verdict, set before its last step is yielded.
         self.structured_output: ValidationResult | None = None
+        # Prompt tokens of the reply's attempt read from the prefix cache; set with the result (a
+        # stream: once its last step is yielded). None: not reported.
+        self.cached_prompt_tokens: int | None = None
 
     async def __aenter__(self) -> GenerationSession:
         self._prepared, self._lease, self._shadow = await self._service.prepare(self._request)
@@ -68,7 +71,9 @@ class GenerationSession:
     async def run(self) -> GenerationResult:
         """Generate the whole reply."""
         self._started = True
-        return await self._service.decoder.run(self.prepared)
+        result = await self._service.decoder.run(self.prepared)
+        self.cached_prompt_tokens = result.cached_prompt_tokens
+        return result
 
     async def stream(self) -> AsyncIterator[list[GenerationDelta]]:
         """Each engine step's deltas. A structured stream's verdict is on `structured_output` before
@@ -78,5 +83,6 @@ class GenerationSession:
         async for event in self._service.decoder.decode(self.prepared, stream=True):
             if isinstance(event, GenerationResult):
                 self.structured_output = event.structured_output
+                self.cached_prompt_tokens = event.cached_prompt_tokens
             else:
                 yield event

@@ -39,6 +39,8 @@ class GenerationRequest(BaseModel):
     retry_truncated_max_tokens: int | None = None
     echo: bool = False  # completions: return the prompt before the completion
     route_key: str | None = None  # keeps a client on one variant of an A/B route
+    # Salts the prefix-cache keys: requests with different salts never share cached blocks.
+    cache_salt: str | None = Field(None, min_length=1)
     # What the task does with the result of this request's shadow (a route that mirrors): a shadow's
     # reply reaches no client, but the task's decision on it is recorded for route reports.
     shadow_outcome: Callable[[Any], Awaitable[None]] | None = Field(None, exclude=True)
@@ -79,6 +81,7 @@ class PreparedGeneration:
     echo_text: str = ""
     is_shadow: bool = False
     priority: int = 0  # engine priority: lower numbers first
+    cache_salt: str | None = None  # the request's prefix-cache salt (its shadow keeps it)
 
     def sampling_for(self, attempt: DecodingAttempt | None, max_tokens: int | None = None) -> SamplingOptions:
         sampling = self.sampling if max_tokens is None else self.sampling.model_copy(update={"max_tokens": max_tokens})
@@ -112,3 +115,4 @@ class GenerationResult:
     structured_value: Any = None  # the first choice's parsed JSON, when it is valid JSON output
     structured_backend: str | None = None
     attempts: int = 1  # engine attempts behind this reply (backend fallbacks, truncation retries)
+    cached_prompt_tokens: int | None = None  # of this reply's attempt: prompt tokens read from the prefix cache

@@ -59,6 +59,11 @@ class Metrics:
         self.prompt_tokens = Counter(
             "loragate_prompt_tokens", "Prompt tokens processed.", TARGET_LABELS, registry=registry,
         )
+        self.prompt_cached_tokens = Counter(
+            "loragate_prompt_cached_tokens",
+            "Prompt tokens read from the prefix cache instead of computed (vLLM's num_cached_tokens).",
+            TARGET_LABELS, registry=registry,
+        )
         self.completion_tokens = Counter(
             "loragate_completion_tokens", "Completion tokens generated.", TARGET_LABELS, registry=registry,
         )

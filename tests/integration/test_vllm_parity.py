@@ -87,6 +87,7 @@ VLLM_ONLY_FIELDS = {
 }
 LORAGATE_ONLY_FIELDS = {
     "structured_output",  # the validation verdict of a structured stream (null elsewhere)
+    "usage.prompt_tokens_details",  # cached tokens: vLLM sends them only with --enable-prompt-tokens-details
     "choices[].message.refusal",
 }
 

@@ -53,7 +53,8 @@ class GeneratingEngine(FakeEngine):
         return " ".join("ok" for _ in token_ids)
 
     async def generate(self, prompt_ids: list[int], options: SamplingOptions, adapter: Any = None,
-                       request_id: str | None = None, priority: int = 0) -> AsyncIterator[GenerationUpdate]:
+                       request_id: str | None = None, priority: int = 0,
+                       cache_salt: str | None = None) -> AsyncIterator[GenerationUpdate]:
         steps = min(options.max_tokens or 4, 4)
         for step in range(steps):
             await asyncio.sleep(0)

@@ -114,6 +114,17 @@ def test_defaults_leg_leaves_the_layout_to_vllm(tmp_path: Path) -> None:
         assert getattr(peer, name) == getattr(ours, name), name
 
 
+@pytest.mark.parametrize("on", [True, False])
+def test_same_layout_peer_gets_loragates_prefix_caching(on: bool, tmp_path: Path) -> None:
+    opts = options(enable_prefix_caching=on)
+    layout = resolve_layout(opts, {})
+    assert layout.enable_prefix_caching is on
+    peer = parsed(peer_spec(layout, "same-layout", None).args, tmp_path)
+    assert peer.enable_prefix_caching is on is Engine(opts).engine_args().enable_prefix_caching
+    assert layout_record("vllm defaults", layout, peer_spec(layout, "defaults", None), [], "cpu", 2).prefix_caching \
+        == "vLLM default; engine: not logged"
+
+
 def test_rank_ladder_is_vllms() -> None:
     from vllm.config.lora import MaxLoRARanks
 
@@ -141,7 +152,7 @@ def test_layout_record_fields(tmp_path: Path) -> None:
                          "AMD EPYC", 2, log)
     assert (same.executor, same.vllm_enable_v1_multiprocessing, same.scheduling_policy) == ("uni", "0", "priority")
     assert same.omp_num_threads == "2" and same.torch_threads == 2 and same.max_lora_rank == 8
-    assert same.prefix_caching == "vLLM default; engine: True" and same.cpu_model == "AMD EPYC"
+    assert same.prefix_caching == "True; engine: True" and same.cpu_model == "AMD EPYC"
     assert same.command == ["python", "-m", "x"] and same.env[MULTIPROCESSING_ENV] == "0"
     defaults = layout_record("vllm defaults", layout, peer_spec(layout, "defaults", None), [], "AMD EPYC", 2)
     assert defaults.executor == "mp (vLLM default)" and defaults.vllm_enable_v1_multiprocessing == "unset (1)"

@@ -47,6 +47,7 @@ EXPECTED_METRICS = {
     "loragate_time_per_output_token_seconds",
     "loragate_queue_time_seconds",
     "loragate_prompt_tokens_total",
+    "loragate_prompt_cached_tokens_total",
     "loragate_completion_tokens_total",
     "loragate_structured_output_total",
     "loragate_generation_retries_total",
@@ -536,6 +537,7 @@ def test_dashboard_compares_base_and_adapters():
         "loragate_engine_requests_running",
         "loragate_engine_requests_waiting",
         "loragate_engine_kv_cache_usage_ratio",
+        "loragate:prefix_cache_hit_ratio:rate5m",
     ):
         assert needed in exprs, f"no dashboard panel shows {needed}"
 

@@ -17,6 +17,9 @@ from service.numbers import StrictScalars
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_LOGPROBS = 20  # vLLM's default max_logprobs
 MAX_STOP_CHARS = 256  # per stop sequence
+# vLLM's limits on a cache salt (vllm.entrypoints.generate.base.protocol.validate_cache_salt).
+MAX_CACHE_SALT_CHARS = 128
+CACHE_SALT_FORBIDDEN = frozenset("@/\\\x00")
 
 # OpenAI fields that do not change what is generated: accepted and ignored, as documented.
 IGNORED_FIELDS = frozenset({"store", "metadata", "service_tier", "parallel_tool_calls", "prompt_cache_key",
@@ -28,7 +31,7 @@ UNSUPPORTED_FIELDS = frozenset({
     "web_search_options", "reasoning_effort", "use_beam_search", "length_penalty", "prompt_logprobs",
     "logprob_token_ids", "suffix", "truncate_prompt_tokens", "truncation_side", "chat_template",
     "chat_template_kwargs", "add_generation_prompt", "continue_final_message", "add_special_tokens",
-    "documents", "mm_processor_kwargs", "media_io_kwargs", "priority", "request_id", "cache_salt",
+    "documents", "mm_processor_kwargs", "media_io_kwargs", "priority", "request_id",
     "kv_transfer_params", "vllm_xargs", "return_tokens_as_token_ids", "return_token_ids", "prompt_embeds",
     "thinking_token_budget", "include_reasoning", "guided_decoding_backend", "guided_whitespace_pattern",
     "watermarking", "repetition_detection", "stream_interval", "session_id",
@@ -124,6 +127,10 @@ class SamplingFields(Strict):
     guided_regex: str | None = None
     guided_choice: list[str] | None = None
     guided_grammar: str | None = None
+    # vLLM's: salts this request's prefix-cache keys, so requests with different salts never share
+    # cached blocks (tenant isolation). Accepted with prefix caching off, as vLLM does (no effect).
+    # The constraints document vLLM's rules in the schema; `_cache_salt` refuses in vLLM's words first.
+    cache_salt: str | None = Field(None, min_length=1, max_length=MAX_CACHE_SALT_CHARS, pattern=r"^[^@/\\\x00]*$")
 
     def unrecognized_field(self) -> str | None:
         """The first field the client sent that this server does not know, if any."""
@@ -156,6 +163,19 @@ class SamplingFields(Strict):
     def top_logprobs_requested(self) -> int | None:
         """Alternatives per token the client asked for (None: no logprobs)."""
         return None
+
+    @field_validator("cache_salt", mode="before")
+    @classmethod
+    def _cache_salt(cls, value: object) -> object:
+        # vLLM's rules and words (validate_cache_salt), so a client sees the same 400 from both.
+        if value is None:
+            return value
+        if not isinstance(value, str) or not value:
+            raise ValueError("Parameter 'cache_salt' must be a non-empty string if provided.")
+        if len(value) > MAX_CACHE_SALT_CHARS or any(char in CACHE_SALT_FORBIDDEN for char in value):
+            raise ValueError(f"Parameter 'cache_salt' must be at most {MAX_CACHE_SALT_CHARS} characters and must "
+                             "not contain '@', '/', '\\\\', or NUL.")
+        return value
 
     @field_validator("stop")
     @classmethod
@@ -230,10 +250,17 @@ class ChatCompletionRequest(SamplingFields):
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
+class PromptTokensDetails(Strict):
+    cached_tokens: int  # prompt tokens read from the prefix cache instead of computed
+
+
 class Usage(Strict):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # OpenAI's field (vLLM's with --enable-prompt-tokens-details); left out of the JSON when the
+    # engine did not report the cached tokens.
+    prompt_tokens_details: PromptTokensDetails | None = Field(None, exclude_if=lambda value: value is None)
 
 
 class AssistantMessage(Strict):
@@ -345,9 +372,10 @@ class ModelList(Strict):
     data: list[ModelCard]
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = None) -> Usage:
+    details = PromptTokensDetails(cached_tokens=cached_tokens) if cached_tokens is not None else None
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                 total_tokens=prompt_tokens + completion_tokens)
+                 total_tokens=prompt_tokens + completion_tokens, prompt_tokens_details=details)
 
 
 # Protocol models that do not forbid unknown fields, and why (tests/unit/api/test_protocol_strict.py

@@ -26,6 +26,7 @@ from service.api.openai.protocol import (
     CompletionResponse,
     ModelCard,
     ModelList,
+    Usage,
     usage,
 )
 from service.api.openai.logprobs import chat_logprobs, completion_logprobs
@@ -46,8 +47,7 @@ async def chat_completions(body: AdmittedChat, request: Request, services: Servi
     top = body.top_logprobs_requested
 
     def respond(session: GenerationSession, result: GenerationResult) -> ChatCompletionResponse:
-        return ChatCompletionResponse(model=body.model, usage=usage(result.prompt_tokens, result.completion_tokens),
-                                      choices=[
+        return ChatCompletionResponse(model=body.model, usage=_usage(result), choices=[
             ChatChoice(index=c.index, message=AssistantMessage(content=c.text), finish_reason=c.finish_reason,
                        logprobs=chat_logprobs(c.logprobs, top))
             for c in result.choices
@@ -60,8 +60,7 @@ async def chat_completions(body: AdmittedChat, request: Request, services: Servi
 async def completions(body: AdmittedCompletion, request: Request, services: ServicesDep,
                       route_key: RouteKeyHeader = None):
     def respond(session: GenerationSession, result: GenerationResult) -> CompletionResponse:
-        return CompletionResponse(model=body.model, usage=usage(result.prompt_tokens, result.completion_tokens),
-                                  choices=[
+        return CompletionResponse(model=body.model, usage=_usage(result), choices=[
             CompletionChoice(index=c.index, text=session.echo_text + c.text, finish_reason=c.finish_reason,
                              logprobs=completion_logprobs(c.logprobs, body.logprobs))
             for c in result.choices
@@ -82,6 +81,10 @@ async def _reply(request: Request, services: Services, body: ChatCompletionReque
     async with session:
         result = await cancel_on_disconnect(request, session.run(), timeout)
     return JSONResponse(respond(session, result).model_dump(), headers=result_headers(result))
+
+
+def _usage(result: GenerationResult) -> Usage:
+    return usage(result.prompt_tokens, result.completion_tokens, result.cached_prompt_tokens)
 
 
 @router.get("/models", response_model=ModelList)

@@ -109,7 +109,7 @@ async def chat_chunks(session: GenerationSession, body: ChatCompletionRequest, s
             yield chunk(choices, _running_usage(body, session, tokens))
     _record_usage(state, session, tokens)
     if body.include_usage:
-        yield chunk([], usage(session.prompt_tokens, tokens))
+        yield chunk([], usage(session.prompt_tokens, tokens, session.cached_prompt_tokens))
 
 
 async def completion_chunks(session: GenerationSession, body: CompletionRequest,
@@ -137,7 +137,7 @@ async def completion_chunks(session: GenerationSession, body: CompletionRequest,
             yield chunk(choices, _running_usage(body, session, tokens))
     _record_usage(state, session, tokens)
     if body.include_usage:
-        yield chunk([], usage(session.prompt_tokens, tokens))
+        yield chunk([], usage(session.prompt_tokens, tokens, session.cached_prompt_tokens))
 
 
 def _with_echo(deltas: list[GenerationDelta], echo: str, echoed: set[int]) -> list[GenerationDelta]:

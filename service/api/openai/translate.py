@@ -22,7 +22,7 @@ def generation_request(body: ChatCompletionRequest | CompletionRequest, generati
         generation.refused(exc)
         raise
     common: dict[str, Any] = {"model": body.model, "sampling": sampling_options(body), "structured": structured,
-                              "route_key": route_key or body.user}
+                              "route_key": route_key or body.user, "cache_salt": body.cache_salt}
     if isinstance(body, ChatCompletionRequest):
         return GenerationRequest(endpoint="chat", messages=prompt_messages(body.messages), **common)
     return GenerationRequest(endpoint="completions", prompt=body.prompt, echo=body.echo, **common)

@@ -98,6 +98,8 @@ class TriageMeta(BaseModel):
     latency_ms: float
     prompt_tokens: int
     completion_tokens: int
+    cached_prompt_tokens: int | None = Field(None, description="Prompt tokens read from the prefix cache (the "
+                                             "shared instructions of the triage prompt); None: not reported.")
     attempts: int
     structured_backend: str | None
     input_truncated: bool = False  # the body was shortened to fit the model's context

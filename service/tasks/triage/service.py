@@ -234,7 +234,8 @@ def _meta(result: GenerationResult, input_truncated: bool) -> TriageMeta:
         adapter_version=target.adapter.version if target.adapter else None,
         route=target.route, variant=target.variant, latency_ms=0.0,
         prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-        attempts=result.attempts, structured_backend=result.structured_backend, input_truncated=input_truncated,
+        cached_prompt_tokens=result.cached_prompt_tokens, attempts=result.attempts,
+        structured_backend=result.structured_backend, input_truncated=input_truncated,
     )
 
 

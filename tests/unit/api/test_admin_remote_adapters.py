@@ -25,7 +25,8 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 class ReplyingEngine(StubEngine):
-    async def generate(self, prompt_ids, sampling, adapter=None, request_id=None, priority=0):  # noqa: ANN001
+    async def generate(self, prompt_ids, sampling, adapter=None, request_id=None, priority=0,  # noqa: ANN001
+                       cache_salt=None):
         self.generate_calls += 1
         self.adapters = [*getattr(self, "adapters", []), adapter.name if adapter else None]
         yield GenerationUpdate(deltas=[GenerationDelta(index=0, text="ok", token_count=1, finish_reason="stop")],

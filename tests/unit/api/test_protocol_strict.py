@@ -146,7 +146,7 @@ class CountingEngine(StubEngine):
     """Streams three steps of 1, 2 and 1 tokens for the one choice."""
 
     async def generate(self, prompt_ids, options, adapter=None, request_id=None,  # noqa: ANN001
-                       priority: int = 0) -> AsyncIterator[GenerationUpdate]:
+                       priority: int = 0, cache_salt: str | None = None) -> AsyncIterator[GenerationUpdate]:
         self.generate_calls += 1
         steps = [("a", 1, None), (" b c", 2, None), (" d", 1, "stop")]
         for text, tokens, finish in steps:

@@ -60,6 +60,30 @@ def test_environment_settings_reach_the_layout(monkeypatch: pytest.MonkeyPatch) 
     assert layout.cpu_kv_cache_space_env == "2"
 
 
+@pytest.mark.parametrize("platform", [CPU, "cuda"])
+def test_prefix_caching_is_on_explicitly_on_every_platform(platform: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On by default (not left to vLLM's per-model default); off by flag or environment."""
+    assert _engine([], platform).engine_args().enable_prefix_caching is True
+    assert _engine(["--no-enable-prefix-caching"], platform).engine_args().enable_prefix_caching is False
+    assert _engine(["--enable-prefix-caching"], platform).engine_args().enable_prefix_caching is True
+    monkeypatch.setenv("LORAGATE_ENABLE_PREFIX_CACHING", "false")
+    assert _engine([], platform).engine_args().enable_prefix_caching is False
+
+
+def test_vllm_keys_cached_blocks_per_adapter_and_salt() -> None:
+    """The engine's comment relies on this: an adapter (and a cache_salt) changes the block hashes."""
+    from types import SimpleNamespace
+
+    from vllm.v1.core.kv_cache_utils import generate_block_hash_extra_keys
+
+    lora = SimpleNamespace(lora_name="triage", lora_path="/store/triage/1")
+    request = SimpleNamespace(lora_request=lora, cache_salt="tenant-a", mm_features=[], prompt_embeds=None)
+    keys, _ = generate_block_hash_extra_keys(request, 0, 16, 0)  # type: ignore[arg-type]
+    assert keys is not None and ("lora", "triage", "/store/triage/1") in keys and ("cache_salt", "tenant-a") in keys
+    base = SimpleNamespace(lora_request=None, cache_salt=None, mm_features=[], prompt_embeds=None)
+    assert generate_block_hash_extra_keys(base, 0, 16, 0)[0] is None  # type: ignore[arg-type]
+
+
 def test_the_detected_platform_is_used_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine_module, "detect_platform", lambda: "cuda")
     assert _engine([]).layout.platform == "cuda" and not _engine([]).layout.enforce_eager

@@ -44,7 +44,7 @@ class ScriptedEngine:
         return [1] * len(text.split())
 
     async def generate(self, prompt_ids, sampling: SamplingOptions, adapter=None, request_id=None,
-                       priority: int = 0) -> AsyncIterator[GenerationUpdate]:
+                       priority: int = 0, cache_salt: str | None = None) -> AsyncIterator[GenerationUpdate]:
         self.calls.append(sampling)
         steps = self.script(sampling, len(self.calls))
         for i, (text, tokens, finish) in enumerate(steps):

@@ -94,6 +94,7 @@ class FakeGeneration:
         self.pairs: list[tuple[str, dict[str, str]] | None] = []  # record_outcome's `paired`, in order
         self.mirror_to: str | None = None  # a route's shadow target: every session mirrors to it
         self.shadows: list[asyncio.Task[None]] = []
+        self.cached_prompt_tokens: int | None = None  # what the engine reports for every run
 
     def check_ready(self) -> None:
         if not self.engine.is_ready:
@@ -141,4 +142,4 @@ class FakeGeneration:
         return SimpleNamespace(target=target, structured_output="valid", structured_backend="xgrammar",
                                structured_value=dict(REPLY), choices=[SimpleNamespace(text=text, logprobs=logprobs)],
                                prompt_tokens=len(session.request.prompt_token_ids or []), completion_tokens=9,
-                               attempts=1)
+                               attempts=1, cached_prompt_tokens=self.cached_prompt_tokens)

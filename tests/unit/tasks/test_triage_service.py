@@ -58,6 +58,16 @@ async def test_triage_when_ready() -> None:
     assert generation.prepared[0].released and not generation.refusals
 
 
+async def test_triage_meta_names_the_prompt_tokens_read_from_the_prefix_cache() -> None:
+    generation = FakeGeneration()
+    service = TriageService(generation, BASE_MODEL)  # type: ignore[arg-type]
+    assert (await service.triage(ticket("A"))).meta.cached_prompt_tokens is None  # not reported
+    generation.cached_prompt_tokens = 288  # the shared instructions of the triage prompt
+    result = await service.triage(ticket("A"))
+    assert result.meta.cached_prompt_tokens == 288
+    assert result.model_dump(mode="json")["meta"]["cached_prompt_tokens"] == 288
+
+
 # ------------------------------------------------------ batch concurrency
 async def test_each_batch_has_its_own_concurrency_limit() -> None:
     generation = FakeGeneration()
