@@ -14,6 +14,7 @@ from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import RouteKeyHeader, ServicesDep
 from service.api.errors import GENERATION_FAILURES, ErrorDetail, failures
 from service.api.headers import served_headers, token_headers
+from service.api.openai.protocol import CacheSalt
 from service.errors import InvalidRequestError
 from service.numbers import BOOLEAN, NUMBER
 from service.tasks.triage import Ticket, TicketTriage, TriageMeta, TriageResponse, TriageThresholds
@@ -32,6 +33,7 @@ class TriageOptions(BaseModel):
                                 "(confidence, urgent escalation, review flag); false: the decoded labels as they are.")
     policy: TriageThresholds | None = Field(None, description="Thresholds for this request, over the served "
                                             "adapter's and the server's.")
+    cache_salt: CacheSalt = None
 
 
 class TriageRequest(Ticket, TriageOptions):
@@ -65,7 +67,7 @@ async def triage_ticket(body: AdmittedTicket, request: Request, services: Servic
                         route_key: RouteKeyHeader = None):
     # A client that leaves cancels the work, which aborts its engine request.
     work = services.triage.triage(body, body.model, body.max_tokens, route_key=route_key, policy=body.policy,
-                                  probabilities=body.probabilities)
+                                  probabilities=body.probabilities, cache_salt=body.cache_salt)
     result = await cancel_on_disconnect(request, work, services.settings.request_timeout_s)
     meta = result.meta
     headers = served_headers(meta.model, meta.base_model, meta.route, meta.variant, meta.adapter_version)
@@ -81,7 +83,7 @@ async def triage_batch(body: AdmittedBatch, request: Request, services: Services
         raise InvalidRequestError(f"At most {limit} tickets per batch; got {len(body.tickets)}.", param="tickets")
     results = await cancel_on_disconnect(
         request, services.triage.triage_batch(body.tickets, body.model, route_key=route_key, policy=body.policy,
-                                              probabilities=body.probabilities),
+                                              probabilities=body.probabilities, cache_salt=body.cache_salt),
         services.settings.request_timeout_s)
     return BatchTriageResponse(data=[
         BatchItem(index=i, triage=r.triage, meta=r.meta) if isinstance(r, TriageResponse)

@@ -71,3 +71,9 @@ def test_triage_reads_its_shared_instructions_from_the_cache(client: httpx.Clien
         metas.append(response.json()["meta"])
     assert metas[1]["cached_prompt_tokens"] > 0
     assert metas[1]["cached_prompt_tokens"] < metas[1]["prompt_tokens"]
+    # A salt of its own: none of the instructions' blocks the unsalted tickets computed.
+    salted = client.post("/v1/tickets/triage", json=_ticket(TICKETS[2]) | {"cache_salt": uuid.uuid4().hex}, timeout=600)
+    assert salted.status_code == 200, salted.text
+    assert salted.json()["meta"]["cached_prompt_tokens"] == 0
+    bad = client.post("/v1/tickets/triage", json=_ticket(TICKETS[2]) | {"cache_salt": ""}, timeout=60)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "cache_salt", bad.text

@@ -10,7 +10,9 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator,
+)
 
 from service.numbers import StrictScalars
 
@@ -20,6 +22,29 @@ MAX_STOP_CHARS = 256  # per stop sequence
 # vLLM's limits on a cache salt (vllm.entrypoints.generate.base.protocol.validate_cache_salt).
 MAX_CACHE_SALT_CHARS = 128
 CACHE_SALT_FORBIDDEN = frozenset("@/\\\x00")
+
+
+def _check_cache_salt(value: object) -> object:
+    # vLLM's rules and words (validate_cache_salt), so a client sees the same 400 from both.
+    if value is None:
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError("Parameter 'cache_salt' must be a non-empty string if provided.")
+    if len(value) > MAX_CACHE_SALT_CHARS or any(char in CACHE_SALT_FORBIDDEN for char in value):
+        raise ValueError(f"Parameter 'cache_salt' must be at most {MAX_CACHE_SALT_CHARS} characters and must "
+                         "not contain '@', '/', '\\\\', or NUL.")
+    return value
+
+
+# vLLM's: salts a request's prefix-cache keys, so requests with different salts never share cached
+# blocks (tenant isolation). Accepted with prefix caching off, as vLLM does (no effect). The
+# constraints document vLLM's rules in the schema; the validator refuses in vLLM's words first.
+CacheSalt = Annotated[
+    Annotated[str, StringConstraints(min_length=1, max_length=MAX_CACHE_SALT_CHARS, pattern=r"^[^@/\\\x00]*$")] | None,
+    BeforeValidator(_check_cache_salt),
+    Field(description="Salts this request's prefix-cache keys: requests with different salts share no cached "
+                      "prompt blocks (vLLM's `cache_salt`)."),
+]
 
 # OpenAI fields that do not change what is generated: accepted and ignored, as documented.
 IGNORED_FIELDS = frozenset({"store", "metadata", "service_tier", "parallel_tool_calls", "prompt_cache_key",
@@ -127,10 +152,7 @@ class SamplingFields(Strict):
     guided_regex: str | None = None
     guided_choice: list[str] | None = None
     guided_grammar: str | None = None
-    # vLLM's: salts this request's prefix-cache keys, so requests with different salts never share
-    # cached blocks (tenant isolation). Accepted with prefix caching off, as vLLM does (no effect).
-    # The constraints document vLLM's rules in the schema; `_cache_salt` refuses in vLLM's words first.
-    cache_salt: str | None = Field(None, min_length=1, max_length=MAX_CACHE_SALT_CHARS, pattern=r"^[^@/\\\x00]*$")
+    cache_salt: CacheSalt = None
 
     def unrecognized_field(self) -> str | None:
         """The first field the client sent that this server does not know, if any."""
@@ -163,19 +185,6 @@ class SamplingFields(Strict):
     def top_logprobs_requested(self) -> int | None:
         """Alternatives per token the client asked for (None: no logprobs)."""
         return None
-
-    @field_validator("cache_salt", mode="before")
-    @classmethod
-    def _cache_salt(cls, value: object) -> object:
-        # vLLM's rules and words (validate_cache_salt), so a client sees the same 400 from both.
-        if value is None:
-            return value
-        if not isinstance(value, str) or not value:
-            raise ValueError("Parameter 'cache_salt' must be a non-empty string if provided.")
-        if len(value) > MAX_CACHE_SALT_CHARS or any(char in CACHE_SALT_FORBIDDEN for char in value):
-            raise ValueError(f"Parameter 'cache_salt' must be at most {MAX_CACHE_SALT_CHARS} characters and must "
-                             "not contain '@', '/', '\\\\', or NUL.")
-        return value
 
     @field_validator("stop")
     @classmethod

@@ -75,7 +75,7 @@ class TriageService:
 
     async def triage(self, ticket: Ticket, model: str | None = None, max_tokens: int | None = None,
                      route_key: str | None = None, policy: TriageThresholds | None = None,
-                     probabilities: bool = True) -> TriageResponse:
+                     probabilities: bool = True, cache_salt: str | None = None) -> TriageResponse:
         """Triage one ticket. `route_key` keeps a customer on one variant of an A/B route (default:
         the ticket's `metadata.customer_id`); without one, both attempts still share a variant.
         With `probabilities`, the labels follow the decision policy (the server's, the adapter's,
@@ -103,7 +103,7 @@ class TriageService:
             prompt_token_ids=prompt_ids, shadow_outcome=decide_shadow,
             sampling=SamplingOptions(max_tokens=budget, temperature=0, repetition_penalty=self.repetition_penalty,
                                      logprobs=LABEL_ALTERNATIVES if probabilities else None),
-            retry_truncated_max_tokens=2 * budget, structured=self._structured,
+            retry_truncated_max_tokens=2 * budget, structured=self._structured, cache_salt=cache_salt,
         )
         try:
             async with self.generation.session(request) as session:
@@ -197,7 +197,7 @@ class TriageService:
 
     async def triage_batch(self, tickets: list[Ticket], model: str | None = None,
                            route_key: str | None = None, policy: TriageThresholds | None = None,
-                           probabilities: bool = True) -> list[TriageResponse | ServiceError]:
+                           probabilities: bool = True, cache_salt: str | None = None) -> list[TriageResponse | ServiceError]:
         """Triage every ticket (a few at a time); a ticket that fails gets its error, not the batch.
         The limit is per batch, so one large batch cannot hold back another."""
         self.generation.check_ready()  # a batch sent during start-up is one 503, not a 200 of errors
@@ -207,7 +207,7 @@ class TriageService:
             async with slots:
                 try:
                     return await self.triage(ticket, model, route_key=route_key, policy=policy,
-                                             probabilities=probabilities)
+                                             probabilities=probabilities, cache_salt=cache_salt)
                 except ServiceError as exc:
                     return exc
 
