@@ -8,7 +8,7 @@ ratio compares equal work, and stops every server at the end, also on error, Ctr
 One server runs at a time: the others are paused (SIGSTOP of their process group), and a phase in
 which any other process used more than 10% of a core refuses the run (exit code 3).
 
-    loragate bench                      # everything: about 2 h 20 min on 2 CPUs
+    loragate bench                      # everything: about 1 h 30 min on 2 CPUs
     loragate bench --only peer-base,peer-adapter --concurrency 8 --rounds 1 --waves 2   # about 15 min
     loragate bench --only peer-base --concurrency 8
     loragate bench --smoke --out-dir /tmp/bench-smoke

@@ -139,6 +139,18 @@ TARGETS = (
 )
 
 
+# Figures shown beside the targets, without one: (comparison, ratio pair, label, ratio field).
+CONTEXT = (
+    ("peer-base", "loragate/vllm-defaults", "base tokens/s vs vLLM at its defaults (context)", "tokens_per_s"),
+    ("peer-adapter", "loragate/vllm-lora-defaults", "adapter tokens/s vs vLLM + LoRA at its defaults (context)",
+     "tokens_per_s"),
+    ("triage", "loragate/loragate, no prefix reuse", "triage tickets/min with the prefix cache vs without (context)",
+     "requests_per_s"),
+    ("triage", "loragate/loragate, no prefix reuse", "triage latency p50 with the prefix cache vs without (context)",
+     "latency_p50_s"),
+)
+
+
 def evaluate_targets(comparisons: dict[str, ComparisonResult]) -> list[Target]:
     """The issue's targets, for the comparisons that ran (ratios are loragate / the other side)."""
     targets: list[Target] = []
@@ -154,6 +166,33 @@ def evaluate_targets(comparisons: dict[str, ComparisonResult]) -> list[Target]:
 
 
 # ----------------------------------------------------------------------------- markdown
+def summary_markdown(report: BenchReport) -> list[str]:
+    """Every target's ratio per concurrency level in one table (the README's), then the context rows."""
+    levels = sorted({int(level[1:]) for c in report.comparisons.values() for t in c.ratios.values() for level in t})
+    head = ["| measure | " + " | ".join(f"c{level}" for level in levels) + " | target |",
+            "|---|" + "---:|" * len(levels) + "---|"]
+    rows = []
+    for comparison, pair, label, field, op, threshold, wanted in TARGETS:
+        table = report.comparisons[comparison].ratios.get(pair, {}) if comparison in report.comparisons else {}
+        if not table:
+            continue
+        cells = []
+        for level in levels:
+            ratio = table.get(f"c{level}", {}).get(field)
+            named = wanted is None or f"c{level}" in wanted
+            missed = ratio is not None and named and not (ratio >= threshold if op == ">=" else ratio <= threshold)
+            cells.append("" if ratio is None else f"**{_x(ratio)} (missed)**" if missed else _x(ratio) if named
+                         else f"({_x(ratio)})")
+        rows.append(f"| {label.replace(f' {op} {threshold}x', ' vs')} | " + " | ".join(cells)
+                    + f" | {op} {threshold}x{'' if wanted is None else ' at ' + ', '.join(wanted)} |")
+    for comparison, pair, label, field in CONTEXT:
+        table = report.comparisons[comparison].ratios.get(pair, {}) if comparison in report.comparisons else {}
+        if table:
+            rows.append(f"| {label} | " + " | ".join(_x(table.get(f"c{level}", {}).get(field)) if f"c{level}" in table
+                                                     else "" for level in levels) + " | - |")
+    return ["## Summary", "", *head, *rows, "", f"Failed requests: {report.failed_requests}.", ""] if rows else []
+
+
 def _f(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
     return "-" if value is None else f"{value * scale:.{digits}f}"
 
@@ -171,6 +210,7 @@ def markdown(report: BenchReport) -> str:
         f"Output length fixed at {cfg['max_tokens']} tokens (`min_tokens` = `max_tokens`, `ignore_eos`) except in "
         f"`structured`; {cfg['rounds']} interleaved round(s). Ratios are first system / second system.", "",
     ]
+    lines += summary_markdown(report)
     for result in report.comparisons.values():
         lines += [f"## {result.name}", "", result.description, ""]
         if result.error:

@@ -164,3 +164,15 @@ def test_rss_sampler_peaks_per_window() -> None:
     assert len(sampler.samples) >= 2
     assert (sampler.peak("me", since) or 0) > 10 * 2**20
     assert sampler.peak("me", until=since - 60) is None and sampler.peak("other") is None
+
+
+def test_summary_puts_every_target_in_one_table() -> None:
+    results = comparisons()
+    report = BenchReport(command="loragate bench", machine={"date": "now", "cpu_model": "cpu", "nproc": 2},
+                         versions={}, config={"max_tokens": 48, "rounds": 3}, servers={}, comparisons=results,
+                         targets=evaluate_targets(results), failed_requests=2, all_targets_met=False)
+    text = markdown(report)
+    summary = text[text.index("## Summary"):text.index("## peer-base")]
+    assert "| base tokens/s vs vLLM same layout without LoRA | 1.00x | **0.90x (missed)** | >= 0.97x |" in summary
+    assert "| base tokens/s vs vLLM at its defaults (context) | 1.50x | 1.80x | - |" in summary
+    assert "| adapter tokens/s vs loragate base |  | **0.85x (missed)** | >= 0.9x |" in summary
