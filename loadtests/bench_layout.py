@@ -45,6 +45,7 @@ class LoragateLayout(BaseModel):
     max_num_batched_tokens: int
     dtype: str
     enforce_eager: bool
+    block_size: int | None  # None: vLLM's default for the platform
     seed: int
     tensor_parallel_size: int
     pipeline_parallel_size: int
@@ -68,7 +69,7 @@ def resolve_layout(opts: EngineOptions, environ: dict[str, str] | None = None) -
         kv_cache_space_env=env.get("VLLM_CPU_KVCACHE_SPACE", cpu_space) if cpu_space else None,
         max_model_len=opts.max_model_len, max_num_seqs=opts.max_num_seqs,
         max_num_batched_tokens=opts.max_num_batched_tokens, dtype=opts.dtype, enforce_eager=platform.enforce_eager,
-        seed=opts.seed, tensor_parallel_size=opts.tensor_parallel_size,
+        block_size=platform.block_size, seed=opts.seed, tensor_parallel_size=opts.tensor_parallel_size,
         pipeline_parallel_size=opts.pipeline_parallel_size, scheduling_policy=SCHEDULING_POLICY,
         enable_prefix_caching=opts.enable_prefix_caching, max_loras=opts.max_loras, max_cpu_loras=opts.max_cpu_loras,
         max_lora_rank=opts.max_lora_rank, thread_env={k: env[k] for k in THREAD_ENV if k in env},
@@ -130,6 +131,8 @@ def peer_spec(layout: LoragateLayout, leg: PeerLeg, lora: LoraServing | None) ->
         if layout.executor is not None:
             args += ["--distributed-executor-backend", layout.executor]
         args += ["--scheduling-policy", layout.scheduling_policy]
+        if layout.block_size is not None:
+            args += ["--block-size", str(layout.block_size)]
         if layout.enable_prefix_caching is not None:
             args.append("--enable-prefix-caching" if layout.enable_prefix_caching else "--no-enable-prefix-caching")
         if layout.multiprocessing_env is not None:
@@ -163,6 +166,7 @@ class ServerLayout(BaseModel):
     model_threads: int | None = None  # see `model_threads`
     scheduling_policy: str
     prefix_caching: str  # as configured, and as the engine logged it
+    block_size: str  # KV cache block tokens as configured, or "vLLM default"
     dtype: str
     max_lora_rank: int | None
     max_loras: int | None
@@ -199,6 +203,7 @@ def layout_record(role: str, layout: LoragateLayout, spec: PeerSpec | None, comm
         omp_num_threads=layout.thread_env.get("OMP_NUM_THREADS", "unset"), torch_threads=torch_threads,
         scheduling_policy=policy,
         prefix_caching=f"{configured}; engine: {logged.get('enable_prefix_caching', 'not logged')}",
+        block_size=str(layout.block_size) if same and layout.block_size is not None else "vLLM default",
         dtype=layout.dtype, max_lora_rank=int(rank) if lora and rank else None,
         max_loras=layout.max_loras if lora else None, kv_cache_bytes=layout.kv_cache_bytes,
         max_num_seqs=layout.max_num_seqs, max_num_batched_tokens=layout.max_num_batched_tokens,

@@ -263,7 +263,8 @@ def triage_table(result: ComparisonResult) -> list[str]:
 LAYOUT_ROWS = (("executor", "executor"), ("VLLM_ENABLE_V1_MULTIPROCESSING", "vllm_enable_v1_multiprocessing"),
                ("OMP_NUM_THREADS", "omp_num_threads"), ("torch threads", "torch_threads"),
                ("model threads", "model_threads"),
-               ("scheduling", "scheduling_policy"), ("prefix caching", "prefix_caching"), ("dtype", "dtype"),
+               ("scheduling", "scheduling_policy"), ("prefix caching", "prefix_caching"),
+               ("KV block tokens", "block_size"), ("dtype", "dtype"),
                ("max LoRA rank", "max_lora_rank"), ("KV cache bytes", "kv_cache_bytes"),
                ("max seqs", "max_num_seqs"), ("batched tokens", "max_num_batched_tokens"))
 

@@ -152,6 +152,7 @@ class Engine:
             pipeline_parallel_size=opts.pipeline_parallel_size,
             distributed_executor_backend=self.executor_backend,
             enforce_eager=layout.enforce_eager,
+            block_size=layout.block_size,
             # Explicit, not vLLM's per-model default. Cached blocks are keyed per adapter: vLLM's
             # `generate_block_hash_extra_keys` (v1/core/kv_cache_utils.py) adds the LoRA name and path
             # (`_gen_lora_extra_hash_keys`) and the request's `cache_salt` to every block hash.

@@ -54,6 +54,10 @@ class EngineSettings(BaseModel):
     enforce_eager: bool | None = Field(
         None, description="Skip graph capture/compilation; unset: on for CPU (faster start), off on GPU (CUDA graphs).",
     )
+    block_size: int | None = Field(
+        None, ge=16, multiple_of=16, description="Tokens per KV cache block, the prefix cache's unit (only whole "
+        "blocks are reused); unset: 32 on CPU (vLLM's CPU default is 128), vLLM's default (16) on GPU.",
+    )
     enable_prefix_caching: bool = Field(
         True, description="Reuse the KV cache of a prompt prefix another request computed (e.g. the triage "
         "prompt's shared instructions), on CPU and GPU; cached blocks are keyed per adapter and per `cache_salt`.",

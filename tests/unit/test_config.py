@@ -68,7 +68,7 @@ def test_each_group_is_its_packages_options_class() -> None:
 
 
 def test_every_flat_name_has_one_place() -> None:
-    assert len(SETTING_NAMES) == len(set(SETTING_NAMES)) == 81
+    assert len(SETTING_NAMES) == len(set(SETTING_NAMES)) == 82
     assert FLAT_FIELDS["max_model_len"][0] == ("engine", "max_model_len")
     assert FLAT_FIELDS["schema_max_bytes"][0] == ("structured", "max_schema_bytes")
     assert FLAT_FIELDS["adapter_roots"][0] == ("adapters", "allowed_roots")

@@ -38,7 +38,12 @@ router = APIRouter(prefix="/v1", tags=["openai"], route_class=AdmittedRoute, dep
 AdmittedChat = Annotated[ChatCompletionRequest, admitted(ChatCompletionRequest, chat_work)]
 AdmittedCompletion = Annotated[CompletionRequest, admitted(CompletionRequest, completion_work)]
 # A streamed reply (`stream: true`) is server-sent events; its errors after the first byte are events.
-RESPONSES = failures(*GENERATION_FAILURES) | {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+# Before OpenAPI 3.2 (`itemSchema`), an event stream's `schema` describes one event: `data` is a chunk's
+# JSON, an error's JSON, or the closing `[DONE]`.
+SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
+    "data": {"type": "string", "description": "A chunk object's JSON, an error's JSON, or `[DONE]`."},
+    "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}}}
+RESPONSES = failures(*GENERATION_FAILURES) | {200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}}
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=RESPONSES)

@@ -24,6 +24,13 @@ def test_cpu_defaults_are_eager_and_one_gib() -> None:
     assert layout.cpu_kv_cache_space_env == "1"
     args = _engine([], CPU).engine_args()
     assert args.enforce_eager is True and args.kv_cache_memory_bytes == 2**30
+    assert layout.block_size == args.block_size == 32  # the triage prompt's shared part in whole blocks
+
+
+def test_block_size_is_vllms_on_gpu_and_a_setting_wins() -> None:
+    assert _engine([], "cuda").layout.block_size is None
+    assert _engine([], "cuda").engine_args().block_size is None
+    assert _engine(["--block-size", "64"], CPU).engine_args().block_size == 64
 
 
 def test_gpu_defaults_are_cuda_graphs_and_gpu_memory_utilization() -> None:
