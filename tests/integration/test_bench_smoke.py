@@ -94,13 +94,17 @@ def test_bench_smoke_runs_every_comparison(tmp_path: Path) -> None:
     # Triage side by side: loragate's endpoint, vLLM's server with the same prompt and schema, and loragate
     # with its prefix cache defeated (cache_salt); the shared system prompt is read from the cache, the
     # salted requests read nothing from it.
-    triage = {row["system"]: row for row in report["comparisons"]["triage"]["rows"]}
-    assert set(triage) == {"loragate", "vllm-lora", "loragate, no prefix reuse"}, triage
-    assert triage["loragate"]["schema_valid"] == triage["loragate"]["requests"], triage["loragate"]
-    assert triage["vllm-lora"]["schema_valid"] is not None
-    assert triage["loragate"]["prefix_cache_hit_ratio"] > 0.5, triage["loragate"]
-    assert triage["vllm-lora"]["prefix_cache_hit_ratio"] > 0.5, triage["vllm-lora"]
-    assert triage["loragate, no prefix reuse"]["prefix_cache_hit_ratio"] == 0, triage["loragate, no prefix reuse"]
+    rows = report["comparisons"]["triage"]["rows"]
+    assert {row["system"] for row in rows} == {"loragate", "vllm-lora", "loragate, no prefix reuse"}, rows
+    # At concurrency 1 every ticket comes after the warm-up, so its system prompt is in the cache
+    # (tickets sent together compute it side by side, so higher levels read less).
+    alone = {row["system"]: row for row in rows if row["concurrency"] == 1}
+    assert alone["loragate"]["schema_valid"] == alone["loragate"]["requests"], alone["loragate"]
+    assert alone["vllm-lora"]["schema_valid"] is not None
+    assert alone["loragate"]["prefix_cache_hit_ratio"] > 0.5, alone["loragate"]
+    assert alone["vllm-lora"]["prefix_cache_hit_ratio"] > 0.5, alone["vllm-lora"]
+    salted = next(row for row in rows if row["system"] == "loragate, no prefix reuse")
+    assert salted["prefix_cache_hit_ratio"] == 0, salted
     assert {"loragate/vllm-lora", "loragate/loragate, no prefix reuse"} <= set(
         report["comparisons"]["triage"]["ratios"])
 
