@@ -218,3 +218,26 @@ def test_wrapper_plans_once_per_step_and_matches_vllm(fast_ops: dict, is_prefill
         expected = torch.cat([0.5 * (x[t].float() @ a[i][slot, 0].float().T) @ b[i][slot, 0].float().T
                               for i in range(len(slices))]) if lora_id else torch.zeros(sum(slices))
         torch.testing.assert_close(y[t], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_base_only_step_skips_the_lora_work(fast_ops: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step without adapter tokens adds nothing and allocates nothing; a step with one adds."""
+    from vllm.lora.layers.utils import LoRAMapping
+    from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
+
+    slices, hidden, rank = (16, 8), 32, 4
+    a = tuple(torch.randn(2, 1, rank, hidden) for _ in slices)
+    b = tuple(torch.randn(2, 1, size, rank) for size in slices)
+    wrapper = PunicaWrapperCPU(max_num_batched_tokens=64, max_batches=8, device="cpu")
+    shrinks: list[int] = []
+    monkeypatch.setattr(PunicaWrapperCPU, "add_shrink", lambda self, *args, **kw: shrinks.append(1))
+    monkeypatch.setattr(PunicaWrapperCPU, "add_expand", lambda self, *args, **kw: None)
+    wrapper.update_metadata(LoRAMapping([0, 0, 0], [0, 0, 0], is_prefill=False), [1, 2], 2, 1000)
+    assert wrapper._loragate_plan.empty
+    y = torch.ones(3, sum(slices))
+    wrapper.add_lora_linear(y, torch.randn(3, hidden), a, b, 1.0, slices)
+    assert shrinks == [] and torch.equal(y, torch.ones(3, sum(slices)))
+    wrapper.update_metadata(LoRAMapping([0, 1, 0], [0, 1, 0], is_prefill=False), [1, 2], 2, 1000)
+    assert not wrapper._loragate_plan.empty
+    wrapper.add_lora_linear(y, torch.randn(3, hidden), a, b, 1.0, slices)
+    assert shrinks == [1]
