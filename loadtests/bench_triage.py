@@ -28,6 +28,7 @@ from pydantic import ValidationError
 import adapters as adapter_package
 from loadtests.bench_report import ComparisonResult, PhaseStats, add_ratios
 from loadtests.bench_servers import LORAGATE, PEER_LORA
+from loadtests.bench_structured import chat_body
 from loadtests.common import percentile, progress, run_pool
 from service.tasks.triage.prompt import TriagePrompt
 from service.tasks.triage.schema import Ticket, TicketTriage
@@ -60,51 +61,50 @@ def load_tickets(count: int, source: Path = TICKETS) -> list[dict[str, Any]]:
 def peer_body(ticket: dict[str, Any], prompt: TriagePrompt) -> dict[str, Any]:
     """The chat completion a vLLM user would send for the triage loragate serves."""
     messages = [m.model_dump() for m in prompt.messages(Ticket.model_validate(ticket))]
-    schema = TicketTriage.model_json_schema()
-    return {"model": ADAPTER, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0,
-            "repetition_penalty": REPETITION_PENALTY, "logprobs": True, "top_logprobs": LABEL_ALTERNATIVES,
-            "response_format": {"type": "json_schema",
-                                "json_schema": {"name": "TicketTriage", "schema": schema, "strict": True}}}
+    return chat_body(ADAPTER, messages, MAX_TOKENS, True, REPETITION_PENALTY,
+                     extra={"logprobs": True, "top_logprobs": LABEL_ALTERNATIVES})
 
 
-def _timed_post(client: httpx.Client, path: str, body: dict[str, Any]) -> tuple[httpx.Response | None, float, str]:
+def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(the reply's JSON, the timed result): no JSON, and a failed result, for a transport error or
+    a status other than 200."""
     started = time.perf_counter()
     try:
         response = client.post(path, json=body, timeout=1800)
     except httpx.HTTPError as exc:
-        return None, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
-    return response, time.perf_counter() - started, ""
+        return None, {"ok": False, "valid": False, "duration_s": time.perf_counter() - started, "status": None,
+                      "error": f"{type(exc).__name__}: {exc}"}
+    duration = time.perf_counter() - started
+    if response.status_code != 200:
+        return None, {"ok": False, "valid": False, "duration_s": duration, "status": response.status_code,
+                      "error": response.text[:300]}
+    return response.json(), {"ok": True, "duration_s": duration}
 
 
 def post_triage(client: httpx.Client, ticket: dict[str, Any], salt: bool) -> dict[str, Any]:
     body = {**ticket, "model": ADAPTER} | ({"cache_salt": uuid.uuid4().hex} if salt else {})
-    response, duration, error = _timed_post(client, "/v1/tickets/triage", body)
-    if response is None or response.status_code != 200:
-        return {"ok": False, "valid": False, "duration_s": duration,
-                "status": None if response is None else response.status_code,
-                "error": error or (response.text[:300] if response is not None else "")}
-    reply = response.json()
+    reply, result = _post(client, "/v1/tickets/triage", body)
+    if reply is None:
+        return result
     meta = reply["meta"]
-    return {"ok": True, "valid": True, "duration_s": duration, "completion_tokens": meta["completion_tokens"],
-            "prompt_tokens": meta["prompt_tokens"], "cached_tokens": meta.get("cached_prompt_tokens"),
-            "labels": reply["triage"]}
+    return result | {"valid": True, "completion_tokens": meta["completion_tokens"],
+                     "prompt_tokens": meta["prompt_tokens"], "cached_tokens": meta.get("cached_prompt_tokens"),
+                     "labels": reply["triage"]}
 
 
 def post_peer(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
-    response, duration, error = _timed_post(client, "/v1/chat/completions", body)
-    if response is None or response.status_code != 200:
-        return {"ok": False, "valid": False, "duration_s": duration,
-                "status": None if response is None else response.status_code,
-                "error": error or (response.text[:300] if response is not None else "")}
-    reply = response.json()
+    reply, result = _post(client, "/v1/chat/completions", body)
+    if reply is None:
+        return result
     usage = reply.get("usage") or {}
     try:
         labels = TicketTriage.model_validate_json(reply["choices"][0]["message"]["content"] or "").model_dump()
     except ValidationError:
         labels = None
-    return {"ok": True, "valid": labels is not None, "duration_s": duration,
-            "completion_tokens": usage.get("completion_tokens", 0), "prompt_tokens": usage.get("prompt_tokens"),
-            "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens"), "labels": labels}
+    return result | {"valid": labels is not None, "completion_tokens": usage.get("completion_tokens", 0),
+                     "prompt_tokens": usage.get("prompt_tokens"),
+                     "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+                     "labels": labels}
 
 
 def _row(arm: str, server: str, level: int, results: list[dict[str, Any]], wall: float,

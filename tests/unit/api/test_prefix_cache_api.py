@@ -12,17 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from prometheus_client import CollectorRegistry
 
-from service.api.app import create_app
-from service.api.deps import Services
-from service.config import Settings
 from service.engine.types import GenerationDelta, GenerationUpdate
-from service.generation import GenerationLimits, GenerationService
-from service.observability.metrics import Metrics
-from service.routing import ModelRouter
 from tests.unit.api.test_protocol_strict import events
-from tests.unit.api.test_validation import MODEL, StubEngine, post
+from tests.unit.api.test_validation import MODEL, StubEngine, post, serving
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "one two"}]}  # 2 words + 3 = 5 tokens
 COMPLETION = {"model": MODEL, "prompt": "one two three four five"}  # 5 tokens
@@ -51,14 +44,7 @@ def engine() -> CachingEngine:
 
 @pytest.fixture()
 def client(engine: CachingEngine, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(model=tmp_path, served_model_name=MODEL, max_model_len=256, max_tokens_limit=64, max_n=2,
-                        auth_disabled=True)
-    metrics, router = Metrics(CollectorRegistry()), ModelRouter(MODEL)
-    generation = GenerationService(engine, router, metrics, GenerationLimits(max_model_len=256, max_tokens_limit=64,
-                                                                             max_n=2))
-    services = Services(settings=settings, engine=engine, registry=None, router=router,  # type: ignore[arg-type]
-                        metrics=metrics, generation=generation)
-    with TestClient(create_app(settings, services)) as http:
+    with serving(engine, tmp_path) as http:
         yield http
 
 

@@ -12,18 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from service.api.app import create_app
-from service.api.deps import Services
 from service.api.openai import protocol
-from service.config import Settings
 from service.engine.types import GenerationDelta, GenerationUpdate
-from service.generation import GenerationLimits, GenerationService
-from service.observability.metrics import Metrics
-from service.routing import ModelRouter
-from tests.unit.api.test_validation import MODEL, MSG, StubEngine, client, engine, post  # noqa: F401 - fixtures
+from tests.unit.api.test_validation import MODEL, MSG, StubEngine, client, engine, post, serving  # noqa: F401 - fixtures
 
 REQUEST_MODELS = (protocol.ChatCompletionRequest, protocol.CompletionRequest)
 
@@ -156,14 +149,7 @@ class CountingEngine(StubEngine):
 
 @pytest.fixture()
 def streaming(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(model=tmp_path, served_model_name=MODEL, max_model_len=256, max_tokens_limit=64, max_n=2,
-                        auth_disabled=True)
-    engine, metrics, router = CountingEngine(), Metrics(CollectorRegistry()), ModelRouter(MODEL)
-    generation = GenerationService(engine, router, metrics, GenerationLimits(max_model_len=256, max_tokens_limit=64,
-                                                                             max_n=2))
-    services = Services(settings=settings, engine=engine, registry=None, router=router,  # type: ignore[arg-type]
-                        metrics=metrics, generation=generation)
-    with TestClient(create_app(settings, services)) as http:
+    with serving(CountingEngine(), tmp_path) as http:
         yield http
 
 

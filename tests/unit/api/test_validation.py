@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,9 @@ def engine() -> StubEngine:
     return StubEngine()
 
 
-@pytest.fixture()
-def client(engine: StubEngine, tmp_path: Path) -> Iterator[TestClient]:
+@contextmanager
+def serving(engine: StubEngine, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on a stand-in engine: MODEL, a 256-token context, at most 64 tokens and 2 choices, no keys."""
     settings = Settings(model=tmp_path, served_model_name=MODEL, max_model_len=256, max_tokens_limit=64, max_n=2,
                         auth_disabled=True)  # keys: tests/unit/api/test_auth.py
     metrics = Metrics(CollectorRegistry())
@@ -75,6 +77,12 @@ def client(engine: StubEngine, tmp_path: Path) -> Iterator[TestClient]:
         generation=GenerationService(engine, router, metrics, limits),
     )
     with TestClient(create_app(settings, services)) as http:
+        yield http
+
+
+@pytest.fixture()
+def client(engine: StubEngine, tmp_path: Path) -> Iterator[TestClient]:
+    with serving(engine, tmp_path) as http:
         yield http
 
 
